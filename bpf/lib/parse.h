@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Packet parsing: Ethernet (+VLAN), IPv4/IPv6 (+options/extension headers), TCP and ICMP errors. */
+#ifndef FS_BPF_PARSE_H
+#define FS_BPF_PARSE_H
+
+#include "common.h"
+#include "failsteer/failsteer.h"
+
+#ifndef PARSE_MAX_VLAN
+#define PARSE_MAX_VLAN 2
+#endif
+#ifndef PARSE_MAX_IPV6_EXT
+#define PARSE_MAX_IPV6_EXT 4
+#endif
+
+/* What the parser learned about one TCP packet, as offsets so they survive helper calls. */
+struct pkt {
+	struct fs_flow_key key; /* src/dst/ports as on the wire */
+	__u32 l3_off;
+	__u32 l4_off;
+	__u32 seq;
+	__u32 ack_seq;
+	__u32 payload_len;      /* TCP payload bytes */
+	__u32 l3_len;           /* IP header + payload, from the IP header */
+	__u8 tcp_flags;
+	__u8 family;
+};
+
+struct cursor {
+	void *pos;
+	void *end;
+};
+
+/* Returns the ethertype after any VLAN tags, or -1 if truncated. */
+static __always_inline int parse_eth(struct cursor *c)
+{
+	struct ethhdr *eth = c->pos;
+	struct vlan_hdr { __be16 tci; __be16 proto; } *vh;
+	__u16 proto;
+
+	if ((void *)(eth + 1) > c->end)
+		return -1;
+	proto = eth->h_proto;
+	c->pos = eth + 1;
+#pragma unroll
+	for (int i = 0; i < PARSE_MAX_VLAN; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		vh = c->pos;
+		if ((void *)(vh + 1) > c->end)
+			return -1;
+		proto = vh->proto;
+		c->pos = vh + 1;
+	}
+	return bpf_ntohs(proto);
+}
+
+/* Fills addresses; returns the L4 protocol, or -1 for truncated, malformed or fragmented. */
+static __always_inline int parse_ipv4(struct cursor *c, __u32 *src, __u32 *dst, __u32 *l3_len)
+{
+	struct iphdr *ip = c->pos;
+	__u32 hl;
+
+	if ((void *)(ip + 1) > c->end)
+		return -1;
+	if (ip->version != 4 || ip->ihl < 5)
+		return -1;
+	hl = ip->ihl * 4;
+	if (c->pos + hl > c->end)
+		return -1;
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return -1;
+	src[0] = ip->saddr;
+	dst[0] = ip->daddr;
+	*l3_len = bpf_ntohs(ip->tot_len);
+	c->pos += hl;
+	return ip->protocol;
+}
+
+static __always_inline int parse_ipv6(struct cursor *c, __u32 *src, __u32 *dst, __u32 *l3_len)
+{
+	struct ipv6hdr *ip6 = c->pos;
+	struct ipv6_opt_hdr *eh;
+	__u8 nexthdr, cur;
+
+	if ((void *)(ip6 + 1) > c->end)
+		return -1;
+	if (ip6->version != 6)
+		return -1;
+	__builtin_memcpy(src, &ip6->saddr, 16);
+	__builtin_memcpy(dst, &ip6->daddr, 16);
+	*l3_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	nexthdr = ip6->nexthdr;
+	c->pos = ip6 + 1;
+#pragma unroll
+	for (int i = 0; i < PARSE_MAX_IPV6_EXT; i++) {
+		if (nexthdr != NEXTHDR_HOP && nexthdr != NEXTHDR_ROUTING && nexthdr != NEXTHDR_DEST &&
+		    nexthdr != NEXTHDR_AUTH)
+			break;
+		eh = c->pos;
+		if ((void *)(eh + 1) > c->end)
+			return -1;
+		cur = nexthdr;
+		nexthdr = eh->nexthdr;
+		/* AH counts its length in 4-byte units, the others in 8-byte units (RFC 4302, 8200). */
+		if (cur == NEXTHDR_AUTH)
+			c->pos += (eh->hdrlen + 2) * 4;
+		else
+			c->pos += (eh->hdrlen + 1) * 8;
+		if (c->pos > c->end)
+			return -1;
+	}
+	if (nexthdr == NEXTHDR_FRAGMENT)
+		return -1;
+	return nexthdr;
+}
+
+/* Parses L3 after the Ethernet header; returns the L4 protocol or -1. */
+static __always_inline int parse_l3(struct cursor *c, int ethertype, __u32 *src, __u32 *dst,
+				    __u8 *family, __u32 *l3_len)
+{
+	if (ethertype == ETH_P_IP) {
+		*family = FS_AF_INET;
+		return parse_ipv4(c, src, dst, l3_len);
+	}
+	if (ethertype == ETH_P_IPV6) {
+		*family = FS_AF_INET6;
+		return parse_ipv6(c, src, dst, l3_len);
+	}
+	return -1;
+}
+
+/* Parses a whole TCP/IP packet into p. Returns 0 for TCP, 1 for an ICMP error worth
+ * a look (cursor left at the ICMP header), -1 for anything else. */
+static __always_inline int parse_packet(void *data, void *data_end, struct pkt *p,
+					struct cursor *c)
+{
+	struct tcphdr *th;
+	__u32 thl;
+	int ethertype, proto;
+
+	c->pos = data;
+	c->end = data_end;
+	ethertype = parse_eth(c);
+	if (ethertype < 0)
+		return -1;
+	p->l3_off = c->pos - data;
+	proto = parse_l3(c, ethertype, p->key.src, p->key.dst, &p->key.family, &p->l3_len);
+	if (proto < 0)
+		return -1;
+	p->family = p->key.family;
+	p->l4_off = c->pos - data;
+	if (proto == IPPROTO_ICMP && p->family == FS_AF_INET)
+		return 1;
+	if (proto == IPPROTO_ICMPV6_NR && p->family == FS_AF_INET6)
+		return 1;
+	if (proto != IPPROTO_TCP)
+		return -1;
+	th = c->pos;
+	if ((void *)(th + 1) > c->end)
+		return -1;
+	thl = th->doff * 4;
+	if (thl < sizeof(*th) || c->pos + thl > c->end)
+		return -1;
+	p->key.sport = th->source;
+	p->key.dport = th->dest;
+	p->seq = bpf_ntohl(th->seq);
+	p->ack_seq = bpf_ntohl(th->ack_seq);
+	p->tcp_flags = ((__u8 *)th)[13];
+	if (p->l3_len < p->l4_off - p->l3_off + thl)
+		return -1;
+	p->payload_len = p->l3_len - (p->l4_off - p->l3_off) - thl;
+	return 0;
+}
+
+/* For an ICMP(v6) destination-unreachable at c->pos, fills q with the quoted TCP flow
+ * (as sent: src is our side) and its sequence number. Returns 0 or -1. */
+static __always_inline int parse_icmp_quote(struct cursor *c, __u8 family, struct pkt *q)
+{
+	struct icmphdr { __u8 type; __u8 code; __u16 csum; __u32 unused; } *ih = c->pos;
+	struct tcp_quote { __be16 source; __be16 dest; __be32 seq; } *tq;
+	__u32 quoted_len;
+	int proto;
+
+	if ((void *)(ih + 1) > c->end)
+		return -1;
+	if (family == FS_AF_INET && ih->type != ICMP_DEST_UNREACH)
+		return -1;
+	if (family == FS_AF_INET6 && ih->type != ICMPV6_DEST_UNREACH)
+		return -1;
+	c->pos = ih + 1;
+	q->key.family = family;
+	if (family == FS_AF_INET)
+		proto = parse_ipv4(c, q->key.src, q->key.dst, &quoted_len);
+	else
+		proto = parse_ipv6(c, q->key.src, q->key.dst, &quoted_len);
+	if (proto != IPPROTO_TCP)
+		return -1;
+	tq = c->pos;
+	if ((void *)(tq + 1) > c->end)
+		return -1;
+	q->key.sport = tq->source;
+	q->key.dport = tq->dest;
+	q->seq = bpf_ntohl(tq->seq);
+	return 0;
+}
+
+#endif

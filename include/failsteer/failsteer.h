@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* failsteer: every map key/value, index and constant shared by BPF and userspace. */
+#ifndef FAILSTEER_H
+#define FAILSTEER_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#include <linux/bpf.h>
+#endif
+
+#define FS_MAX_BACKENDS 8 /* backends per service, primary first */
+#define FS_LAT_BUCKETS 32 /* log2 buckets of SYN->SYN-ACK latency in microseconds */
+#define FS_SYN_MAX 120    /* bytes kept of a client SYN: IPv4 60 + TCP 60, IPv6 40 + TCP 60 */
+
+/* Address families as stored in maps (not AF_* so the layout is self-contained). */
+#define FS_AF_INET 4
+#define FS_AF_INET6 6
+
+/* An IP address and TCP port, both in network byte order. IPv4 lives in addr[0]. */
+struct fs_endpoint {
+	__u32 addr[4];
+	__u16 port;
+	__u8 family;
+	__u8 pad;
+};
+_Static_assert(sizeof(struct fs_endpoint) == 20, "fs_endpoint layout");
+
+/* Service flags. */
+#define FS_SVC_F_RETRY (1u << 0) /* re-send unanswered SYNs to the next backend (zero-error failover) */
+
+/* services map value: key is the fs_endpoint clients connect to. Userspace writes it. */
+struct fs_service {
+	__u32 svc_id;             /* index into per-service state in userspace */
+	__u8 n_backends;          /* 1..FS_MAX_BACKENDS */
+	__u8 active;              /* index into backends[] that new flows get */
+	__u16 flags;              /* FS_SVC_F_* */
+	__u32 connect_timeout_ms; /* SYN without SYN-ACK for this long counts as a timeout */
+	__u32 pad;
+	__u32 backend_ids[FS_MAX_BACKENDS]; /* index into backend_stats */
+	struct fs_endpoint backends[FS_MAX_BACKENDS];
+};
+_Static_assert(sizeof(struct fs_service) == 208, "fs_service layout");
+
+/* A TCP flow as seen on the wire, one direction. */
+struct fs_flow_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 family;
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct fs_flow_key) == 40, "fs_flow_key layout");
+
+/* Direction of a flow entry. Each steered connection has two entries:
+ * FWD keyed (client -> service), REV keyed (backend -> client). */
+#define FS_DIR_FWD 1
+#define FS_DIR_REV 2
+
+/* Connection state, kept in the REV entry (the one that sees the backend's answers). */
+#define FS_ST_SYN_SENT 1    /* SYN steered, no SYN-ACK yet */
+#define FS_ST_ESTABLISHED 2 /* SYN-ACK seen */
+
+/* Flow flags. */
+#define FS_FL_TIMED_OUT (1u << 0) /* connect timeout already counted */
+#define FS_FL_FIN (1u << 1)       /* a FIN went this way: swept after the FIN linger */
+#define FS_FL_RST (1u << 2)       /* closed by a reset */
+
+/* flows map value (LRU). Written by the BPF programs; swept by userspace. */
+struct fs_flow {
+	struct bpf_timer timer;  /* REV only: fires at the connect deadline */
+	__u64 syn_ns;            /* when the SYN was steered to the current backend */
+	__u64 last_ns;           /* last packet, coarse clock, for the idle sweep */
+	struct fs_endpoint nat;  /* FWD: backend to send to; REV: service to answer as */
+	__u32 backend_id;        /* index into backend_stats */
+	__u32 client_isn;        /* sequence number of the client's SYN */
+	__u32 srv_nxt;           /* REV: next sequence number expected from the backend */
+	__u32 connect_timeout_ms;
+	__u8 dir;                /* FS_DIR_* */
+	__u8 state;              /* FS_ST_* (REV) */
+	__u8 backend_idx;        /* index in the service's backends[] */
+	__u8 flags;              /* FS_FL_* */
+	__u8 tried;              /* bitmask of backend indexes this flow was sent to */
+	__u8 pad[7];
+};
+_Static_assert(sizeof(struct fs_flow) == 80, "fs_flow layout");
+
+/* backend_stats map value (per-CPU array indexed by backend id). Written by BPF. */
+struct fs_backend_stats {
+	__u64 attempts;        /* new connections steered to it (first SYN) */
+	__u64 syn_retrans;     /* SYN retransmissions of flows on it */
+	__u64 established;     /* SYN-ACK seen */
+	__u64 resets;          /* acceptable RSTs from it on tracked flows */
+	__u64 resets_connect;  /* ... of which answered a SYN (connection refused) */
+	__u64 timeouts;        /* no SYN-ACK within the service's connect timeout */
+	__u64 icmp_errors;     /* ICMP/ICMPv6 unreachable quoting a connecting flow */
+	__u64 retried;         /* flows moved away from it to the next backend */
+	__u64 pkts_to;         /* packets steered to it */
+	__u64 bytes_to;
+	__u64 pkts_from;       /* packets from it, reverse-rewritten */
+	__u64 bytes_from;
+	__u64 latency_sum_us;  /* sum of SYN->SYN-ACK latencies */
+	__u64 latency_hist[FS_LAT_BUCKETS]; /* bucket i: latency_us in [2^i, 2^(i+1)), bucket 0 also < 1 */
+};
+_Static_assert(sizeof(struct fs_backend_stats) == 13 * 8 + FS_LAT_BUCKETS * 8, "fs_backend_stats layout");
+
+/* global_stats map value (per-CPU array, one slot). Written by BPF. */
+struct fs_global_stats {
+	__u64 flows_created;   /* flow entries inserted (two per connection) */
+	__u64 flows_deleted;   /* flow entries deleted by the data path (resets) */
+	__u64 flow_misses;     /* non-SYN packets to a service with no flow entry */
+	__u64 fib_failures;    /* host mode: no route to a rewritten destination */
+	__u64 icmp_unmatched;  /* ICMP errors about service traffic that matched no connecting flow */
+	__u64 rst_rejected;    /* RSTs from a backend outside the acceptable window */
+	__u64 retry_failures;  /* zero-error retries that could not be sent */
+	__u64 pad;
+};
+_Static_assert(sizeof(struct fs_global_stats) == 64, "fs_global_stats layout");
+
+/* Map and program names, shared so the loader, CLI and docs agree. */
+#define FS_MAP_SERVICES "services"
+#define FS_MAP_FLOWS "flows"
+#define FS_MAP_BACKEND_STATS "backend_stats"
+#define FS_MAP_GLOBAL_STATS "global_stats"
+
+/* Defaults for load-time sizes. */
+#define FS_DEFAULT_FLOW_TABLE_SIZE 262144
+#define FS_DEFAULT_MAX_SERVICES 16384
+#define FS_DEFAULT_MAX_BACKENDS 4096
+
+#endif /* FAILSTEER_H */

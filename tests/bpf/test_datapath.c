@@ -1,0 +1,611 @@
+/* The real TC programs run through bpf_prog_test_run with crafted IPv4/IPv6 packets. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "failsteer.skel.h"
+#include "failsteer/failsteer.h"
+#include "pkt.h"
+#include "stats.h"
+
+#define VIP4 "198.18.2.10"
+#define PRI4 "198.18.2.10" /* the service address is the primary's own address */
+#define BAK4 "198.18.3.10"
+#define CLI4 "198.18.1.2"
+#define VIP6 "2001:db8:2::10"
+#define PRI6 "2001:db8:2::10"
+#define BAK6 "2001:db8:3::10"
+#define CLI6 "2001:db8:1::2"
+#define VIP4_VIRT "198.18.9.9" /* a virtual service address owned by nobody */
+#define PORT 8080
+#define BAK_PORT 9090
+
+#define ID_PRI 3 /* backend ids, deliberately not 0/1 */
+#define ID_BAK 5
+#define ID_PRI6 6
+#define ID_BAK6 7
+#define FLOW_TABLE_SIZE 1024
+
+struct env {
+	struct failsteer_bpf *skel;
+	int ingress_fd, egress_fd;
+};
+
+static struct env E;
+
+static void endpoint(struct fs_endpoint *ep, const char *addr, uint16_t port)
+{
+	memset(ep, 0, sizeof(*ep));
+	ep->family = pkt_addr(addr, (uint8_t *)ep->addr) == 4 ? FS_AF_INET : FS_AF_INET6;
+	ep->port = htons(port);
+}
+
+static void put_service(const char *vip, const char *pri, const char *bak, __u32 id_pri,
+			__u32 id_bak, int active, __u32 timeout_ms)
+{
+	struct fs_endpoint key;
+	struct fs_service svc = { 0 };
+
+	endpoint(&key, vip, PORT);
+	svc.n_backends = 2;
+	svc.active = (uint8_t)active;
+	svc.connect_timeout_ms = timeout_ms;
+	svc.backend_ids[0] = id_pri;
+	svc.backend_ids[1] = id_bak;
+	endpoint(&svc.backends[0], pri, PORT);
+	endpoint(&svc.backends[1], bak, BAK_PORT);
+	assert_int_equal(bpf_map__update_elem(E.skel->maps.services, &key, sizeof(key), &svc,
+					      sizeof(svc), BPF_ANY), 0);
+}
+
+static void set_active(const char *vip, int active)
+{
+	struct fs_endpoint key;
+	struct fs_service svc;
+
+	endpoint(&key, vip, PORT);
+	assert_int_equal(bpf_map__lookup_elem(E.skel->maps.services, &key, sizeof(key), &svc,
+					      sizeof(svc), 0), 0);
+	svc.active = (uint8_t)active;
+	assert_int_equal(bpf_map__update_elem(E.skel->maps.services, &key, sizeof(key), &svc,
+					      sizeof(svc), BPF_EXIST), 0);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&E, 0, sizeof(E));
+	E.skel = failsteer_bpf__open();
+	if (!E.skel)
+		return -1;
+	bpf_map__set_max_entries(E.skel->maps.flows, FLOW_TABLE_SIZE);
+	if (failsteer_bpf__load(E.skel)) {
+		failsteer_bpf__destroy(E.skel);
+		return -1;
+	}
+	E.ingress_fd = bpf_program__fd(E.skel->progs.fs_tc_ingress);
+	E.egress_fd = bpf_program__fd(E.skel->progs.fs_tc_egress);
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 0);
+	put_service(VIP6, PRI6, BAK6, ID_PRI6, ID_BAK6, 0, 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	failsteer_bpf__destroy(E.skel);
+	return 0;
+}
+
+/* Runs one frame through prog_fd; returns the verdict and fills out/out_len. */
+static int run_ctx(int prog_fd, const uint8_t *in, size_t len, uint8_t *out, size_t *out_len,
+		   __u32 ingress_ifindex)
+{
+	struct __sk_buff ctx = { .ingress_ifindex = ingress_ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (__u32)len,
+		    .data_out = out, .data_size_out = PKT_MAX, .repeat = 1);
+
+	if (ingress_ifindex) {
+		opts.ctx_in = &ctx;
+		opts.ctx_size_in = sizeof(ctx);
+	}
+	int err = bpf_prog_test_run_opts(prog_fd, &opts);
+	if (err)
+		print_message("  test_run of %zu bytes: %d\n", len, err);
+	assert_int_equal(err, 0);
+	*out_len = opts.data_size_out;
+	return (int)opts.retval;
+}
+
+static int run(const uint8_t *in, size_t len, uint8_t *out, size_t *out_len)
+{
+	return run_ctx(E.ingress_fd, in, len, out, out_len, 0);
+}
+
+/* Runs spec through the ingress program and asserts the output equals expect (built from
+ * scratch, so checksums are verified by byte comparison and by recomputation). */
+static void expect_rewrite(const struct pkt_spec *in_spec, const struct pkt_spec *expect_spec)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX], want[PKT_MAX];
+	size_t len = pkt_tcp(in, in_spec), out_len, want_len = pkt_tcp(want, expect_spec);
+
+	assert_int_equal(run(in, len, out, &out_len), 0 /* TC_ACT_OK */);
+	assert_int_equal(out_len, want_len);
+	assert_true(pkt_csums_ok(out, out_len));
+	assert_memory_equal(out, want, want_len);
+}
+
+static void expect_unchanged_frame(const uint8_t *in, size_t len)
+{
+	uint8_t out[PKT_MAX];
+	size_t out_len;
+
+	int r = run(in, len, out, &out_len);
+	assert_int_equal(r, 0);
+	assert_int_equal(out_len, len);
+	assert_memory_equal(out, in, len);
+}
+
+static void expect_unchanged(const struct pkt_spec *s)
+{
+	uint8_t in[PKT_MAX];
+
+	expect_unchanged_frame(in, pkt_tcp(in, s));
+}
+
+static struct fs_backend_stats backend(__u32 id)
+{
+	struct fs_backend_stats st;
+
+	assert_int_equal(stats_read_backend(bpf_map__fd(E.skel->maps.backend_stats), id, &st), 0);
+	return st;
+}
+
+static struct fs_global_stats global(void)
+{
+	struct fs_global_stats g;
+
+	assert_int_equal(stats_read_global(bpf_map__fd(E.skel->maps.global_stats), &g), 0);
+	return g;
+}
+
+/* Packet specs of one IPv4 or IPv6 connection from client port cport. */
+struct conn {
+	const char *cli, *vip, *pri, *bak;
+	uint16_t cport;
+	uint32_t isn, srv_isn;
+};
+
+static struct pkt_spec c_syn(const struct conn *c, const char *dst, uint16_t dport)
+{
+	return (struct pkt_spec){ .src = c->cli, .dst = dst, .sport = c->cport, .dport = dport,
+				  .flags = TH_SYN, .seq = c->isn, .mss_option = true };
+}
+
+static struct pkt_spec c_data(const struct conn *c, const char *dst, uint16_t dport, uint8_t flags)
+{
+	return (struct pkt_spec){ .src = c->cli, .dst = dst, .sport = c->cport, .dport = dport,
+				  .flags = flags, .seq = c->isn + 1, .ack = c->srv_isn + 1,
+				  .payload_len = 100 };
+}
+
+static struct pkt_spec s_pkt(const struct conn *c, const char *src, uint16_t sport, uint8_t flags,
+			     uint32_t seq, uint32_t ack)
+{
+	return (struct pkt_spec){ .src = src, .dst = c->cli, .sport = sport, .dport = c->cport,
+				  .flags = flags, .seq = seq, .ack = ack };
+}
+
+static const struct conn conn4 = { CLI4, VIP4, PRI4, BAK4, 40001, 1000, 5000 };
+static const struct conn conn6 = { CLI6, VIP6, PRI6, BAK6, 40001, 1000, 5000 };
+
+/* Whole life of a connection across failover and failback, for one address family. */
+static void connection_keeps_backend(const struct conn *c, __u32 id_pri, __u32 id_bak)
+{
+	struct conn c2 = *c;
+	struct pkt_spec in, want;
+
+	c2.cport = (uint16_t)(c->cport + 1);
+	/* New SYN to the service goes to the active backend (the primary), unchanged bytes. */
+	in = c_syn(c, c->vip, PORT);
+	want = c_syn(c, c->pri, PORT);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(id_pri).attempts, 1);
+	/* SYN-ACK from the primary: reverse rewrite, established, one latency sample. */
+	in = s_pkt(c, c->pri, PORT, TH_SYN | TH_ACK, c->srv_isn, c->isn + 1);
+	expect_rewrite(&in, &in);
+	assert_int_equal(backend(id_pri).established, 1);
+
+	/* Failover: existing flow stays on the primary, a new one goes to the backup. */
+	set_active(c->vip, 1);
+	in = c_data(c, c->vip, PORT, TH_ACK | TH_PSH);
+	want = c_data(c, c->pri, PORT, TH_ACK | TH_PSH);
+	expect_rewrite(&in, &want);
+	in = c_syn(&c2, c->vip, PORT);
+	want = c_syn(&c2, c->bak, BAK_PORT);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(id_bak).attempts, 1);
+	/* Backup's SYN-ACK comes back as the service address. */
+	in = s_pkt(&c2, c->bak, BAK_PORT, TH_SYN | TH_ACK, c2.srv_isn, c2.isn + 1);
+	want = s_pkt(&c2, c->vip, PORT, TH_SYN | TH_ACK, c2.srv_isn, c2.isn + 1);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(id_bak).established, 1);
+
+	/* Failback: the backup's flow stays on the backup. */
+	set_active(c->vip, 0);
+	in = c_data(&c2, c->vip, PORT, TH_ACK);
+	want = c_data(&c2, c->bak, BAK_PORT, TH_ACK);
+	expect_rewrite(&in, &want);
+	in = s_pkt(&c2, c->bak, BAK_PORT, TH_ACK | TH_PSH, c2.srv_isn + 1, c2.isn + 101);
+	in.payload_len = 50;
+	want = in;
+	want.src = c->vip;
+	want.sport = PORT;
+	expect_rewrite(&in, &want);
+
+	assert_int_equal(backend(id_pri).pkts_to, 2);
+	assert_int_equal(backend(id_pri).pkts_from, 1);
+	assert_int_equal(backend(id_bak).pkts_to, 2);
+	assert_int_equal(backend(id_bak).pkts_from, 2);
+	struct fs_backend_stats b = backend(id_bak);
+	__u64 samples = 0;
+	for (int i = 0; i < FS_LAT_BUCKETS; i++)
+		samples += b.latency_hist[i];
+	assert_int_equal(samples, 1);
+	assert_int_equal(b.resets + b.timeouts + b.icmp_errors + b.syn_retrans, 0);
+}
+
+static void test_ipv4_connection_keeps_backend(void **state)
+{
+	(void)state;
+	connection_keeps_backend(&conn4, ID_PRI, ID_BAK);
+}
+
+static void test_ipv6_connection_keeps_backend(void **state)
+{
+	(void)state;
+	connection_keeps_backend(&conn6, ID_PRI6, ID_BAK6);
+}
+
+/* A service on a virtual address: both directions rewritten, VLAN / IP options kept. */
+static void test_virtual_ip_with_vlan_and_options(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 40100, 77, 99 };
+	struct pkt_spec in, want;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, 0);
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	in.vlan = true;
+	in.ip_options = true;
+	want = c_syn(&c, BAK4, BAK_PORT);
+	want.vlan = true;
+	want.ip_options = true;
+	expect_rewrite(&in, &want);
+	in = s_pkt(&c, BAK4, BAK_PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	in.vlan = true;
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	want.vlan = true;
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(11).established, 1);
+
+	/* IPv6 with a destination-options extension header. */
+	struct conn c6 = conn6;
+	c6.cport = 40101;
+	set_active(VIP6, 1);
+	in = c_syn(&c6, VIP6, PORT);
+	in.ip_options = true;
+	want = c_syn(&c6, BAK6, BAK_PORT);
+	want.ip_options = true;
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(ID_BAK6).attempts, 1);
+}
+
+/* A SYN that got no answer follows the active backend when retransmitted. */
+static void test_unanswered_syn_follows_active(void **state)
+{
+	struct conn c = conn4;
+	struct pkt_spec in, want;
+
+	(void)state;
+	c.cport = 40200;
+	in = c_syn(&c, VIP4, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	expect_rewrite(&in, &want); /* retransmission, same backend */
+	assert_int_equal(backend(ID_PRI).syn_retrans, 1);
+	set_active(VIP4, 1);
+	want = c_syn(&c, BAK4, BAK_PORT);
+	expect_rewrite(&in, &want); /* retransmission after failover: moved */
+	assert_int_equal(backend(ID_PRI).syn_retrans, 2);
+	assert_int_equal(backend(ID_BAK).attempts, 1);
+	/* The primary's late SYN-ACK no longer matches a flow: passes unchanged. */
+	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	expect_unchanged(&in);
+	in = s_pkt(&c, BAK4, BAK_PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	want = s_pkt(&c, VIP4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	expect_rewrite(&in, &want);
+	/* Answered: a later active change no longer moves it. */
+	set_active(VIP4, 0);
+	in = c_data(&c, VIP4, PORT, TH_ACK);
+	want = c_data(&c, BAK4, BAK_PORT, TH_ACK);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(ID_BAK).established, 1);
+}
+
+static void test_resets_counted_only_in_window(void **state)
+{
+	struct conn c = conn4;
+	struct pkt_spec in, want;
+	struct fs_global_stats g0 = global();
+
+	(void)state;
+	/* Connection refused: RST+ACK acking the SYN counts; a wrong ack does not. */
+	c.cport = 40300;
+	in = c_syn(&c, VIP4, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 7);
+	expect_rewrite(&in, &in);
+	assert_int_equal(backend(ID_PRI).resets, 0);
+	assert_int_equal(global().rst_rejected, g0.rst_rejected + 1);
+	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	expect_rewrite(&in, &in);
+	assert_int_equal(backend(ID_PRI).resets, 1);
+	assert_int_equal(backend(ID_PRI).resets_connect, 1);
+	/* The flow is gone: a second copy passes untouched and is not counted. */
+	expect_unchanged(&in);
+	assert_int_equal(backend(ID_PRI).resets, 1);
+
+	/* Established flow: far-out-of-window RST ignored, in-window RST counted. */
+	c.cport = 40301;
+	in = c_syn(&c, VIP4, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	expect_rewrite(&in, &in);
+	in = s_pkt(&c, PRI4, PORT, TH_RST, c.srv_isn + 1 + 0x40000000u, 0);
+	expect_rewrite(&in, &in);
+	assert_int_equal(backend(ID_PRI).resets, 1);
+	in = s_pkt(&c, PRI4, PORT, TH_RST, c.srv_isn + 1, 0);
+	expect_rewrite(&in, &in);
+	assert_int_equal(backend(ID_PRI).resets, 2);
+	assert_int_equal(backend(ID_PRI).resets_connect, 1);
+	assert_int_equal(global().rst_rejected, g0.rst_rejected + 2);
+}
+
+static void test_icmp_counted_only_for_tracked_syn(void **state)
+{
+	struct conn c = conn4, c6 = conn6;
+	struct pkt_spec in, want, sent;
+	uint8_t frame[PKT_MAX], icmp[PKT_MAX];
+	size_t flen, ilen;
+
+	(void)state;
+	c.cport = 40400;
+	in = c_syn(&c, VIP4, PORT);
+	sent = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &sent);
+	/* Unreachable quoting the SYN as it was sent (to the primary): counted. */
+	flen = pkt_tcp(frame, &sent);
+	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, flen);
+	expect_unchanged_frame(icmp, ilen);
+	assert_int_equal(backend(ID_PRI).icmp_errors, 1);
+	/* Same flow, wrong sequence number (blind attacker): not counted. */
+	sent.seq += 12345;
+	flen = pkt_tcp(frame, &sent);
+	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, flen);
+	expect_unchanged_frame(icmp, ilen);
+	/* Quoting a flow nobody tracks: not counted. */
+	sent = c_syn(&c, PRI4, PORT);
+	sent.sport = 999;
+	flen = pkt_tcp(frame, &sent);
+	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, flen);
+	expect_unchanged_frame(icmp, ilen);
+	assert_int_equal(backend(ID_PRI).icmp_errors, 1);
+
+	c6.cport = 40401;
+	in = c_syn(&c6, VIP6, PORT);
+	want = c_syn(&c6, PRI6, PORT);
+	expect_rewrite(&in, &want);
+	flen = pkt_tcp(frame, &want);
+	ilen = pkt_icmp_unreach(icmp, "2001:db8:2::1", CLI6, frame, flen);
+	assert_true(pkt_csums_ok(icmp, ilen));
+	expect_unchanged_frame(icmp, ilen);
+	assert_int_equal(backend(ID_PRI6).icmp_errors, 1);
+}
+
+/* Everything that is not service traffic, or cannot be parsed, leaves byte-identical. */
+struct passthrough_fixture {
+	const char *desc;
+	uint8_t frame[PKT_MAX];
+	size_t len;
+};
+
+static void test_other_traffic_passes_identical(void **state)
+{
+	static struct passthrough_fixture fx[16];
+	struct pkt_spec s;
+	size_t n = 0;
+	struct fs_global_stats g0 = global();
+
+	(void)state;
+#define ADD(d) (fx[n].desc = (d), &fx[n])
+	s = (struct pkt_spec){ .src = CLI4, .dst = "198.18.2.11", .sport = 1, .dport = PORT, .flags = TH_SYN };
+	ADD("SYN to another address")->len = pkt_tcp(fx[n].frame, &s), n++;
+	s.dst = VIP4;
+	s.dport = PORT + 1;
+	ADD("SYN to another port of the service address")->len = pkt_tcp(fx[n].frame, &s), n++;
+	s.dport = PORT;
+	s.flags = TH_ACK;
+	ADD("ACK of a connection older than failsteer")->len = pkt_tcp(fx[n].frame, &s), n++;
+	s.flags = TH_SYN;
+	ADD("IPv4 fragment")->len = pkt_tcp(fx[n].frame, &s);
+	fx[n].frame[14 + 6] = 0x20; /* MF */
+	n++;
+	ADD("truncated TCP header")->len = pkt_tcp(fx[n].frame, &s) - 10, n++;
+	ADD("truncated IPv4 header")->len = 14 + 30, memcpy(fx[n].frame, fx[0].frame, 44), fx[n].frame[14] = 0x4f, n++;
+	ADD("IPv4 ihl < 5")->len = pkt_tcp(fx[n].frame, &s);
+	fx[n].frame[14] = 0x44;
+	n++;
+	ADD("TCP doff < 5")->len = pkt_tcp(fx[n].frame, &s);
+	fx[n].frame[14 + 20 + 12] = 0x40;
+	n++;
+	ADD("IP total length shorter than headers")->len = pkt_tcp(fx[n].frame, &s);
+	fx[n].frame[14 + 3] = 30;
+	n++;
+	ADD("UDP to the service address")->len = pkt_tcp(fx[n].frame, &s);
+	fx[n].frame[14 + 9] = 17;
+	n++;
+	ADD("ARP")->len = 42, memset(fx[n].frame, 0, 42), fx[n].frame[12] = 0x08, fx[n].frame[13] = 0x06, n++;
+	s = (struct pkt_spec){ .src = CLI6, .dst = VIP6, .sport = 1, .dport = PORT, .flags = TH_SYN };
+	ADD("IPv6 fragment header")->len = pkt_tcp(fx[n].frame, &s);
+	fx[n].frame[14 + 6] = 44;
+	n++;
+	s.ip_options = true;
+	ADD("IPv6 extension header cut short")->len = 14 + 40 + 4, pkt_tcp(fx[n].frame, &s), n++;
+	s.ip_options = false;
+	s.dst = "2001:db8:2::11";
+	ADD("IPv6 SYN to another address")->len = pkt_tcp(fx[n].frame, &s), n++;
+	ADD("ICMP echo to the service")->len = pkt_tcp(fx[n].frame, &s);
+	fx[n].frame[14 + 6] = 58;
+	fx[n].frame[14 + 40] = 128;
+	n++;
+#undef ADD
+	for (size_t i = 0; i < n; i++) {
+		print_message("  pass-through: %s\n", fx[i].desc);
+		expect_unchanged_frame(fx[i].frame, fx[i].len);
+	}
+	struct fs_global_stats g = global();
+	assert_int_equal(g.flows_created, g0.flows_created);
+	assert_int_equal(g.flow_misses, g0.flow_misses + 1); /* the pre-existing connection's ACK */
+}
+
+/* Host mode: egress steers local traffic only; forwarded packets were handled at ingress. */
+static void test_egress_steers_local_only(void **state)
+{
+	struct conn c = conn4;
+	struct pkt_spec in, want;
+	uint8_t f_in[PKT_MAX], out[PKT_MAX], f_want[PKT_MAX];
+	size_t len, out_len;
+
+	(void)state;
+	c.cport = 40500;
+	set_active(VIP4, 1);
+	in = c_syn(&c, VIP4, PORT);
+	len = pkt_tcp(f_in, &in);
+	/* Forwarded (has an ingress interface): untouched. */
+	assert_int_equal(run_ctx(E.egress_fd, f_in, len, out, &out_len, 1), 0);
+	assert_memory_equal(out, f_in, len);
+	assert_int_equal(backend(ID_BAK).attempts, 0);
+	/* Local: rewritten to the backup (no route to it here, so not redirected). */
+	want = c_syn(&c, BAK4, BAK_PORT);
+	pkt_tcp(f_want, &want);
+	assert_int_equal(run_ctx(E.egress_fd, f_in, len, out, &out_len, 0), 0);
+	assert_int_equal(out_len, len);
+	assert_memory_equal(out, f_want, len);
+	assert_int_equal(backend(ID_BAK).attempts, 1);
+	assert_int_equal(global().fib_failures, 1);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* The connect deadline is counted by a timer, once, and only without a SYN-ACK. */
+static void test_connect_timeout_counted(void **state)
+{
+	struct conn c = conn4, c2 = conn4;
+	struct pkt_spec in, want;
+
+	(void)state;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 30);
+	c.cport = 40600;
+	c2.cport = 40601;
+	in = c_syn(&c, VIP4, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	in = c_syn(&c2, VIP4, PORT);
+	want = c_syn(&c2, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	in = s_pkt(&c2, PRI4, PORT, TH_SYN | TH_ACK, c2.srv_isn, c2.isn + 1);
+	expect_rewrite(&in, &in);
+	for (int i = 0; i < 100 && backend(ID_PRI).timeouts == 0; i++)
+		sleep_ms(10);
+	sleep_ms(100);
+	assert_int_equal(backend(ID_PRI).timeouts, 1);
+	assert_int_equal(backend(ID_PRI).established, 1);
+}
+
+/* A full flow table evicts the least recently used entries, and that shows. */
+static void test_full_flow_table_evicts(void **state)
+{
+	struct pkt_spec in;
+	uint8_t frame[PKT_MAX], out[PKT_MAX];
+	size_t len, out_len;
+	struct fs_global_stats g0 = global();
+	const int conns = FLOW_TABLE_SIZE; /* two entries each: twice the table */
+	struct fs_flow_key key, next;
+	struct fs_flow val;
+	int live = 0, err;
+
+	(void)state;
+	for (int i = 0; i < conns; i++) {
+		struct conn c = conn4;
+
+		c.cport = (uint16_t)(20000 + i);
+		in = c_syn(&c, VIP4, PORT);
+		len = pkt_tcp(frame, &in);
+		assert_int_equal(run(frame, len, out, &out_len), 0);
+	}
+	struct fs_global_stats g = global();
+	assert_int_equal(g.flows_created - g0.flows_created, 2 * conns);
+	for (err = bpf_map__get_next_key(E.skel->maps.flows, NULL, &key, sizeof(key)); !err;
+	     err = bpf_map__get_next_key(E.skel->maps.flows, &key, &next, sizeof(key)), key = next)
+		if (!bpf_map__lookup_elem(E.skel->maps.flows, &key, sizeof(key), &val, sizeof(val), 0))
+			live++;
+	assert_true(live <= FLOW_TABLE_SIZE);
+	assert_true(live > 0);
+	/* The oldest connection was evicted: its ACK passes unsteered and is counted. */
+	struct conn old = conn4;
+	old.cport = 20000;
+	in = c_data(&old, VIP4, PORT, TH_ACK);
+	expect_unchanged(&in);
+	assert_int_equal(global().flow_misses, g.flow_misses + 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ipv4_connection_keeps_backend, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6_connection_keeps_backend, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_virtual_ip_with_vlan_and_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unanswered_syn_follows_active, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resets_counted_only_in_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_icmp_counted_only_for_tracked_syn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_traffic_passes_identical, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_egress_steers_local_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connect_timeout_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_flow_table_evicts, setup, teardown),
+	};
+
+	if (geteuid() != 0) {
+		printf("SKIP: test_datapath needs root (CAP_BPF)\n");
+		return 77;
+	}
+	return cmocka_run_group_tests_name("bpf_datapath", tests, NULL, NULL);
+}

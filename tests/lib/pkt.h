@@ -1,0 +1,43 @@
+/* Test packet builder: Ethernet/IPv4/IPv6/TCP/ICMP frames with checksums computed from scratch. */
+#ifndef FS_TEST_PKT_H
+#define FS_TEST_PKT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PKT_MAX 512
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_PSH 0x08
+#define TH_ACK 0x10
+
+/* One TCP packet to build; addresses as text ("198.18.0.1" or "2001:db8::1"). */
+struct pkt_spec {
+	const char *src, *dst;
+	uint16_t sport, dport;
+	uint8_t flags;
+	uint32_t seq, ack;
+	uint16_t payload_len;   /* bytes of 'x' */
+	bool vlan;              /* one 802.1Q tag */
+	bool ip_options;        /* IPv4: 4 bytes of NOP options; IPv6: an 8-byte destination-options header */
+	bool mss_option;        /* TCP MSS + window scale options, as a real SYN carries */
+};
+
+/* Builds the frame into buf (PKT_MAX bytes); returns its length. */
+size_t pkt_tcp(uint8_t *buf, const struct pkt_spec *s);
+
+/* ICMP(v6) destination unreachable from 'from' to 'to', quoting the first bytes of the
+ * IP packet inside frame 'quoted' (as built by pkt_tcp, without VLAN). */
+size_t pkt_icmp_unreach(uint8_t *buf, const char *from, const char *to, const uint8_t *quoted,
+			size_t quoted_len);
+
+/* Recomputes every checksum of a frame from scratch and compares: true if all correct. */
+bool pkt_csums_ok(const uint8_t *buf, size_t len);
+
+/* Parses "a.b.c.d" or an IPv6 address into 16 bytes (IPv4 in the first 4); returns family 4/6. */
+int pkt_addr(const char *text, uint8_t out[16]);
+
+#endif

@@ -1,0 +1,17 @@
+/* Reading the data path's per-CPU counters as totals. */
+#ifndef FS_STATS_H
+#define FS_STATS_H
+
+#include "failsteer/failsteer.h"
+
+/* Sum of every CPU's slot of backend id in backend_stats. Returns 0 or -errno. */
+int stats_read_backend(int map_fd, __u32 id, struct fs_backend_stats *out);
+
+/* Sum of every CPU's slot of global_stats. Returns 0 or -errno. */
+int stats_read_global(int map_fd, struct fs_global_stats *out);
+
+/* Latency (microseconds) below which a fraction q of the histogram's samples fall,
+ * interpolated in the log2 bucket; 0 without samples. */
+double stats_latency_quantile(const __u64 hist[FS_LAT_BUCKETS], double q);
+
+#endif
