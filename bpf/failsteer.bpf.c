@@ -44,6 +44,29 @@ struct {
 	__type(value, struct fs_global_stats);
 } global_stats SEC(".maps");
 
+/* Userspace-owned, pinned with the rest so a restarted daemon and the CLI share them:
+ * the operator's overrides (CLI writes), decision state and backend models (daemon writes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FS_DEFAULT_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct fs_service_ctl);
+} service_ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FS_DEFAULT_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct fs_service_state);
+} service_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FS_DEFAULT_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct fs_backend_model);
+} backend_model SEC(".maps");
+
 static __always_inline struct fs_backend_stats *bstats(__u32 id)
 {
 	return bpf_map_lookup_elem(&backend_stats, &id);
@@ -424,7 +447,7 @@ int fs_tc_ingress(struct __sk_buff *skb)
 SEC("tc")
 int fs_tc_egress(struct __sk_buff *skb)
 {
-	if (skb->ingress_ifindex)
+	if (skb->ingress_ifindex || skb->mark == FS_PROBE_MARK)
 		return TC_ACT_OK;
 	return handle(skb, true);
 }

@@ -117,11 +117,81 @@ struct fs_global_stats {
 };
 _Static_assert(sizeof(struct fs_global_stats) == 64, "fs_global_stats layout");
 
+/* Userspace-owned state, kept in pinned maps so that a restarted daemon adopts it, the CLI
+ * reads and steers it without talking to the daemon, and bpftool shows it. Probabilities are
+ * parts per billion (bpftool prints no floating point). */
+#define FS_PPB 1000000000u
+
+/* service_ctl map value (array by svc_id): the operator's override, written by the CLI. */
+#define FS_MODE_AUTO 0
+#define FS_MODE_FORCED 1
+struct fs_service_ctl {
+	__u32 mode;         /* FS_MODE_* */
+	__u32 forced_idx;   /* backend index while forced */
+	__u64 changed_ms;   /* CLOCK_REALTIME of the last change, for status */
+};
+_Static_assert(sizeof(struct fs_service_ctl) == 16, "fs_service_ctl layout");
+
+/* service_state map value (array by svc_id): the daemon's decision state. */
+struct fs_service_state {
+	__u32 failovers;        /* automatic or forced moves away from the primary */
+	__u32 failbacks;        /* moves back to the primary */
+	__u32 backoff_level;    /* failback hold is failback_hold_ms << backoff_level */
+	__u32 all_down;         /* 1 while every backend looked down (node network suspected) */
+	__u64 up_since_ms;      /* CLOCK_MONOTONIC ms since the primary looked up, 0 if not */
+	__u64 last_failback_ms; /* CLOCK_MONOTONIC ms of the last failback */
+	__u64 last_switch_ms;   /* CLOCK_REALTIME ms of the last change of active backend */
+	char name[48];          /* the config's service name, for the CLI and bpftool */
+};
+_Static_assert(sizeof(struct fs_service_state) == 88, "fs_service_state layout");
+
+/* Per-second rates the daemon keeps in backend_model, x1000. */
+enum fs_rate {
+	FS_RATE_ATTEMPTS,
+	FS_RATE_ESTABLISHED,
+	FS_RATE_RESETS,
+	FS_RATE_TIMEOUTS,
+	FS_RATE_ICMP,
+	FS_RATE_PROBE_OK,
+	FS_RATE_PROBE_FAIL,
+	FS_RATE_RETRIED,
+	FS_RATE_NR
+};
+
+/* backend_model map value (array by backend id): the Markov model of one backend. */
+struct fs_backend_model {
+	__u32 p_down_ppb;         /* filtered posterior P(down) */
+	__u32 fail_up_ppb;        /* learned failure rate of an attempt while up */
+	__u32 trans_ppb[2][2];    /* P_ij = P(S_t+1 = j | S_t = i), 0 = up, 1 = down */
+	__u64 counts_milli[2][2]; /* forgotten expected transition counts (x1000) */
+	__u64 up_attempts_milli;  /* forgotten attempts/failures while up, for fail_up */
+	__u64 up_failures_milli;
+	__u64 mtbf_ms;            /* mean time between failures, from P */
+	__u64 mttr_ms;            /* mean time to repair, from P */
+	__u32 availability_ppb;   /* steady-state P(up) */
+	__u32 evidence_ticks;     /* ticks that carried evidence */
+	__u32 rate_milli[FS_RATE_NR]; /* enum fs_rate, per second x1000 */
+	struct fs_backend_stats prev; /* counters the next delta is taken from */
+};
+_Static_assert(sizeof(struct fs_backend_model) ==
+	       8 + 16 + 32 + 16 + 16 + 8 + 4 * FS_RATE_NR + sizeof(struct fs_backend_stats),
+	       "fs_backend_model layout");
+
 /* Map and program names, shared so the loader, CLI and docs agree. */
 #define FS_MAP_SERVICES "services"
 #define FS_MAP_FLOWS "flows"
 #define FS_MAP_BACKEND_STATS "backend_stats"
 #define FS_MAP_GLOBAL_STATS "global_stats"
+#define FS_MAP_SERVICE_CTL "service_ctl"
+#define FS_MAP_SERVICE_STATE "service_state"
+#define FS_MAP_BACKEND_MODEL "backend_model"
+
+/* Probe sockets carry this mark so the egress program never steers them. */
+#define FS_PROBE_MARK 0x46530001u
+
+/* TC attachment: fixed handle and priority so a restarted daemon replaces its own filter. */
+#define FS_TC_HANDLE 0xf5
+#define FS_TC_PRIORITY 0xf5
 
 /* Defaults for load-time sizes. */
 #define FS_DEFAULT_FLOW_TABLE_SIZE 262144

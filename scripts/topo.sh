@@ -1,0 +1,238 @@
+# shellcheck shell=bash
+# topo.sh - test topology library for failsteer end-to-end tests (source it).
+#
+#   cli (${P}c0) ---- (${P}e0) edge (${P}e1) ---- (${P}p0) pri   primary site
+#                                   (${P}e2) ---- (${P}b0) bak   backup site
+#
+#   198.18.1.0/24 2001:db8:1::/64  cli .2 / edge .1
+#   198.18.2.0/24 2001:db8:2::/64  edge .1 / pri .10   (service 198.18.2.10:8080)
+#   198.18.3.0/24 2001:db8:3::/64  edge .1 / bak .10
+#
+# Everything lives in network namespaces named ${PREFIX}{cli,edge,pri,bak};
+# veth devices are ${PREFIX}{c0,e0,e1,e2,p0,b0}. Nothing on the host is touched.
+#
+# Functions (PREFIX: 1-6 chars [a-z0-9], starting with a letter):
+#   topo_up PREFIX [off|on]        build it (off: veth tx/rx checksum offload off)
+#   topo_down PREFIX               kill everything inside, delete it (never fails)
+#   topo_cleanup_stale PREFIX      alias of topo_down
+#   topo_ns PREFIX cli|edge|pri|bak   print a namespace name
+#   start_site PREFIX primary|backup [classifier args...]
+#                                  start scripts/classifier.py in pri/bak on the
+#                                  site's v4+v6 address, port 8080; waits <= 5 s
+#   stop_site PREFIX primary|backup   SIGTERM (then SIGKILL) the site's classifier
+#   site_running PREFIX primary|backup   status 0 if the classifier is alive
+# Site files: /tmp/${P}-${site}.pid, .log, .args (extra args, reused by repair).
+
+TOPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOPO_PYTHON=${TOPO_PYTHON:-/usr/bin/python3}
+
+export CLI4=198.18.1.2 CLI6=2001:db8:1::2
+export EDGE_CLI4=198.18.1.1 EDGE_CLI6=2001:db8:1::1
+export EDGE_PRI4=198.18.2.1 EDGE_PRI6=2001:db8:2::1
+export EDGE_BAK4=198.18.3.1 EDGE_BAK6=2001:db8:3::1
+export PRI4=198.18.2.10 PRI6=2001:db8:2::10
+export BAK4=198.18.3.10 BAK6=2001:db8:3::10
+export SVC_PORT=8080
+
+_topo_check_prefix() {
+	if ! [[ ${1:-} =~ ^[a-z][a-z0-9]{0,5}$ ]]; then
+		echo "topo: bad prefix '${1:-}' (1-6 chars [a-z0-9], starting with a letter)" >&2
+		return 1
+	fi
+}
+
+topo_ns() { # PREFIX ROLE
+	_topo_check_prefix "${1:-}" || return 1
+	case ${2:-} in
+	cli | edge | pri | bak) echo "$1$2" ;;
+	*) echo "topo_ns: unknown role '${2:-}' (cli|edge|pri|bak)" >&2; return 1 ;;
+	esac
+}
+
+# Runs a command; on failure prints what failed with its error output.
+_topo_run() { # DESCRIPTION CMD...
+	local what=$1 out
+	shift
+	if ! out=$("$@" 2>&1); then
+		echo "topo_up: $what failed: $*" >&2
+		[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/    /' >&2
+		return 1
+	fi
+}
+
+# One veth pair: LNS LDEV LADDR4 LADDR6 RNS RDEV RADDR4 RADDR6 OFFLOAD
+_topo_link() {
+	local lns=$1 ldev=$2 l4=$3 l6=$4 rns=$5 rdev=$6 r4=$7 r6=$8 offload=$9
+	_topo_run "veth $ldev/$rdev" ip -n "$lns" link add "$ldev" type veth peer name "$rdev" netns "$rns" || return 1
+	local ns dev a4 a6 side
+	for side in l r; do
+		if [ $side = l ]; then ns=$lns dev=$ldev a4=$l4 a6=$l6; else ns=$rns dev=$rdev a4=$r4 a6=$r6; fi
+		_topo_run "address on $dev" ip -n "$ns" addr add "$a4/24" dev "$dev" || return 1
+		_topo_run "address on $dev" ip -n "$ns" -6 addr add "$a6/64" dev "$dev" nodad || return 1
+		_topo_run "link up $dev" ip -n "$ns" link set "$dev" up || return 1
+		if [ "$offload" = off ]; then
+			_topo_run "ethtool on $dev" ip netns exec "$ns" ethtool -K "$dev" tx off rx off || return 1
+		fi
+	done
+}
+
+topo_up() { # PREFIX [off|on]
+	local p=${1:-} offload=${2:-off} role
+	_topo_check_prefix "$p" || return 1
+	case $offload in on | off) ;; *) echo "topo_up: offload must be on|off, not '$offload'" >&2; return 1 ;; esac
+	for role in cli edge pri bak; do
+		if [ -e "/var/run/netns/$p$role" ]; then
+			echo "topo_up: namespace $p$role already exists (run topo_down $p first)" >&2
+			return 1
+		fi
+	done
+	if ! _topo_up "$p" "$offload"; then
+		topo_down "$p"
+		return 1
+	fi
+}
+
+_topo_up() {
+	local p=$1 offload=$2 role ns
+	for role in cli edge pri bak; do
+		ns=$p$role
+		_topo_run "namespace $ns" ip netns add "$ns" || return 1
+		_topo_run "lo up in $ns" ip -n "$ns" link set lo up || return 1
+		# Global addresses use nodad; also keep link-local DAD from delaying anything.
+		_topo_run "sysctl in $ns" ip netns exec "$ns" sysctl -qw \
+			net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 || return 1
+	done
+	_topo_link "${p}cli" "${p}c0" "$CLI4" "$CLI6" "${p}edge" "${p}e0" "$EDGE_CLI4" "$EDGE_CLI6" "$offload" || return 1
+	_topo_link "${p}edge" "${p}e1" "$EDGE_PRI4" "$EDGE_PRI6" "${p}pri" "${p}p0" "$PRI4" "$PRI6" "$offload" || return 1
+	_topo_link "${p}edge" "${p}e2" "$EDGE_BAK4" "$EDGE_BAK6" "${p}bak" "${p}b0" "$BAK4" "$BAK6" "$offload" || return 1
+
+	local gw4 gw6
+	for role in cli pri bak; do
+		case $role in
+		cli) gw4=$EDGE_CLI4 gw6=$EDGE_CLI6 ;;
+		pri) gw4=$EDGE_PRI4 gw6=$EDGE_PRI6 ;;
+		bak) gw4=$EDGE_BAK4 gw6=$EDGE_BAK6 ;;
+		esac
+		_topo_run "default route in $p$role" ip -n "$p$role" route add default via "$gw4" || return 1
+		_topo_run "default route in $p$role" ip -n "$p$role" -6 route add default via "$gw6" || return 1
+	done
+
+	_topo_run "forwarding/rp_filter in ${p}edge" ip netns exec "${p}edge" sysctl -qw \
+		net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+		"net.ipv4.conf.${p}e0.rp_filter=0" "net.ipv4.conf.${p}e1.rp_filter=0" \
+		"net.ipv4.conf.${p}e2.rp_filter=0" || return 1
+}
+
+# Never fails, whatever state the topology is in.
+topo_down() { # PREFIX
+	local p=${1:-} role ns pids i left
+	_topo_check_prefix "$p" || return 0
+	# Stop every process inside (sites, load generators, flap loops, failsteer).
+	for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+		left=0
+		for role in cli edge pri bak; do
+			ns=$p$role
+			[ -e "/var/run/netns/$ns" ] || continue
+			pids=$(ip netns pids "$ns" 2>/dev/null) || true
+			[ -n "$pids" ] || continue
+			left=1
+			if [ "$i" -le 2 ]; then
+				# shellcheck disable=SC2086
+				kill -TERM $pids 2>/dev/null || true
+			else
+				# shellcheck disable=SC2086
+				kill -KILL $pids 2>/dev/null || true
+			fi
+		done
+		[ $left = 0 ] && break
+		sleep 0.1
+	done
+	for role in cli edge pri bak; do
+		ns=$p$role
+		[ -e "/var/run/netns/$ns" ] && { ip netns del "$ns" 2>/dev/null || true; }
+	done
+	rm -f "/tmp/$p-primary.pid" "/tmp/$p-backup.pid" "/tmp/$p-flap.pid" \
+		"/tmp/$p-primary.args" "/tmp/$p-backup.args" 2>/dev/null || true
+	return 0
+}
+
+topo_cleanup_stale() { topo_down "$@"; }
+
+# Site helpers ---------------------------------------------------------------
+
+# Prints "NS ADDR4 ADDR6" for a site.
+_site_info() { # PREFIX SITE
+	case ${2:-} in
+	primary) echo "${1}pri $PRI4 $PRI6" ;;
+	backup) echo "${1}bak $BAK4 $BAK6" ;;
+	*) echo "site must be primary|backup, not '${2:-}'" >&2; return 1 ;;
+	esac
+}
+
+# Prints the pid of the running classifier of a site, status 1 if none.
+site_pid() { # PREFIX SITE
+	local p=${1:-} site=${2:-} info ns pid
+	info=$(_site_info "$p" "$site") || return 1
+	ns=${info%% *}
+	pid=$(cat "/tmp/$p-$site.pid" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	# Same process (not a recycled pid) and in the site's namespace.
+	tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "classifier.py --site $site " || return 1
+	[ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ] || return 1
+	echo "$pid"
+}
+
+site_running() { site_pid "$@" >/dev/null; }
+
+start_site() { # PREFIX SITE [classifier args...]
+	local p=${1:-} site=${2:-} info ns a4 a6 pid i
+	_topo_check_prefix "$p" || return 1
+	info=$(_site_info "$p" "$site") || return 1
+	shift 2
+	read -r ns a4 a6 <<<"$info"
+	if [ ! -e "/var/run/netns/$ns" ]; then
+		echo "start_site: namespace $ns does not exist" >&2
+		return 1
+	fi
+	if site_running "$p" "$site"; then
+		return 0
+	fi
+	local pidfile=/tmp/$p-$site.pid log=/tmp/$p-$site.log
+	rm -f "$pidfile"
+	: >"/tmp/$p-$site.args"
+	[ $# -eq 0 ] || printf '%s\n' "$@" >"/tmp/$p-$site.args"
+	# Detached from our stdout/stderr so $(...) callers never hang on it.
+	ip netns exec "$ns" "$TOPO_PYTHON" "$TOPO_DIR/classifier.py" --site "$site" \
+		--listen "$a4:$SVC_PORT" --listen "[$a6]:$SVC_PORT" --pidfile "$pidfile" "$@" \
+		</dev/null >>"$log" 2>&1 &
+	pid=$!
+	# The classifier writes its pidfile once every socket listens.
+	for ((i = 0; i < 50; i++)); do
+		if [ "$(cat "$pidfile" 2>/dev/null)" = "$pid" ] &&
+			ip netns exec "$ns" timeout 1 bash -c "exec 3<>/dev/tcp/$a4/$SVC_PORT" 2>/dev/null; then
+			return 0
+		fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "start_site: classifier for $site exited early, log $log:" >&2
+			tail -n 20 "$log" | sed 's/^/    /' >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "start_site: $site not accepting on $a4:$SVC_PORT after 5 s, log $log" >&2
+	kill -KILL "$pid" 2>/dev/null || true
+	return 1
+}
+
+stop_site() { # PREFIX SITE
+	local pid i
+	pid=$(site_pid "$@") || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 30; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	return 0
+}

@@ -1,0 +1,234 @@
+/* Decision logic fed synthetic observation sequences. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "detector.h"
+
+#define TICK 0.1
+
+struct sim {
+	struct det_service s;
+	struct det_settings set;
+	struct model_params mp;
+	double now;
+	int switches;
+	char why[1024];
+};
+
+static void sim_init(struct sim *x, int n)
+{
+	memset(x, 0, sizeof(*x));
+	det_service_init(&x->s, n, 0);
+	x->set = (struct det_settings){ .failover_threshold = 0.99, .failback_threshold = 0.99,
+					.failback_hold_s = 3.0 };
+	model_default_params(&x->mp, TICK);
+}
+
+/* One tick where backend i got ok[i] successes and bad[i] failures. */
+static enum det_event sim_tick(struct sim *x, const double *ok, const double *bad)
+{
+	struct det_obs obs[FS_MAX_BACKENDS] = { 0 };
+	enum det_event e;
+
+	for (int i = 0; i < x->s.n_backends; i++) {
+		obs[i].successes = ok[i];
+		obs[i].failures = bad[i];
+	}
+	x->now += TICK;
+	e = det_tick(&x->s, &x->set, &x->mp, obs, x->now, x->why, sizeof(x->why));
+	if (e == DET_FAILOVER || e == DET_FAILBACK || e == DET_FORCED)
+		x->switches++;
+	return e;
+}
+
+static void warm_up(struct sim *x, int ticks)
+{
+	for (int t = 0; t < ticks; t++)
+		sim_tick(x, (double[]){ 20, 1 }, (double[]){ 0, 0 });
+}
+
+static void test_clean_failure_fails_over_within_2_ticks(void **state)
+{
+	struct sim x;
+
+	(void)state;
+	sim_init(&x, 2);
+	warm_up(&x, 600);
+	assert_int_equal(x.s.active, 0);
+	enum det_event e1 = sim_tick(&x, (double[]){ 0, 1 }, (double[]){ 20, 0 });
+	enum det_event e2 = e1 == DET_NONE ? sim_tick(&x, (double[]){ 0, 1 }, (double[]){ 20, 0 }) : e1;
+	assert_int_equal(e2, DET_FAILOVER);
+	assert_int_equal(x.s.active, 1);
+	assert_non_null(strstr(x.why, "failover: backend 0 -> 1"));
+	assert_non_null(strstr(x.why, "P(down)="));
+}
+
+static void test_background_resets_never_fail_over(void **state)
+{
+	struct sim x;
+
+	(void)state;
+	sim_init(&x, 2);
+	srand(42);
+	/* 1% of 20 attempts per tick fail, independently, for 100,000 ticks. */
+	for (int t = 0; t < 100000; t++) {
+		double bad = 0;
+
+		for (int a = 0; a < 20; a++)
+			bad += rand() % 100 == 0;
+		sim_tick(&x, (double[]){ 20 - bad, 0 }, (double[]){ bad, 0 });
+		assert_int_equal(x.s.active, 0);
+	}
+	assert_int_equal(x.switches, 0);
+}
+
+static void test_silence_never_fails_over(void **state)
+{
+	struct sim x;
+
+	(void)state;
+	sim_init(&x, 2);
+	warm_up(&x, 100);
+	for (int t = 0; t < 100000; t++)
+		assert_int_equal(sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 0, 0 }), DET_NONE);
+	assert_int_equal(x.s.active, 0);
+	/* Silence after a failover does not cause a failback either. */
+	sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 0 });
+	sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 0 });
+	assert_int_equal(x.s.active, 1);
+	for (int t = 0; t < 1000; t++)
+		sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 0, 0 });
+	assert_int_equal(x.s.active, 1);
+}
+
+static void test_failback_only_after_hold(void **state)
+{
+	struct sim x;
+	double up_at = -1, failback_at = -1;
+
+	(void)state;
+	sim_init(&x, 2);
+	warm_up(&x, 100);
+	for (int t = 0; t < 20; t++) /* primary down, probed every 5 ticks */
+		sim_tick(&x, (double[]){ 0, 20 }, (double[]){ t % 5 == 0, 0 });
+	assert_int_equal(x.s.active, 1);
+	for (int t = 0; t < 2000 && failback_at < 0; t++) {
+		/* Primary repaired: one probe success every 2 ticks, backup takes traffic. */
+		enum det_event e = sim_tick(&x, (double[]){ t % 2 == 0, 20 }, (double[]){ 0, 0 });
+		if (up_at < 0 && 1 - x.s.models[0].p_down >= 0.99)
+			up_at = x.now;
+		if (e == DET_FAILBACK)
+			failback_at = x.now;
+	}
+	assert_true(up_at > 0);
+	assert_true(failback_at > 0);
+	assert_true(failback_at - up_at >= 3.0 - 1e-9);
+	assert_true(failback_at - up_at <= 3.0 + 2 * TICK);
+	assert_int_equal(x.s.active, 0);
+}
+
+static void test_flapping_primary_backs_off(void **state)
+{
+	struct sim x;
+	double holds[8];
+	int n_holds = 0;
+
+	(void)state;
+	sim_init(&x, 2);
+	x.set.failback_hold_s = 1.0;
+	warm_up(&x, 100);
+	/* Primary down 3 s, up 6 s, for 90 s; probes every tick while not active. */
+	for (int t = 0; t < 900; t++) {
+		bool up = t % 90 >= 30;
+		double ok0 = up ? (x.s.active == 0 ? 20 : 1) : 0, bad0 = up ? 0 : (x.s.active == 0 ? 20 : 1);
+		enum det_event e = sim_tick(&x, (double[]){ ok0, x.s.active == 1 ? 20 : 1 }, (double[]){ bad0, 0 });
+		if (e != DET_NONE && getenv("DET_TRACE")) print_message("t=%.1f %s\n", x.now, x.why);
+		if (e == DET_FAILBACK && n_holds < 8)
+			holds[n_holds++] = det_hold_s(&x.s, &x.set);
+	}
+	/* Without back-off it would switch twice per 9 s period (20 times). */
+	assert_true(x.switches <= 8);
+	assert_true(x.switches >= 2);
+	assert_true(x.s.backoff_level >= 2);
+	for (int i = 1; i < n_holds; i++)
+		assert_true(holds[i] > holds[i - 1]);
+}
+
+static void test_manual_override_wins_until_auto(void **state)
+{
+	struct sim x;
+
+	(void)state;
+	sim_init(&x, 3);
+	warm_up(&x, 100);
+	x.s.mode = FS_MODE_FORCED;
+	x.s.forced_idx = 2;
+	assert_int_equal(sim_tick(&x, (double[]){ 20, 1, 1 }, (double[]){ 0, 0, 0 }), DET_FORCED);
+	assert_int_equal(x.s.active, 2);
+	/* Healthy primary, long past any hold: still forced. */
+	for (int t = 0; t < 500; t++)
+		sim_tick(&x, (double[]){ 1, 1, 20 }, (double[]){ 0, 0, 0 });
+	assert_int_equal(x.s.active, 2);
+	/* Even a dead forced backend stays while forced. */
+	for (int t = 0; t < 20; t++)
+		sim_tick(&x, (double[]){ 1, 1, 0 }, (double[]){ 0, 0, 20 });
+	assert_int_equal(x.s.active, 2);
+	x.s.mode = FS_MODE_AUTO;
+	/* Back to automatic: the forced backend looks down, the primary is fine. */
+	assert_int_equal(sim_tick(&x, (double[]){ 1, 1, 0 }, (double[]){ 0, 0, 20 }), DET_FAILOVER);
+	assert_int_equal(x.s.active, 0);
+}
+
+static void test_all_down_keeps_choice(void **state)
+{
+	struct sim x;
+	int alarms = 0;
+
+	(void)state;
+	sim_init(&x, 2);
+	warm_up(&x, 100);
+	for (int t = 0; t < 100; t++)
+		if (sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 20 }) == DET_ALL_DOWN)
+			alarms++;
+	assert_int_equal(x.s.active, 0);
+	assert_int_equal(x.switches, 0);
+	assert_int_equal(alarms, 1); /* said loudly, once per episode */
+	assert_true(x.s.all_down);
+	assert_non_null(strstr(x.why, "") );
+}
+
+static void test_failover_skips_down_backup(void **state)
+{
+	struct sim x;
+
+	(void)state;
+	sim_init(&x, 3);
+	warm_up(&x, 100);
+	/* Backup 1 is dead (probes fail), backup 2 fine; then the primary dies. */
+	for (int t = 0; t < 10; t++)
+		sim_tick(&x, (double[]){ 20, 0, 1 }, (double[]){ 0, 1, 0 });
+	for (int t = 0; t < 3; t++)
+		sim_tick(&x, (double[]){ 0, 0, 1 }, (double[]){ 20, 1, 0 });
+	assert_int_equal(x.s.active, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_clean_failure_fails_over_within_2_ticks),
+		cmocka_unit_test(test_background_resets_never_fail_over),
+		cmocka_unit_test(test_silence_never_fails_over),
+		cmocka_unit_test(test_failback_only_after_hold),
+		cmocka_unit_test(test_flapping_primary_backs_off),
+		cmocka_unit_test(test_manual_override_wins_until_auto),
+		cmocka_unit_test(test_all_down_keeps_choice),
+		cmocka_unit_test(test_failover_skips_down_backup),
+	};
+	return cmocka_run_group_tests_name("detector", tests, NULL, NULL);
+}

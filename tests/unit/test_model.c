@@ -1,0 +1,135 @@
+/* Model math against hand-computed values. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+
+#include "model.h"
+
+static struct model_params simple_params(void)
+{
+	struct model_params p;
+
+	model_default_params(&p, 0.1);
+	p.prior_mtbf_s = 10;   /* p_ud = 0.01 */
+	p.prior_mttr_s = 1;    /* p_du = 0.1 */
+	p.prior_weight = 100;
+	p.forget = 0.5;
+	p.fail_down = 0.5;
+	p.fail_up_prior = 0.1;
+	p.fail_up_max = 0.1;
+	p.fail_up_weight = 1e9; /* fail_up stays 0.1 */
+	p.max_evidence = 50;
+	return p;
+}
+
+static void test_prior_transitions_and_derived(void **state)
+{
+	struct model_params p = simple_params();
+	struct model m;
+	double P[2][2];
+
+	(void)state;
+	model_init(&m);
+	model_transitions(&m, &p, P);
+	assert_true(fabs(P[0][1] - 0.01) < 1e-12);
+	assert_true(fabs(P[0][0] - 0.99) < 1e-12);
+	assert_true(fabs(P[1][0] - 0.1) < 1e-12);
+	/* MTBF = tick / p_ud = 10 s, MTTR = tick / p_du = 1 s, A = 0.1 / 0.11. */
+	assert_true(fabs(model_mtbf_s(&m, &p) - 10) < 1e-9);
+	assert_true(fabs(model_mttr_s(&m, &p) - 1) < 1e-9);
+	assert_true(fabs(model_availability(&m, &p) - 0.1 / 0.11) < 1e-12);
+}
+
+static void test_forward_filter_one_step(void **state)
+{
+	struct model_params p = simple_params();
+	struct model m;
+
+	(void)state;
+	model_init(&m);
+	m.p_down = 0.2;
+	/* 2 attempts, both failed. Prior pi = (0.8, 0.2).
+	 * predicted down = 0.8*0.01 + 0.2*0.9 = 0.188, up = 0.812
+	 * L_up = 0.1^2 = 0.01, L_down = 0.5^2 = 0.25
+	 * posterior down = 0.188*0.25 / (0.188*0.25 + 0.812*0.01) = 0.047 / 0.05512 */
+	model_step(&m, &p, 2, 2);
+	assert_true(fabs(m.p_down - 0.047 / 0.05512) < 1e-9);
+	/* Expected transition counts = two-slice posterior: xi[0][1] = 0.8*0.01*0.25 / Z. */
+	double z = 0.8 * 0.99 * 0.01 + 0.8 * 0.01 * 0.25 + 0.2 * 0.1 * 0.01 + 0.2 * 0.9 * 0.25;
+	assert_true(fabs(m.counts[0][1] - 0.8 * 0.01 * 0.25 / z) < 1e-9);
+	assert_true(fabs(m.counts[1][1] - 0.2 * 0.9 * 0.25 / z) < 1e-9);
+	assert_int_equal(m.steps, 1);
+}
+
+static void test_smoothing_with_forgetting(void **state)
+{
+	struct model_params p = simple_params();
+	struct model m;
+	double P[2][2];
+
+	(void)state;
+	model_init(&m);
+	m.counts[0][0] = 100;
+	m.counts[0][1] = 10;
+	/* P_01 = (10 + 100*0.01) / (110 + 100) */
+	model_transitions(&m, &p, P);
+	assert_true(fabs(P[0][1] - 11.0 / 210.0) < 1e-12);
+	/* One step of clean success: counts halve (forget 0.5) then gain xi. */
+	model_step(&m, &p, 10, 0);
+	assert_true(m.counts[0][1] < 5.01 && m.counts[0][1] > 5.0);
+	assert_true(m.counts[0][0] > 50.9 && m.counts[0][0] < 51.0001);
+}
+
+static void test_silence_is_no_evidence(void **state)
+{
+	struct model_params p = simple_params();
+	struct model m;
+
+	(void)state;
+	model_init(&m);
+	m.p_down = 0.7;
+	m.counts[1][1] = 3;
+	model_step(&m, &p, 0, 0);
+	assert_true(m.p_down == 0.7);
+	assert_true(m.counts[1][1] == 3);
+	assert_int_equal(m.steps, 0);
+}
+
+static void test_frequent_failures_raise_p_ud(void **state)
+{
+	struct model_params p;
+	struct model calm, flaky;
+	double Pc[2][2], Pf[2][2];
+
+	(void)state;
+	model_default_params(&p, 0.1);
+	model_init(&calm);
+	model_init(&flaky);
+	for (int i = 0; i < 2000; i++) {
+		model_step(&calm, &p, 20, 0);
+		model_step(&flaky, &p, 20, (i % 200) < 20 ? 20 : 0); /* down 10% of the time */
+	}
+	model_transitions(&calm, &p, Pc);
+	model_transitions(&flaky, &p, Pf);
+	assert_true(Pf[0][1] > 3 * Pc[0][1]);
+	assert_true(model_mtbf_s(&flaky, &p) < model_mtbf_s(&calm, &p));
+	assert_true(model_availability(&flaky, &p) < model_availability(&calm, &p));
+	/* Learned fail_up stays low for a backend that never fails while up. */
+	assert_true(model_fail_up(&calm, &p) < 0.01);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_prior_transitions_and_derived),
+		cmocka_unit_test(test_forward_filter_one_step),
+		cmocka_unit_test(test_smoothing_with_forgetting),
+		cmocka_unit_test(test_silence_is_no_evidence),
+		cmocka_unit_test(test_frequent_failures_raise_p_ud),
+	};
+	return cmocka_run_group_tests_name("model", tests, NULL, NULL);
+}

@@ -1,0 +1,419 @@
+/* The failsteer configuration file: INI parsed with libinih, validated, with defaults. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEF_TICK_MS 100
+#define DEF_CONNECT_TIMEOUT_MS 300
+#define DEF_FAILOVER_THRESHOLD 0.99
+#define DEF_FAILBACK_THRESHOLD 0.99
+#define DEF_FAILBACK_HOLD_MS 3000
+#define DEF_PROBE_INTERVAL_MS 500
+#define DEF_IDLE_TIMEOUT_S 3600
+#define DEF_PIN_PATH "/sys/fs/bpf/failsteer"
+#define DEF_METRICS_LISTEN "127.0.0.1:9469"
+
+/* Parser state: libinih gives no line numbers to the handler, so the reader counts them. */
+struct parse_ctx {
+	struct cfg *cfg;
+	FILE *file;
+	int line;
+	char err[256];
+	int err_line;
+	struct cfg_service *cur; /* section being filled, NULL in [global] */
+	bool in_global;          /* keys before any section belong to [global] */
+};
+
+static int fail(struct parse_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ctx->err[0]) /* keep the first error */
+		return 0;
+	ctx->err_line = ctx->line;
+	va_start(ap, fmt);
+	vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+int cfg_parse_endpoint(const char *text, struct fs_endpoint *ep)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon;
+	char *end;
+	unsigned long port;
+	size_t hlen;
+
+	memset(ep, 0, sizeof(*ep));
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+
+		if (!close || close[1] != ':')
+			return -1;
+		hlen = (size_t)(close - text - 1);
+		if (hlen >= sizeof(host))
+			return -1;
+		memcpy(host, text + 1, hlen);
+		host[hlen] = 0;
+		if (inet_pton(AF_INET6, host, ep->addr) != 1)
+			return -1;
+		ep->family = FS_AF_INET6;
+		colon = close + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon)
+			return -1;
+		hlen = (size_t)(colon - text);
+		if (hlen >= sizeof(host))
+			return -1;
+		memcpy(host, text, hlen);
+		host[hlen] = 0;
+		if (inet_pton(AF_INET, host, ep->addr) != 1)
+			return -1;
+		ep->family = FS_AF_INET;
+	}
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || port == 0 || port > 65535)
+		return -1;
+	ep->port = htons((uint16_t)port);
+	return 0;
+}
+
+char *cfg_format_endpoint(const struct fs_endpoint *ep, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (ep->family == FS_AF_INET6) {
+		inet_ntop(AF_INET6, ep->addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(ep->port));
+	} else {
+		inet_ntop(AF_INET, ep->addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(ep->port));
+	}
+	return buf;
+}
+
+static bool parse_uint(const char *v, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long x;
+
+	errno = 0;
+	x = strtoul(v, &end, 10);
+	if (errno || end == v || *end || v[0] == '-' || x < min || x > max)
+		return false;
+	*out = (unsigned)x;
+	return true;
+}
+
+static bool parse_probability(const char *v, double *out)
+{
+	char *end;
+	double x;
+
+	errno = 0;
+	x = strtod(v, &end);
+	if (errno || end == v || *end || !(x > 0.5) || !(x < 1.0))
+		return false;
+	*out = x;
+	return true;
+}
+
+static int global_key(struct parse_ctx *ctx, const char *name, const char *value)
+{
+	struct cfg *cfg = ctx->cfg;
+
+	if (!strcmp(name, "interfaces")) {
+		char buf[512], *save, *tok;
+
+		if (strlen(value) >= sizeof(buf))
+			return fail(ctx, "interfaces: list too long");
+		strcpy(buf, value);
+		cfg->n_interfaces = 0;
+		for (tok = strtok_r(buf, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+			if (cfg->n_interfaces == CFG_MAX_IFACES)
+				return fail(ctx, "interfaces: at most %d", CFG_MAX_IFACES);
+			if (strlen(tok) >= IF_NAMESIZE)
+				return fail(ctx, "interfaces: '%s' is not an interface name", tok);
+			strcpy(cfg->interfaces[cfg->n_interfaces++], tok);
+		}
+		if (!cfg->n_interfaces)
+			return fail(ctx, "interfaces: empty list");
+	} else if (!strcmp(name, "tick_ms")) {
+		if (!parse_uint(value, 10, 10000, &cfg->tick_ms))
+			return fail(ctx, "tick_ms: '%s' is not a number of milliseconds in 10..10000", value);
+	} else if (!strcmp(name, "flow_table_size")) {
+		if (!parse_uint(value, 64, 1u << 26, &cfg->flow_table_size))
+			return fail(ctx, "flow_table_size: '%s' is not in 64..%u", value, 1u << 26);
+	} else if (!strcmp(name, "flow_idle_timeout_s")) {
+		if (!parse_uint(value, 1, 7 * 86400, &cfg->flow_idle_timeout_s))
+			return fail(ctx, "flow_idle_timeout_s: '%s' is not in 1..604800", value);
+	} else if (!strcmp(name, "max_services")) {
+		if (!parse_uint(value, 1, 1u << 20, &cfg->max_services))
+			return fail(ctx, "max_services: '%s' is not in 1..%u", value, 1u << 20);
+	} else if (!strcmp(name, "max_backends")) {
+		if (!parse_uint(value, 1, 1u << 22, &cfg->max_backends))
+			return fail(ctx, "max_backends: '%s' is not in 1..%u", value, 1u << 22);
+	} else if (!strcmp(name, "pin_path")) {
+		if (value[0] != '/' || strlen(value) >= sizeof(cfg->pin_path) - 32)
+			return fail(ctx, "pin_path: '%s' is not an absolute path", value);
+		strcpy(cfg->pin_path, value);
+	} else if (!strcmp(name, "metrics_listen")) {
+		struct fs_endpoint ep;
+
+		if (strlen(value) >= sizeof(cfg->metrics_listen) ||
+		    (value[0] && strcmp(value, "off") && cfg_parse_endpoint(value, &ep)))
+			return fail(ctx, "metrics_listen: '%s' is not ADDR:PORT or 'off'", value);
+		strcpy(cfg->metrics_listen, strcmp(value, "off") ? value : "");
+	} else {
+		return fail(ctx, "unknown key '%s' in [global]", name);
+	}
+	return 1;
+}
+
+static int service_key(struct parse_ctx *ctx, const char *name, const char *value)
+{
+	struct cfg_service *s = ctx->cur;
+
+	if (!strcmp(name, "address")) {
+		if (cfg_parse_endpoint(value, &s->address))
+			return fail(ctx, "address: '%s' is not IPv4:PORT or [IPv6]:PORT", value);
+		s->has_address = true;
+	} else if (!strcmp(name, "backends")) {
+		char buf[1024], *save, *tok;
+
+		if (strlen(value) >= sizeof(buf))
+			return fail(ctx, "backends: list too long");
+		strcpy(buf, value);
+		s->n_backends = 0;
+		for (tok = strtok_r(buf, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+			struct fs_endpoint ep;
+
+			if (s->n_backends == FS_MAX_BACKENDS)
+				return fail(ctx, "backends: at most %d per service", FS_MAX_BACKENDS);
+			if (cfg_parse_endpoint(tok, &ep))
+				return fail(ctx, "backends: '%s' is not IPv4:PORT or [IPv6]:PORT", tok);
+			for (int i = 0; i < s->n_backends; i++)
+				if (!memcmp(&s->backends[i], &ep, sizeof(ep)))
+					return fail(ctx, "backends: '%s' listed twice", tok);
+			s->backends[s->n_backends++] = ep;
+		}
+		if (!s->n_backends)
+			return fail(ctx, "backends: empty list");
+	} else if (!strcmp(name, "connect_timeout_ms")) {
+		if (!parse_uint(value, 10, 60000, &s->connect_timeout_ms))
+			return fail(ctx, "connect_timeout_ms: '%s' is not in 10..60000", value);
+	} else if (!strcmp(name, "failover_threshold")) {
+		if (!parse_probability(value, &s->failover_threshold))
+			return fail(ctx, "failover_threshold: '%s' is not a probability in (0.5, 1)", value);
+	} else if (!strcmp(name, "failback_threshold")) {
+		if (!parse_probability(value, &s->failback_threshold))
+			return fail(ctx, "failback_threshold: '%s' is not a probability in (0.5, 1)", value);
+	} else if (!strcmp(name, "failback_hold_ms")) {
+		if (!parse_uint(value, 0, 3600000, &s->failback_hold_ms))
+			return fail(ctx, "failback_hold_ms: '%s' is not in 0..3600000", value);
+	} else if (!strcmp(name, "probe_interval_ms")) {
+		if (!parse_uint(value, 0, 600000, &s->probe_interval_ms) ||
+		    (s->probe_interval_ms && s->probe_interval_ms < 10))
+			return fail(ctx, "probe_interval_ms: '%s' is not 0 (off) or 10..600000", value);
+	} else {
+		return fail(ctx, "unknown key '%s' in [service %s]", name, s->name);
+	}
+	return 1;
+}
+
+static int begin_section(struct parse_ctx *ctx, const char *section)
+{
+	struct cfg *cfg = ctx->cfg;
+	struct cfg_service *s, *grown;
+	const char *name;
+
+	ctx->cur = NULL;
+	ctx->in_global = false;
+	if (!strcmp(section, "global")) {
+		ctx->in_global = true;
+		return 1;
+	}
+	if (strncmp(section, "service ", 8))
+		return fail(ctx, "unknown section [%s] (expected [global] or [service NAME])", section);
+	name = section + 8;
+	while (*name == ' ')
+		name++;
+	if (!*name || strlen(name) >= CFG_NAME_MAX || strpbrk(name, " \t\"\\{}=,"))
+		return fail(ctx, "[service %s]: a name is 1..%d characters without spaces, quotes or braces",
+			    name, CFG_NAME_MAX - 1);
+	if (cfg_find_service(cfg, name))
+		return fail(ctx, "duplicate service '%s'", name);
+	grown = realloc(cfg->services, (size_t)(cfg->n_services + 1) * sizeof(*grown));
+	if (!grown)
+		return fail(ctx, "out of memory");
+	cfg->services = grown;
+	s = &cfg->services[cfg->n_services++];
+	memset(s, 0, sizeof(*s));
+	strcpy(s->name, name);
+	s->line = ctx->line;
+	s->connect_timeout_ms = DEF_CONNECT_TIMEOUT_MS;
+	s->failover_threshold = DEF_FAILOVER_THRESHOLD;
+	s->failback_threshold = DEF_FAILBACK_THRESHOLD;
+	s->failback_hold_ms = DEF_FAILBACK_HOLD_MS;
+	s->probe_interval_ms = DEF_PROBE_INTERVAL_MS;
+	ctx->cur = s;
+	return 1;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_ctx *ctx = user;
+
+	(void)section; /* sections are tracked by read_line, which also sees empty ones */
+	if (ctx->err[0])
+		return 0;
+	return ctx->in_global ? global_key(ctx, name, value) : service_key(ctx, name, value);
+}
+
+/* Line reader for inih: counts lines and starts sections itself, so that errors carry
+ * line numbers and a section without keys is still seen (inih skips those). */
+static char *read_line(char *buf, int size, void *stream)
+{
+	struct parse_ctx *ctx = stream;
+	char *r = fgets(buf, size, ctx->file), *close;
+
+	if (!r)
+		return NULL;
+	ctx->line++;
+	if (buf[0] == '[' && !ctx->err[0]) {
+		close = strchr(buf, ']');
+		if (close) {
+			*close = 0;
+			begin_section(ctx, buf + 1);
+			*close = ']';
+		}
+	}
+	return r;
+}
+
+const struct cfg_service *cfg_find_service(const struct cfg *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_services; i++)
+		if (!strcmp(cfg->services[i].name, name))
+			return &cfg->services[i];
+	return NULL;
+}
+
+static void set_defaults(struct cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->tick_ms = DEF_TICK_MS;
+	cfg->flow_table_size = FS_DEFAULT_FLOW_TABLE_SIZE;
+	cfg->flow_idle_timeout_s = DEF_IDLE_TIMEOUT_S;
+	cfg->max_services = FS_DEFAULT_MAX_SERVICES;
+	cfg->max_backends = FS_DEFAULT_MAX_BACKENDS;
+	strcpy(cfg->pin_path, DEF_PIN_PATH);
+	strcpy(cfg->metrics_listen, DEF_METRICS_LISTEN);
+}
+
+/* Checks that need the whole file: reported at the service's header line. */
+static int validate(struct parse_ctx *ctx)
+{
+	struct cfg *cfg = ctx->cfg;
+	int total_backends = 0;
+
+	if (!cfg->n_interfaces)
+		return fail(ctx, "[global] interfaces: no interface to attach to");
+	if (!cfg->n_services)
+		return fail(ctx, "no [service NAME] section");
+	for (int i = 0; i < cfg->n_services; i++) {
+		struct cfg_service *s = &cfg->services[i];
+
+		ctx->line = s->line;
+		if (!s->has_address)
+			return fail(ctx, "[service %s]: no address", s->name);
+		if (!s->n_backends)
+			return fail(ctx, "[service %s]: no backends", s->name);
+		for (int b = 0; b < s->n_backends; b++)
+			if (s->backends[b].family != s->address.family)
+				return fail(ctx, "[service %s]: backend %d is not the address family of the service",
+					    s->name, b + 1);
+		for (int j = 0; j < i; j++)
+			if (!memcmp(&cfg->services[j].address, &s->address, sizeof(s->address)))
+				return fail(ctx, "[service %s]: address already used by service '%s'", s->name,
+					    cfg->services[j].name);
+		total_backends += s->n_backends;
+	}
+	if ((unsigned)cfg->n_services > cfg->max_services)
+		return fail(ctx, "%d services but max_services = %u", cfg->n_services, cfg->max_services);
+	if ((unsigned)total_backends > cfg->max_backends)
+		return fail(ctx, "%d backends in all but max_backends = %u", total_backends,
+			    cfg->max_backends);
+	return 1;
+}
+
+int cfg_load(const char *path, struct cfg *cfg, char *err, size_t errlen)
+{
+	struct parse_ctx ctx = { .cfg = cfg };
+	int rc;
+
+	set_defaults(cfg);
+	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+	ctx.file = fopen(path, "r");
+	if (!ctx.file) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		return -1;
+	}
+	ctx.in_global = true; /* keys before any section belong to [global] */
+	rc = ini_parse_stream(read_line, &ctx, handler, &ctx);
+	fclose(ctx.file);
+	if (rc > 0 && !ctx.err[0]) {
+		ctx.line = rc;
+		fail(&ctx, "syntax error (expected 'key = value' or '[section]')");
+	}
+	if (!ctx.err[0])
+		validate(&ctx);
+	if (ctx.err[0]) {
+		snprintf(err, errlen, "%s:%d: %s", path, ctx.err_line, ctx.err);
+		cfg_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+void cfg_free(struct cfg *cfg)
+{
+	free(cfg->services);
+	cfg->services = NULL;
+	cfg->n_services = 0;
+}
+
+void cfg_print(const struct cfg *cfg, FILE *out)
+{
+	char buf[64];
+
+	fprintf(out, "[global]\ninterfaces =");
+	for (int i = 0; i < cfg->n_interfaces; i++)
+		fprintf(out, " %s", cfg->interfaces[i]);
+	fprintf(out, "\ntick_ms = %u\nflow_table_size = %u\nflow_idle_timeout_s = %u\n"
+		     "max_services = %u\nmax_backends = %u\npin_path = %s\nmetrics_listen = %s\n",
+		cfg->tick_ms, cfg->flow_table_size, cfg->flow_idle_timeout_s, cfg->max_services,
+		cfg->max_backends, cfg->pin_path, cfg->metrics_listen[0] ? cfg->metrics_listen : "off");
+	for (int i = 0; i < cfg->n_services; i++) {
+		const struct cfg_service *s = &cfg->services[i];
+
+		fprintf(out, "\n[service %s]\naddress = %s\nbackends =", s->name,
+			cfg_format_endpoint(&s->address, buf, sizeof(buf)));
+		for (int b = 0; b < s->n_backends; b++)
+			fprintf(out, " %s", cfg_format_endpoint(&s->backends[b], buf, sizeof(buf)));
+		fprintf(out, "\nconnect_timeout_ms = %u\nfailover_threshold = %g\n"
+			     "failback_threshold = %g\nfailback_hold_ms = %u\nprobe_interval_ms = %u\n",
+			s->connect_timeout_ms, s->failover_threshold, s->failback_threshold,
+			s->failback_hold_ms, s->probe_interval_ms);
+	}
+}

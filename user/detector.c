@@ -1,0 +1,132 @@
+/* Detector: observations -> models -> decisions; see detector.h. */
+#include "detector.h"
+
+#include <stdio.h>
+
+#define ACCEPTABLE_P_DOWN 0.5 /* a failover target must be more likely up than down */
+#define FLAP_WINDOW_MIN_S 10.0
+
+void det_service_init(struct det_service *s, int n_backends, int active)
+{
+	s->n_backends = n_backends;
+	for (int i = 0; i < FS_MAX_BACKENDS; i++) {
+		model_init(&s->models[i]);
+		s->good_since_s[i] = -1;
+	}
+	s->active = active >= 0 && active < n_backends ? active : 0;
+	s->mode = FS_MODE_AUTO;
+	s->forced_idx = 0;
+	s->backoff_level = 0;
+	s->last_failback_s = -1;
+	s->all_down = false;
+	s->failovers = s->failbacks = 0;
+}
+
+double det_hold_s(const struct det_service *s, const struct det_settings *set)
+{
+	return set->failback_hold_s * (double)(1u << s->backoff_level);
+}
+
+const char *det_event_name(enum det_event e)
+{
+	switch (e) {
+	case DET_FAILOVER: return "failover";
+	case DET_FAILBACK: return "failback";
+	case DET_FORCED: return "forced";
+	case DET_ALL_DOWN: return "all-down";
+	default: return "none";
+	}
+}
+
+static int evidence(char *buf, size_t len, const struct det_service *s, const struct det_obs *obs)
+{
+	int n = 0;
+
+	for (int i = 0; i < s->n_backends && (size_t)n < len; i++)
+		n += snprintf(buf + n, len - (size_t)n, " b%d{P(down)=%.6f ok=%.0f fail=%.0f}", i,
+			      s->models[i].p_down, obs[i].successes, obs[i].failures);
+	return n;
+}
+
+static enum det_event switch_to(struct det_service *s, int to, enum det_event ev,
+				const struct det_settings *set, const struct det_obs *obs, char *why,
+				size_t whylen)
+{
+	int from = s->active, n;
+
+	s->active = to;
+	n = snprintf(why, whylen, "%s: backend %d -> %d (threshold failover=%.4f failback=%.4f hold=%.1fs backoff=%d)",
+		     det_event_name(ev), from, to, set->failover_threshold, set->failback_threshold,
+		     det_hold_s(s, set), s->backoff_level);
+	if (n > 0 && (size_t)n < whylen)
+		evidence(why + n, whylen - (size_t)n, s, obs);
+	return ev;
+}
+
+enum det_event det_tick(struct det_service *s, const struct det_settings *set,
+			const struct model_params *mp, const struct det_obs *obs, double now_s,
+			char *why, size_t whylen)
+{
+	double hold;
+
+	why[0] = 0;
+	for (int i = 0; i < s->n_backends; i++) {
+		struct model *m = &s->models[i];
+
+		model_step(m, mp, obs[i].successes + obs[i].failures, obs[i].failures);
+		if (1 - m->p_down >= set->failback_threshold) {
+			if (s->good_since_s[i] < 0)
+				s->good_since_s[i] = now_s;
+		} else {
+			s->good_since_s[i] = -1;
+		}
+	}
+
+	if (s->mode == FS_MODE_FORCED) {
+		if (s->forced_idx >= 0 && s->forced_idx < s->n_backends && s->forced_idx != s->active)
+			return switch_to(s, s->forced_idx, DET_FORCED, set, obs, why, whylen);
+		return DET_NONE;
+	}
+
+	hold = det_hold_s(s, set);
+	if (s->models[s->active].p_down >= set->failover_threshold) {
+		for (int j = 0; j < s->n_backends; j++) {
+			if (j == s->active || s->models[j].p_down >= ACCEPTABLE_P_DOWN)
+				continue;
+			/* Failing soon after a failback: make the next failback wait longer. */
+			if (s->active < j && s->last_failback_s >= 0 &&
+			    now_s - s->last_failback_s < (FLAP_WINDOW_MIN_S > 4 * hold ? FLAP_WINDOW_MIN_S : 4 * hold) &&
+			    s->backoff_level < DET_MAX_BACKOFF)
+				s->backoff_level++;
+			s->all_down = false;
+			s->failovers++;
+			return switch_to(s, j, DET_FAILOVER, set, obs, why, whylen);
+		}
+		if (!s->all_down) {
+			int n = snprintf(why, whylen, "all-down: backend %d looks down and no backend is acceptable; "
+				    "suspecting this node's own network, keeping backend %d",
+				    s->active, s->active);
+			if (n > 0 && (size_t)n < whylen)
+				evidence(why + n, whylen - (size_t)n, s, obs);
+			s->all_down = true;
+			return DET_ALL_DOWN;
+		}
+		return DET_NONE;
+	}
+	s->all_down = false;
+
+	for (int j = 0; j < s->active; j++) {
+		if (s->good_since_s[j] >= 0 && now_s - s->good_since_s[j] >= hold) {
+			s->failbacks++;
+			s->last_failback_s = now_s;
+			return switch_to(s, j, DET_FAILBACK, set, obs, why, whylen);
+		}
+	}
+	/* A long quiet stretch after a failback earns back one level of back-off. */
+	if (s->active == 0 && s->backoff_level > 0 && s->last_failback_s >= 0 &&
+	    now_s - s->last_failback_s >= 10 * hold) {
+		s->backoff_level--;
+		s->last_failback_s = now_s;
+	}
+	return DET_NONE;
+}

@@ -1,0 +1,61 @@
+/* Detector: per-tick observations of each backend -> Markov models -> failover/failback
+ * decisions with hysteresis and flap back-off. No BPF here: testable without root. */
+#ifndef FS_DETECTOR_H
+#define FS_DETECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "failsteer/failsteer.h"
+#include "model.h"
+
+#define DET_MAX_BACKOFF 6 /* failback hold grows up to 64x */
+
+/* Per-service settings, from the config. */
+struct det_settings {
+	double failover_threshold; /* P(active down) that triggers failover */
+	double failback_threshold; /* P(up) a higher-priority backend must hold ... */
+	double failback_hold_s;    /* ... for this long (times 2^backoff_level) */
+};
+
+/* What one tick saw of one backend. */
+struct det_obs {
+	double successes; /* connections established, probes answered */
+	double failures;  /* resets, connect timeouts, ICMP errors, probes failed */
+};
+
+enum det_event {
+	DET_NONE,
+	DET_FAILOVER,   /* active looked down: moved to a lower-priority backend */
+	DET_FAILBACK,   /* a higher-priority backend was up for the hold: moved back */
+	DET_FORCED,     /* the operator's choice was applied */
+	DET_ALL_DOWN,   /* active looked down but no backend was acceptable: kept */
+};
+
+struct det_service {
+	int n_backends;
+	struct model models[FS_MAX_BACKENDS];
+	double good_since_s[FS_MAX_BACKENDS]; /* since when P(up) >= failback threshold, or <0 */
+	int active;
+	int mode;               /* FS_MODE_AUTO / FS_MODE_FORCED */
+	int forced_idx;
+	int backoff_level;
+	double last_failback_s; /* <0: never */
+	bool all_down;
+	unsigned failovers, failbacks;
+};
+
+void det_service_init(struct det_service *s, int n_backends, int active);
+
+/* One tick at time now_s: feeds obs[0..n_backends) to the models and decides. Returns the
+ * event; if it is not DET_NONE, why holds one log line with the evidence. */
+enum det_event det_tick(struct det_service *s, const struct det_settings *set,
+			const struct model_params *mp, const struct det_obs *obs, double now_s,
+			char *why, size_t whylen);
+
+/* Current failback hold in seconds, back-off included. */
+double det_hold_s(const struct det_service *s, const struct det_settings *set);
+
+const char *det_event_name(enum det_event e);
+
+#endif
