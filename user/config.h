@@ -10,7 +10,7 @@
 #include "failsteer/failsteer.h"
 
 #define CFG_MAX_IFACES 16
-#define CFG_NAME_MAX 64
+#define CFG_NAME_MAX FS_SERVICE_NAME_MAX
 #define CFG_PATH_MAX 256
 
 struct cfg_service {

@@ -55,6 +55,11 @@ static enum det_event switch_to(struct det_service *s, int to, enum det_event ev
 	int from = s->active, n;
 
 	s->active = to;
+	/* Counted by direction, whoever decided: lower priority is a failover. */
+	if (to > from)
+		s->failovers++;
+	else if (to < from)
+		s->failbacks++;
 	n = snprintf(why, whylen, "%s: backend %d -> %d (threshold failover=%.4f failback=%.4f hold=%.1fs backoff=%d)",
 		     det_event_name(ev), from, to, set->failover_threshold, set->failback_threshold,
 		     det_hold_s(s, set), s->backoff_level);
@@ -99,7 +104,6 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 			    s->backoff_level < DET_MAX_BACKOFF)
 				s->backoff_level++;
 			s->all_down = false;
-			s->failovers++;
 			return switch_to(s, j, DET_FAILOVER, set, obs, why, whylen);
 		}
 		if (!s->all_down) {
@@ -117,7 +121,6 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 
 	for (int j = 0; j < s->active; j++) {
 		if (s->good_since_s[j] >= 0 && now_s - s->good_since_s[j] >= hold) {
-			s->failbacks++;
 			s->last_failback_s = now_s;
 			return switch_to(s, j, DET_FAILBACK, set, obs, why, whylen);
 		}

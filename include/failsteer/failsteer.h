@@ -10,6 +10,7 @@
 
 #define FS_MAX_BACKENDS 8 /* backends per service, primary first */
 #define FS_LAT_BUCKETS 32 /* log2 buckets of SYN->SYN-ACK latency in microseconds */
+#define FS_SERVICE_NAME_MAX 48 /* service names, NUL included */
 #define FS_SYN_MAX 120    /* bytes kept of a client SYN: IPv4 60 + TCP 60, IPv6 40 + TCP 60 */
 
 /* Address families as stored in maps (not AF_* so the layout is self-contained). */
@@ -141,7 +142,7 @@ struct fs_service_state {
 	__u64 up_since_ms;      /* CLOCK_MONOTONIC ms since the primary looked up, 0 if not */
 	__u64 last_failback_ms; /* CLOCK_MONOTONIC ms of the last failback */
 	__u64 last_switch_ms;   /* CLOCK_REALTIME ms of the last change of active backend */
-	char name[48];          /* the config's service name, for the CLI and bpftool */
+	char name[FS_SERVICE_NAME_MAX]; /* the config's service name, for the CLI and bpftool */
 };
 _Static_assert(sizeof(struct fs_service_state) == 88, "fs_service_state layout");
 

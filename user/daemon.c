@@ -1,0 +1,713 @@
+/* The failsteer daemon; see daemon.h. */
+#include "daemon.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "detector.h"
+#include "loader.h"
+#include "log.h"
+#include "maparray.h"
+#include "metrics.h"
+#include "probes.h"
+
+#define SWEEP_INTERVAL_S 10.0
+#define FIN_LINGER_NS (30ull * 1000000000ull) /* closed flows: keep for late retransmissions */
+#define PROBE_SUSPICION 0.01 /* P(active down) above which backups get probed too */
+#define PROBE_BURST 4        /* probes per round to a backend believed down */
+#define RATE_WINDOW_S 1.0
+
+struct backend_rt {
+	__u32 id;
+	struct fs_endpoint ep;
+	double probe_ok, probe_fail; /* results collected since the last tick */
+	double next_probe_s;
+	double rate[FS_RATE_NR];     /* per second, smoothed over RATE_WINDOW_S */
+	struct fs_backend_stats prev;
+};
+
+struct service_rt {
+	struct cfg_service cfg;
+	__u32 svc_id;
+	struct fs_service val;       /* as written to the services map */
+	struct backend_rt be[FS_MAX_BACKENDS];
+	struct det_service det;
+	struct det_settings set;
+	struct fs_service_state st;
+};
+
+struct daemon {
+	struct cfg cfg;
+	struct loader ld;
+	struct model_params mp;
+	struct service_rt *svcs;
+	int n_svcs;
+	__u32 n_svc_ids, n_backend_ids; /* highest id in use + 1 */
+	struct service_rt **owner;      /* backend id -> service, for probe results */
+	int *owner_idx;
+	struct probes *probes;
+	struct metrics *metrics;
+	struct fs_backend_stats *stats;
+	struct fs_backend_model *models;
+	struct fs_service_state *states;
+	struct fs_service_ctl *ctls;
+	double next_sweep_s;
+	__u64 flows_swept;
+	__s64 evictions_base;           /* unaccounted flow-table losses before we started */
+	bool have_evictions_base;
+	__u64 evictions;
+	__u64 ticks;
+	__u64 flows_live;
+	double last_tick_cost_s;
+};
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static __u64 realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
+}
+
+static __u32 to_ppb(double p)
+{
+	return (__u32)llround((p < 0 ? 0 : p > 1 ? 1 : p) * FS_PPB);
+}
+
+/* Model state <-> pinned map value. */
+static void model_save(const struct service_rt *s, int b, const struct model_params *mp,
+		       struct fs_backend_model *out)
+{
+	const struct model *m = &s->det.models[b];
+	double P[2][2];
+
+	memset(out, 0, sizeof(*out));
+	model_transitions(m, mp, P);
+	out->p_down_ppb = to_ppb(m->p_down);
+	out->fail_up_ppb = to_ppb(model_fail_up(m, mp));
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2; j++) {
+			out->trans_ppb[i][j] = to_ppb(P[i][j]);
+			out->counts_milli[i][j] = (__u64)llround(m->counts[i][j] * 1000);
+		}
+	out->up_attempts_milli = (__u64)llround(m->up_attempts * 1000);
+	out->up_failures_milli = (__u64)llround(m->up_failures * 1000);
+	out->mtbf_ms = (__u64)llround(fmin(model_mtbf_s(m, mp), 1e12) * 1000);
+	out->mttr_ms = (__u64)llround(fmin(model_mttr_s(m, mp), 1e12) * 1000);
+	out->availability_ppb = to_ppb(model_availability(m, mp));
+	out->evidence_ticks = (__u32)m->steps;
+	for (int r = 0; r < FS_RATE_NR; r++)
+		out->rate_milli[r] = (__u32)llround(fmin(s->be[b].rate[r], 4e6) * 1000);
+	out->prev = s->be[b].prev;
+}
+
+static void model_restore(struct service_rt *s, int b, const struct fs_backend_model *in)
+{
+	struct model *m = &s->det.models[b];
+
+	m->p_down = (double)in->p_down_ppb / FS_PPB;
+	if (m->p_down <= 0)
+		m->p_down = 1e-12;
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2; j++)
+			m->counts[i][j] = (double)in->counts_milli[i][j] / 1000;
+	m->up_attempts = (double)in->up_attempts_milli / 1000;
+	m->up_failures = (double)in->up_failures_milli / 1000;
+	m->steps = in->evidence_ticks;
+	for (int r = 0; r < FS_RATE_NR; r++)
+		s->be[b].rate[r] = in->rate_milli[r] / 1000.0;
+	s->be[b].prev = in->prev;
+}
+
+static bool same_ep(const struct fs_endpoint *a, const struct fs_endpoint *b)
+{
+	return !memcmp(a, b, sizeof(*a));
+}
+
+static void free_runtime(struct daemon *d)
+{
+	free(d->svcs);
+	free(d->owner);
+	free(d->owner_idx);
+	free(d->stats);
+	free(d->models);
+	free(d->states);
+	free(d->ctls);
+	d->svcs = NULL;
+	d->owner = NULL;
+	d->owner_idx = NULL;
+	d->stats = NULL;
+	d->models = NULL;
+	d->states = NULL;
+	d->ctls = NULL;
+	d->n_svcs = 0;
+}
+
+/* Builds the runtime from cfg and whatever the pinned maps hold (a previous daemon's
+ * services, ids, active backends, models): the one path for start, restart and reload. */
+static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
+{
+	const struct cfg *cfg = &d->cfg;
+	struct fs_maps *m = &d->ld.maps;
+	struct fs_endpoint key, next;
+	struct fs_service old;
+	bool *svc_used = calloc(cfg->max_services, 1), *be_used = calloc(cfg->max_backends, 1);
+	struct service_rt *svcs = calloc((size_t)cfg->n_services + 1, sizeof(*svcs));
+	int rc = 0, nkeys = 0;
+	struct { struct fs_endpoint key; struct fs_service val; } *existing = NULL;
+
+	if (!svc_used || !be_used || !svcs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* What the maps hold now. */
+	for (int e = bpf_map_get_next_key(m->services, NULL, &key); !e;
+	     e = bpf_map_get_next_key(m->services, &key, &next), key = next) {
+		void *grown;
+
+		if (bpf_map_lookup_elem(m->services, &key, &old))
+			continue;
+		grown = realloc(existing, (size_t)(nkeys + 1) * sizeof(*existing));
+		if (!grown) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		existing = grown;
+		existing[nkeys].key = key;
+		existing[nkeys].val = old;
+		nkeys++;
+	}
+
+	/* Keep the ids (and so the counters, models and state) of what is still configured. */
+	for (int i = 0; i < cfg->n_services; i++) {
+		struct service_rt *s = &svcs[i];
+		const struct cfg_service *c = &cfg->services[i];
+
+		s->cfg = *c;
+		s->svc_id = UINT32_MAX;
+		for (int b = 0; b < FS_MAX_BACKENDS; b++)
+			s->be[b].id = UINT32_MAX;
+		for (int k = 0; k < nkeys; k++) {
+			const struct fs_service *o = &existing[k].val;
+
+			if (!same_ep(&existing[k].key, &c->address) || o->svc_id >= cfg->max_services)
+				continue;
+			s->svc_id = o->svc_id;
+			svc_used[o->svc_id] = true;
+			for (int b = 0; b < c->n_backends; b++)
+				for (int ob = 0; ob < o->n_backends && ob < FS_MAX_BACKENDS; ob++)
+					if (same_ep(&c->backends[b], &o->backends[ob]) &&
+					    o->backend_ids[ob] < cfg->max_backends && !be_used[o->backend_ids[ob]]) {
+						s->be[b].id = o->backend_ids[ob];
+						be_used[o->backend_ids[ob]] = true;
+					}
+			/* The active backend stays the same site, wherever it now is in the list. */
+			s->val.active = 0;
+			if (o->active < o->n_backends)
+				for (int b = 0; b < c->n_backends; b++)
+					if (same_ep(&c->backends[b], &o->backends[o->active]))
+						s->val.active = (__u8)b;
+			break;
+		}
+	}
+	/* New services and backends get the lowest free ids. */
+	__u32 next_svc = 0, next_be = 0;
+	d->n_svc_ids = d->n_backend_ids = 0;
+	for (int i = 0; i < cfg->n_services; i++) {
+		struct service_rt *s = &svcs[i];
+
+		if (s->svc_id == UINT32_MAX) {
+			while (svc_used[next_svc])
+				next_svc++;
+			s->svc_id = next_svc;
+			svc_used[next_svc] = true;
+		}
+		if (s->svc_id + 1 > d->n_svc_ids)
+			d->n_svc_ids = s->svc_id + 1;
+		for (int b = 0; b < s->cfg.n_backends; b++) {
+			if (s->be[b].id == UINT32_MAX) {
+				while (be_used[next_be])
+					next_be++;
+				s->be[b].id = next_be;
+				be_used[next_be] = true;
+			}
+			if (s->be[b].id + 1 > d->n_backend_ids)
+				d->n_backend_ids = s->be[b].id + 1;
+		}
+	}
+
+	free_runtime(d);
+	d->svcs = svcs;
+	d->n_svcs = cfg->n_services;
+	svcs = NULL;
+	d->owner = calloc(d->n_backend_ids + 1, sizeof(*d->owner));
+	d->owner_idx = calloc(d->n_backend_ids + 1, sizeof(*d->owner_idx));
+	d->stats = calloc(d->n_backend_ids + 1, sizeof(*d->stats));
+	d->models = calloc(d->n_backend_ids + 1, sizeof(*d->models));
+	d->states = calloc(d->n_svc_ids + 1, sizeof(*d->states));
+	d->ctls = calloc(d->n_svc_ids + 1, sizeof(*d->ctls));
+	if (!d->owner || !d->owner_idx || !d->stats || !d->models || !d->states || !d->ctls) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = maparray_read(m->backend_model, d->n_backend_ids, sizeof(*d->models), d->models);
+	if (!rc)
+		rc = maparray_read(m->service_state, d->n_svc_ids, sizeof(*d->states), d->states);
+	if (!rc)
+		rc = maparray_read(m->service_ctl, d->n_svc_ids, sizeof(*d->ctls), d->ctls);
+	if (!rc)
+		rc = maparray_read_percpu_sum(m->backend_stats, d->n_backend_ids, sizeof(*d->stats), d->stats);
+	if (rc) {
+		snprintf(err, errlen, "reading pinned state: %s", strerror(-rc));
+		goto out;
+	}
+
+	for (int i = 0; i < d->n_svcs; i++) {
+		struct service_rt *s = &d->svcs[i];
+		bool reused_svc = false;
+
+		for (int k = 0; k < nkeys; k++)
+			if (same_ep(&existing[k].key, &s->cfg.address) && existing[k].val.svc_id == s->svc_id)
+				reused_svc = true;
+		s->set.failover_threshold = s->cfg.failover_threshold;
+		s->set.failback_threshold = s->cfg.failback_threshold;
+		s->set.failback_hold_s = s->cfg.failback_hold_ms / 1000.0;
+		det_service_init(&s->det, s->cfg.n_backends, s->val.active);
+		s->val.svc_id = s->svc_id;
+		s->val.n_backends = (__u8)s->cfg.n_backends;
+		s->val.connect_timeout_ms = s->cfg.connect_timeout_ms;
+		s->val.flags = 0;
+		for (int b = 0; b < s->cfg.n_backends; b++) {
+			struct backend_rt *be = &s->be[b];
+			bool reused = false;
+
+			be->ep = s->cfg.backends[b];
+			s->val.backends[b] = be->ep;
+			s->val.backend_ids[b] = be->id;
+			d->owner[be->id] = s;
+			d->owner_idx[be->id] = b;
+			for (int k = 0; k < nkeys && reused_svc; k++)
+				for (int ob = 0; ob < existing[k].val.n_backends && ob < FS_MAX_BACKENDS; ob++)
+					if (existing[k].val.backend_ids[ob] == be->id &&
+					    same_ep(&existing[k].val.backends[ob], &be->ep))
+						reused = true;
+			if (reused && d->models[be->id].evidence_ticks + d->models[be->id].p_down_ppb) {
+				model_restore(s, b, &d->models[be->id]);
+			} else {
+				/* Fresh id: counters may hold a removed backend's history. */
+				be->prev = d->stats[be->id];
+				memset(be->rate, 0, sizeof(be->rate));
+			}
+		}
+		if (reused_svc) {
+			s->st = d->states[s->svc_id];
+			s->det.backoff_level = (int)(s->st.backoff_level <= DET_MAX_BACKOFF ? s->st.backoff_level : 0);
+			s->det.failovers = s->st.failovers;
+			s->det.failbacks = s->st.failbacks;
+		} else {
+			memset(&s->st, 0, sizeof(s->st));
+			memset(&d->ctls[s->svc_id], 0, sizeof(d->ctls[s->svc_id]));
+			bpf_map_update_elem(m->service_ctl, &s->svc_id, &d->ctls[s->svc_id], BPF_ANY);
+		}
+		snprintf(s->st.name, sizeof(s->st.name), "%s", s->cfg.name);
+		if (bpf_map_update_elem(m->services, &s->cfg.address, &s->val, BPF_ANY)) {
+			rc = -errno;
+			snprintf(err, errlen, "writing service %s: %s", s->cfg.name, strerror(errno));
+			goto out;
+		}
+		log_info("service %s: %s, svc_id %u, active backend %d of %d%s", s->cfg.name,
+			 reused_svc ? "adopted" : "new", s->svc_id, s->val.active, s->cfg.n_backends,
+			 reused_svc ? " (kept)" : "");
+	}
+	/* Services no longer configured stop taking new flows; existing flows carry on. */
+	for (int k = 0; k < nkeys; k++) {
+		bool keep = false;
+
+		for (int i = 0; i < d->n_svcs; i++)
+			keep |= same_ep(&existing[k].key, &d->svcs[i].cfg.address);
+		if (!keep) {
+			bpf_map_delete_elem(m->services, &existing[k].key);
+			log_info("service with svc_id %u removed from the data path", existing[k].val.svc_id);
+		}
+	}
+out:
+	free(existing);
+	free(svc_used);
+	free(be_used);
+	free(svcs);
+	return rc;
+}
+
+static void probe_done(void *ctx, __u32 tag, bool ok)
+{
+	struct daemon *d = ctx;
+	struct service_rt *s;
+
+	if (tag >= d->n_backend_ids || !(s = d->owner[tag]))
+		return; /* a probe of a backend removed by a reload */
+	if (ok)
+		s->be[d->owner_idx[tag]].probe_ok++;
+	else
+		s->be[d->owner_idx[tag]].probe_fail++;
+}
+
+/* Probes only where passive evidence is missing: the backends a failover would move to
+ * or a failback would return to. A healthy primary with traffic costs no probes at all. */
+static void schedule_probes(struct daemon *d, struct service_rt *s, double now)
+{
+	bool suspicious = s->det.active != 0 ||
+			  s->det.models[s->det.active].p_down > PROBE_SUSPICION;
+
+	if (!s->cfg.probe_interval_ms || !suspicious)
+		return;
+	for (int b = 0; b < s->cfg.n_backends; b++) {
+		struct backend_rt *be = &s->be[b];
+		int burst = s->det.models[b].p_down > 0.5 ? PROBE_BURST : 1;
+
+		if (b == s->det.active || now < be->next_probe_s)
+			continue;
+		be->next_probe_s = now + s->cfg.probe_interval_ms / 1000.0;
+		for (int i = 0; i < burst; i++)
+			if (probes_start(d->probes, &be->ep, s->cfg.connect_timeout_ms, be->id, now,
+					 probe_done, d) == -EBUSY)
+				return;
+	}
+}
+
+static void update_rates(struct backend_rt *be, const struct fs_backend_stats *cur, double dt)
+{
+	const double delta[FS_RATE_NR] = {
+		[FS_RATE_ATTEMPTS] = (double)(cur->attempts - be->prev.attempts),
+		[FS_RATE_ESTABLISHED] = (double)(cur->established - be->prev.established),
+		[FS_RATE_RESETS] = (double)(cur->resets - be->prev.resets),
+		[FS_RATE_TIMEOUTS] = (double)(cur->timeouts - be->prev.timeouts),
+		[FS_RATE_ICMP] = (double)(cur->icmp_errors - be->prev.icmp_errors),
+		[FS_RATE_PROBE_OK] = be->probe_ok,
+		[FS_RATE_PROBE_FAIL] = be->probe_fail,
+		[FS_RATE_RETRIED] = (double)(cur->retried - be->prev.retried),
+	};
+	double a = dt >= RATE_WINDOW_S ? 1 : dt / RATE_WINDOW_S;
+
+	for (int r = 0; r < FS_RATE_NR; r++)
+		be->rate[r] += a * (delta[r] / dt - be->rate[r]);
+}
+
+static void apply_decision(struct daemon *d, struct service_rt *s, enum det_event ev,
+			   const char *why, int before)
+{
+	if (ev == DET_ALL_DOWN) {
+		log_warn("service %s: %s", s->cfg.name, why);
+		return;
+	}
+	log_info("service %s: %s", s->cfg.name, why);
+	if (s->det.active == before)
+		return;
+	s->val.active = (__u8)s->det.active;
+	if (bpf_map_update_elem(d->ld.maps.services, &s->cfg.address, &s->val, BPF_EXIST))
+		log_warn("service %s: writing active backend %d: %s", s->cfg.name, s->det.active,
+			 strerror(errno));
+	s->st.last_switch_ms = realtime_ms();
+}
+
+static void tick(struct daemon *d, double now, double dt)
+{
+	struct fs_maps *m = &d->ld.maps;
+	char why[1024];
+	int rc;
+
+	probes_poll(d->probes, now, probe_done, d);
+	rc = maparray_read_percpu_sum(m->backend_stats, d->n_backend_ids, sizeof(*d->stats), d->stats);
+	if (!rc)
+		rc = maparray_read(m->service_ctl, d->n_svc_ids, sizeof(*d->ctls), d->ctls);
+	if (rc) {
+		log_warn("reading counters: %s", strerror(-rc));
+		return;
+	}
+	for (int i = 0; i < d->n_svcs; i++) {
+		struct service_rt *s = &d->svcs[i];
+		const struct fs_service_ctl *ctl = &d->ctls[s->svc_id];
+		struct det_obs obs[FS_MAX_BACKENDS] = { 0 };
+		int before = s->det.active;
+		enum det_event ev;
+
+		s->det.mode = ctl->mode == FS_MODE_FORCED ? FS_MODE_FORCED : FS_MODE_AUTO;
+		s->det.forced_idx = (int)ctl->forced_idx;
+		for (int b = 0; b < s->cfg.n_backends; b++) {
+			struct backend_rt *be = &s->be[b];
+			const struct fs_backend_stats *cur = &d->stats[be->id];
+
+			/* Established connections are successes; resets (refused or torn down),
+			 * connect timeouts and ICMP unreachables are failures. */
+			obs[b].successes = (double)(cur->established - be->prev.established) + be->probe_ok;
+			obs[b].failures = (double)(cur->resets - be->prev.resets) +
+					  (double)(cur->timeouts - be->prev.timeouts) +
+					  (double)(cur->icmp_errors - be->prev.icmp_errors) + be->probe_fail;
+			update_rates(be, cur, dt);
+			be->prev = *cur;
+			be->probe_ok = be->probe_fail = 0;
+		}
+		ev = det_tick(&s->det, &s->set, &d->mp, obs, now, why, sizeof(why));
+		if (ev != DET_NONE)
+			apply_decision(d, s, ev, why, before);
+		/* Someone (the CLI) may have written the map while we were not looking. */
+		s->st.failovers = s->det.failovers;
+		s->st.failbacks = s->det.failbacks;
+		s->st.backoff_level = (__u32)s->det.backoff_level;
+		s->st.all_down = s->det.all_down;
+		s->st.last_failback_ms = s->det.last_failback_s < 0 ? 0 : (__u64)(s->det.last_failback_s * 1000);
+		s->st.up_since_ms = s->det.good_since_s[0] < 0 ? 0 : (__u64)(s->det.good_since_s[0] * 1000);
+		d->states[s->svc_id] = s->st;
+		for (int b = 0; b < s->cfg.n_backends; b++)
+			model_save(s, b, &d->mp, &d->models[s->be[b].id]);
+		schedule_probes(d, s, now);
+	}
+	if (maparray_write(m->backend_model, d->n_backend_ids, sizeof(*d->models), d->models) ||
+	    maparray_write(m->service_state, d->n_svc_ids, sizeof(*d->states), d->states))
+		log_warn("persisting model state: %s", strerror(errno));
+	d->ticks++;
+}
+
+/* Deletes flow entries that closed (FIN) a while ago or went idle; counts what is left so
+ * flow-table evictions can be told apart from closes. */
+static void sweep_flows(struct daemon *d)
+{
+	struct fs_maps *m = &d->ld.maps;
+	enum { BATCH = 1024 };
+	struct fs_flow_key keys[BATCH], del[BATCH];
+	struct fs_flow vals[BATCH];
+	struct fs_global_stats g;
+	struct timespec ts;
+	__u64 now_ns, idle_ns = (__u64)d->cfg.flow_idle_timeout_s * 1000000000ull, live = 0;
+	struct fs_flow_key in, out;
+	bool first = true;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_ns = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+	for (;;) {
+		__u32 count = BATCH, ndel = 0;
+		int rc = bpf_map_lookup_batch(m->flows, first ? NULL : &in, &out, keys, vals, &count, &opts);
+
+		if (rc && errno != ENOENT) {
+			log_warn("sweeping flows: %s", strerror(errno));
+			return;
+		}
+		for (__u32 i = 0; i < count; i++) {
+			__u64 age = now_ns > vals[i].last_ns ? now_ns - vals[i].last_ns : 0;
+
+			if (((vals[i].flags & FS_FL_FIN) && age > FIN_LINGER_NS) || age > idle_ns)
+				del[ndel++] = keys[i];
+			else
+				live++;
+		}
+		if (ndel) {
+			__u32 n = ndel;
+
+			if (bpf_map_delete_batch(m->flows, del, &n, &opts))
+				for (__u32 i = 0; i < ndel; i++)
+					bpf_map_delete_elem(m->flows, &del[i]);
+			d->flows_swept += ndel;
+		}
+		if (rc) /* ENOENT: end of table */
+			break;
+		in = out;
+		first = false;
+	}
+	if (maparray_read_percpu_sum(m->global_stats, 1, sizeof(g), &g))
+		return;
+	__s64 lost = (__s64)g.flows_created - (__s64)g.flows_deleted - (__s64)d->flows_swept - (__s64)live;
+	if (!d->have_evictions_base) {
+		d->evictions_base = lost;
+		d->have_evictions_base = true;
+	}
+	if (lost - d->evictions_base > (__s64)d->evictions) {
+		log_warn("flow table: %lld entries evicted since start (%llu live of %u): raise flow_table_size",
+			 (long long)(lost - d->evictions_base), (unsigned long long)live, d->cfg.flow_table_size);
+		d->evictions = (__u64)(lost - d->evictions_base);
+	}
+	d->flows_live = live;
+}
+
+static void publish_metrics(struct daemon *d, __u64 flows_live)
+{
+	struct metrics_daemon md = {
+		.ticks = d->ticks,
+		.tick_seconds = d->last_tick_cost_s,
+		.flows_live = flows_live,
+		.flow_table_size = d->cfg.flow_table_size,
+		.evictions = d->evictions,
+		.probes_in_flight = (__u64)probes_in_flight(d->probes),
+	};
+
+	metrics_update_daemon(d->metrics, &md);
+}
+
+static int reload(struct daemon *d)
+{
+	struct cfg fresh;
+	char err[512];
+	int rc;
+
+	if (cfg_load(d->cfg.path, &fresh, err, sizeof(err))) {
+		log_warn("reload: %s; keeping the running configuration", err);
+		return -1;
+	}
+	if (fresh.flow_table_size != d->cfg.flow_table_size || fresh.max_services != d->cfg.max_services ||
+	    fresh.max_backends != d->cfg.max_backends || strcmp(fresh.pin_path, d->cfg.pin_path) ||
+	    strcmp(fresh.metrics_listen, d->cfg.metrics_listen) || fresh.tick_ms != d->cfg.tick_ms) {
+		log_warn("reload: flow_table_size, max_services, max_backends, pin_path, tick_ms and "
+			 "metrics_listen need a restart; keeping the running configuration");
+		cfg_free(&fresh);
+		return -1;
+	}
+	/* Attach to interfaces added by the reload; removed ones keep their filters until
+	 * 'failsteer detach' (removing them here could break flows steered through them). */
+	rc = loader_attach(&d->ld, &fresh, err, sizeof(err));
+	if (rc) {
+		log_warn("reload: %s; keeping the running configuration", err);
+		cfg_free(&fresh);
+		return -1;
+	}
+	/* Persisted each tick, so the maps hold the current models: rebuild from them. */
+	cfg_free(&d->cfg);
+	d->cfg = fresh;
+	rc = sync_from_maps(d, err, sizeof(err));
+	if (rc) {
+		log_warn("reload: %s", err);
+		return -1;
+	}
+	log_info("reloaded %s: %d services", d->cfg.path, d->n_svcs);
+	return 0;
+}
+
+int daemon_run(const char *cfg_path)
+{
+	struct daemon d = { 0 };
+	struct epoll_event ev, evs[4];
+	struct itimerspec its = { 0 };
+	sigset_t mask;
+	char err[512];
+	int epfd = -1, tfd = -1, sfd = -1, code = 1, rc;
+	double last;
+
+	if (cfg_load(cfg_path, &d.cfg, err, sizeof(err))) {
+		fprintf(stderr, "failsteer: %s\n", err);
+		return 2;
+	}
+	model_default_params(&d.mp, d.cfg.tick_ms / 1000.0);
+	rc = loader_prepare(&d.ld, &d.cfg, err, sizeof(err));
+	if (!rc)
+		rc = loader_load(&d.ld, &d.cfg, err, sizeof(err));
+	if (!rc)
+		rc = sync_from_maps(&d, err, sizeof(err));
+	if (!rc)
+		rc = loader_attach(&d.ld, &d.cfg, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "failsteer: %s\n", err);
+		goto out;
+	}
+	log_info("attached to %d interface(s), %s pinned state under %s, tick %u ms", d.cfg.n_interfaces,
+		 d.ld.adopted ? "adopted" : "created", d.cfg.pin_path, d.cfg.tick_ms);
+
+	d.probes = probes_new();
+	d.metrics = metrics_new(d.cfg.metrics_listen, d.cfg.pin_path, err, sizeof(err));
+	if (!d.probes || !d.metrics) {
+		fprintf(stderr, "failsteer: %s\n", d.probes ? err : "out of memory");
+		goto out;
+	}
+	if (d.cfg.metrics_listen[0])
+		log_info("metrics on http://%s/metrics", d.cfg.metrics_listen);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (sfd < 0 || tfd < 0 || epfd < 0) {
+		fprintf(stderr, "failsteer: setting up the event loop: %s\n", strerror(errno));
+		goto out;
+	}
+	its.it_interval.tv_sec = d.cfg.tick_ms / 1000;
+	its.it_interval.tv_nsec = (long)(d.cfg.tick_ms % 1000) * 1000000L;
+	its.it_value = its.it_interval;
+	timerfd_settime(tfd, 0, &its, NULL);
+	ev.events = EPOLLIN;
+	ev.data.fd = sfd;
+	epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
+	ev.data.fd = tfd;
+	epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &ev);
+
+	last = mono_s();
+	d.next_sweep_s = last;
+	for (;;) {
+		int n = epoll_wait(epfd, evs, 4, -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.fd == sfd) {
+				struct signalfd_siginfo si;
+
+				if (read(sfd, &si, sizeof(si)) != sizeof(si))
+					continue;
+				if (si.ssi_signo == SIGHUP) {
+					reload(&d);
+					continue;
+				}
+				log_info("signal %u: stopping; the data path keeps steering with the last "
+					 "decisions (run 'failsteer detach' to remove it)", si.ssi_signo);
+				code = 0;
+				goto out;
+			}
+			__u64 expirations;
+			if (read(tfd, &expirations, sizeof(expirations)) != sizeof(expirations))
+				continue;
+			double now = mono_s(), t0 = now;
+
+			tick(&d, now, now - last > 0 ? now - last : d.cfg.tick_ms / 1000.0);
+			last = now;
+			if (now >= d.next_sweep_s) {
+				sweep_flows(&d);
+				d.next_sweep_s = now + SWEEP_INTERVAL_S;
+			}
+			d.last_tick_cost_s = mono_s() - t0;
+			publish_metrics(&d, d.flows_live);
+		}
+	}
+out:
+	if (epfd >= 0)
+		close(epfd);
+	if (tfd >= 0)
+		close(tfd);
+	if (sfd >= 0)
+		close(sfd);
+	metrics_free(d.metrics);
+	probes_free(d.probes);
+	loader_close(&d.ld);
+	free_runtime(&d);
+	cfg_free(&d.cfg);
+	return code;
+}

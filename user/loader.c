@@ -1,0 +1,342 @@
+/* Loader: open, size, load (adopting pinned maps), attach to TC, pin; and detach. */
+#include "loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "failsteer.skel.h"
+
+#define PROG_PIN_INGRESS "prog_tc_ingress"
+#define PROG_PIN_EGRESS "prog_tc_egress"
+
+static const char *const map_names[] = {
+	FS_MAP_SERVICES, FS_MAP_FLOWS, FS_MAP_BACKEND_STATS, FS_MAP_GLOBAL_STATS,
+	FS_MAP_SERVICE_CTL, FS_MAP_SERVICE_STATE, FS_MAP_BACKEND_MODEL,
+};
+
+static int *map_fd_slot(struct fs_maps *m, int i)
+{
+	int *slots[] = { &m->services, &m->flows, &m->backend_stats, &m->global_stats,
+			 &m->service_ctl, &m->service_state, &m->backend_model };
+	return slots[i];
+}
+
+#define N_MAPS ((int)(sizeof(map_names) / sizeof(map_names[0])))
+
+static int mkdir_p(const char *path)
+{
+	char buf[CFG_PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static bool on_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return !statfs(path, &st) && st.f_type == BPF_FS_MAGIC;
+}
+
+int loader_prepare(struct loader *l, const struct cfg *cfg, char *err, size_t len)
+{
+	char parent[CFG_PATH_MAX];
+	char *slash;
+	int err_no;
+
+	memset(l, 0, sizeof(*l));
+	l->lock_fd = -1;
+	for (int i = 0; i < N_MAPS; i++)
+		*map_fd_slot(&l->maps, i) = -1;
+	snprintf(parent, sizeof(parent), "%s", cfg->pin_path);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = 0;
+	/* A fresh machine may have no bpffs: mount the standard one, as systemd would. */
+	if (!on_bpffs(parent) && !strncmp(cfg->pin_path, "/sys/fs/bpf/", 12) &&
+	    !on_bpffs("/sys/fs/bpf")) {
+		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700")) {
+			snprintf(err, len, "mounting bpffs on /sys/fs/bpf: %s", strerror(errno));
+			return -errno;
+		}
+	}
+	err_no = mkdir_p(cfg->pin_path);
+	if (err_no) {
+		snprintf(err, len, "creating pin path %s: %s", cfg->pin_path, strerror(-err_no));
+		return err_no;
+	}
+	if (!on_bpffs(cfg->pin_path)) {
+		snprintf(err, len, "pin path %s is not on a bpf filesystem", cfg->pin_path);
+		return -EINVAL;
+	}
+	l->lock_fd = open(cfg->pin_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (l->lock_fd < 0 || flock(l->lock_fd, LOCK_EX | LOCK_NB)) {
+		err_no = errno;
+		snprintf(err, len, "%s: %s", cfg->pin_path,
+			 err_no == EWOULDBLOCK ? "another failsteer daemon is running with this pin_path"
+					       : strerror(err_no));
+		return -err_no;
+	}
+	return 0;
+}
+
+/* A pinned map is reused only if it is the same shape; say which setting differs. */
+static int check_pinned(const char *pin, struct bpf_map *map, char *err, size_t len)
+{
+	char path[CFG_PATH_MAX + 64];
+	struct bpf_map_info info = { 0 };
+	__u32 info_len = sizeof(info);
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", pin, bpf_map__name(map));
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0; /* not pinned yet */
+	if (bpf_obj_get_info_by_fd(fd, &info, &info_len)) {
+		rc = -errno;
+		snprintf(err, len, "%s: %s", path, strerror(errno));
+	} else if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+		   info.value_size != bpf_map__value_size(map)) {
+		rc = -EINVAL;
+		snprintf(err, len, "pinned map %s has another layout (older failsteer?): "
+			 "run 'failsteer detach' first (drops tracked flows)", path);
+	} else if (info.max_entries != bpf_map__max_entries(map)) {
+		rc = -EINVAL;
+		snprintf(err, len, "pinned map %s has %u entries but the config asks for %u: "
+			 "restore the old size or run 'failsteer detach' first (drops tracked flows)",
+			 path, info.max_entries, bpf_map__max_entries(map));
+	}
+	close(fd);
+	return rc;
+}
+
+int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len)
+{
+	char path[CFG_PATH_MAX + 64];
+	struct bpf_map *map;
+	int rc;
+
+	l->skel = failsteer_bpf__open();
+	if (!l->skel) {
+		snprintf(err, len, "opening BPF object: %s", strerror(errno));
+		return -errno;
+	}
+	bpf_map__set_max_entries(l->skel->maps.flows, cfg->flow_table_size);
+	bpf_map__set_max_entries(l->skel->maps.services, cfg->max_services);
+	bpf_map__set_max_entries(l->skel->maps.service_ctl, cfg->max_services);
+	bpf_map__set_max_entries(l->skel->maps.service_state, cfg->max_services);
+	bpf_map__set_max_entries(l->skel->maps.backend_stats, cfg->max_backends);
+	bpf_map__set_max_entries(l->skel->maps.backend_model, cfg->max_backends);
+
+	l->adopted = false;
+	bpf_object__for_each_map(map, l->skel->obj) {
+		if (bpf_map__is_internal(map))
+			continue;
+		rc = check_pinned(cfg->pin_path, map, err, len);
+		if (rc)
+			return rc;
+		snprintf(path, sizeof(path), "%s/%s", cfg->pin_path, bpf_map__name(map));
+		if (!access(path, F_OK))
+			l->adopted = true;
+		rc = bpf_map__set_pin_path(map, path);
+		if (rc) {
+			snprintf(err, len, "pin path %s: %s", path, strerror(-rc));
+			return rc;
+		}
+	}
+	rc = failsteer_bpf__load(l->skel);
+	if (rc) {
+		snprintf(err, len, "loading BPF programs: %s (run with -v for the verifier log)",
+			 strerror(-rc));
+		return rc;
+	}
+	for (int i = 0; i < N_MAPS; i++) {
+		map = bpf_object__find_map_by_name(l->skel->obj, map_names[i]);
+		*map_fd_slot(&l->maps, i) = map ? bpf_map__fd(map) : -1;
+	}
+	return 0;
+}
+
+static int pin_prog(const char *pin, const char *name, struct bpf_program *prog, char *err,
+		    size_t len)
+{
+	char path[CFG_PATH_MAX + 64];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", pin, name);
+	unlink(path); /* the previous daemon's program: the new one replaces it */
+	rc = bpf_program__pin(prog, path);
+	if (rc)
+		snprintf(err, len, "pinning %s: %s", path, strerror(-rc));
+	return rc;
+}
+
+int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len)
+{
+	const struct {
+		enum bpf_tc_attach_point point;
+		struct bpf_program *prog;
+	} hooks[] = {
+		{ BPF_TC_INGRESS, l->skel->progs.fs_tc_ingress },
+		{ BPF_TC_EGRESS, l->skel->progs.fs_tc_egress },
+	};
+	int rc;
+
+	for (int i = 0; i < cfg->n_interfaces; i++) {
+		int ifindex = (int)if_nametoindex(cfg->interfaces[i]);
+
+		if (!ifindex) {
+			snprintf(err, len, "interface %s: %s", cfg->interfaces[i], strerror(errno));
+			return -ENODEV;
+		}
+		for (size_t h = 0; h < sizeof(hooks) / sizeof(hooks[0]); h++) {
+			LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = hooks[h].point);
+			LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE, .priority = FS_TC_PRIORITY,
+				    .prog_fd = bpf_program__fd(hooks[h].prog), .flags = BPF_TC_F_REPLACE);
+
+			/* The clsact qdisc may exist already (ours from before, or another tool's). */
+			rc = bpf_tc_hook_create(&hook);
+			if (rc && rc != -EEXIST) {
+				snprintf(err, len, "creating clsact on %s: %s", cfg->interfaces[i], strerror(-rc));
+				return rc;
+			}
+			rc = bpf_tc_attach(&hook, &opts);
+			if (rc) {
+				snprintf(err, len, "attaching to %s %s: %s", cfg->interfaces[i],
+					 hooks[h].point == BPF_TC_INGRESS ? "ingress" : "egress", strerror(-rc));
+				return rc;
+			}
+		}
+	}
+	rc = pin_prog(cfg->pin_path, PROG_PIN_INGRESS, l->skel->progs.fs_tc_ingress, err, len);
+	if (!rc)
+		rc = pin_prog(cfg->pin_path, PROG_PIN_EGRESS, l->skel->progs.fs_tc_egress, err, len);
+	return rc;
+}
+
+void loader_close(struct loader *l)
+{
+	if (l->skel)
+		failsteer_bpf__destroy(l->skel); /* closes its fds; pins and filters stay */
+	l->skel = NULL;
+	for (int i = 0; i < N_MAPS; i++)
+		*map_fd_slot(&l->maps, i) = -1;
+	if (l->lock_fd >= 0)
+		close(l->lock_fd);
+	l->lock_fd = -1;
+}
+
+/* Is the program with this id one of ours? (Same handle/priority could be someone else's.) */
+static bool is_failsteer_prog(__u32 id)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 info_len = sizeof(info);
+	int fd = bpf_prog_get_fd_by_id(id);
+	bool ours = false;
+
+	if (fd < 0)
+		return false;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &info_len))
+		ours = !strncmp(info.name, "fs_tc_", 6);
+	close(fd);
+	return ours;
+}
+
+int loader_detach(const char *pin_path, char *err, size_t len)
+{
+	struct if_nameindex *ifs = if_nameindex(), *it;
+	char path[CFG_PATH_MAX + 64];
+	int removed = 0, rc;
+
+	if (!ifs) {
+		snprintf(err, len, "listing interfaces: %s", strerror(errno));
+		return -errno;
+	}
+	for (it = ifs; it->if_index; it++) {
+		for (int p = 0; p < 2; p++) {
+			LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)it->if_index,
+				    .attach_point = p ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+			LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE, .priority = FS_TC_PRIORITY);
+
+			if (bpf_tc_query(&hook, &opts) || !is_failsteer_prog(opts.prog_id))
+				continue;
+			opts.prog_id = 0;
+			opts.prog_fd = 0;
+			opts.flags = 0;
+			rc = bpf_tc_detach(&hook, &opts);
+			if (rc && rc != -ENOENT) {
+				snprintf(err, len, "detaching from %s: %s", it->if_name, strerror(-rc));
+				if_freenameindex(ifs);
+				return rc;
+			}
+			removed++;
+		}
+	}
+	if_freenameindex(ifs);
+	for (int i = 0; i < N_MAPS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_path, map_names[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/%s", pin_path, PROG_PIN_INGRESS);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s", pin_path, PROG_PIN_EGRESS);
+	unlink(path);
+	if (rmdir(pin_path) && errno != ENOENT) {
+		snprintf(err, len, "removing %s: %s", pin_path, strerror(errno));
+		return -errno;
+	}
+	return removed;
+}
+
+int maps_open_pinned(const char *pin_path, struct fs_maps *m, char *err, size_t len)
+{
+	char path[CFG_PATH_MAX + 64];
+
+	for (int i = 0; i < N_MAPS; i++)
+		*map_fd_slot(m, i) = -1;
+	for (int i = 0; i < N_MAPS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_path, map_names[i]);
+		*map_fd_slot(m, i) = bpf_obj_get(path);
+		if (*map_fd_slot(m, i) < 0) {
+			int e = errno;
+
+			snprintf(err, len, "%s: %s%s", path, strerror(e),
+				 e == ENOENT ? " (is failsteer running? see --pin-path)" : "");
+			maps_close(m);
+			return -e;
+		}
+	}
+	return 0;
+}
+
+void maps_close(struct fs_maps *m)
+{
+	for (int i = 0; i < N_MAPS; i++) {
+		int *fd = map_fd_slot(m, i);
+
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+	}
+}

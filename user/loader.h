@@ -1,0 +1,42 @@
+/* Loader: open, size, load (adopting pinned maps), attach to TC, pin; and detach. */
+#ifndef FS_LOADER_H
+#define FS_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct failsteer_bpf;
+
+/* File descriptors of the pinned maps, as the CLI and the daemon use them. */
+struct fs_maps {
+	int services, flows, backend_stats, global_stats, service_ctl, service_state, backend_model;
+};
+
+struct loader {
+	struct failsteer_bpf *skel;
+	struct fs_maps maps;
+	bool adopted;     /* the maps already existed: flows and state carried over */
+	int lock_fd;      /* flock on the pin directory: one daemon per pin_path */
+};
+
+/* Mounts bpffs if the pin path is not on one, creates the directory, and takes the lock. */
+int loader_prepare(struct loader *l, const struct cfg *cfg, char *err, size_t len);
+/* Opens the skeleton, sizes the maps from cfg, reuses pinned maps, loads and pins. */
+int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len);
+/* Attaches ingress and egress programs to every configured interface, atomically replacing
+ * an older failsteer filter (a restarted daemon), and pins the programs. */
+int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len);
+/* Closes file descriptors; pins and TC filters stay, so the data path keeps running. */
+void loader_close(struct loader *l);
+
+/* Removes failsteer's TC filters from every interface of this network namespace and the
+ * pins under pin_path. Returns the number of filters removed, or -errno. */
+int loader_detach(const char *pin_path, char *err, size_t len);
+
+/* Opens the pinned maps under pin_path (CLI). */
+int maps_open_pinned(const char *pin_path, struct fs_maps *m, char *err, size_t len);
+void maps_close(struct fs_maps *m);
+
+#endif

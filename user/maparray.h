@@ -1,0 +1,15 @@
+/* Array maps read and written in bulk (one syscall per chunk, not per element). */
+#ifndef FS_MAPARRAY_H
+#define FS_MAPARRAY_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+/* Reads elements [0, n) of an array map into out (n * value_size bytes). 0 or -errno. */
+int maparray_read(int fd, __u32 n, size_t value_size, void *out);
+/* Writes elements [0, n) from in. 0 or -errno. */
+int maparray_write(int fd, __u32 n, size_t value_size, const void *in);
+/* Per-CPU array: reads [0, n) and sums every CPU's u64 words into out. 0 or -errno. */
+int maparray_read_percpu_sum(int fd, __u32 n, size_t value_size, void *out);
+
+#endif

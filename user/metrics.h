@@ -1,0 +1,32 @@
+/* Prometheus metrics: text exposition rendered from the pinned maps, served over HTTP by
+ * libmicrohttpd in its own thread, so a slow scraper never touches the detector tick. */
+#ifndef FS_METRICS_H
+#define FS_METRICS_H
+
+#include <stdio.h>
+
+#include "failsteer/failsteer.h"
+#include "view.h"
+
+/* What only the daemon knows; published once per tick. */
+struct metrics_daemon {
+	__u64 ticks;
+	double tick_seconds;    /* cost of the last tick */
+	__u64 flows_live;       /* flow entries at the last sweep */
+	__u64 flow_table_size;
+	__u64 evictions;        /* flow entries lost to LRU eviction since the daemon started */
+	__u64 probes_in_flight;
+};
+
+struct metrics;
+
+/* Starts the HTTP server on listen ("ADDR:PORT"; "" = no server, updates are kept only).
+ * Returns NULL with err filled on failure. */
+struct metrics *metrics_new(const char *listen, const char *pin_path, char *err, size_t len);
+void metrics_update_daemon(struct metrics *m, const struct metrics_daemon *md);
+void metrics_free(struct metrics *m);
+
+/* Writes the exposition of v (and md, if given) to out. */
+void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE *out);
+
+#endif

@@ -1,0 +1,27 @@
+/* Active TCP probes: non-blocking connects driven by epoll, marked so they are never steered. */
+#ifndef FS_PROBES_H
+#define FS_PROBES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "failsteer/failsteer.h"
+
+struct probes;
+
+/* Result callback: ok is true if the TCP handshake completed before the timeout. */
+typedef void (*probe_done_fn)(void *ctx, __u32 tag, bool ok);
+
+struct probes *probes_new(void);
+void probes_free(struct probes *p);
+
+/* Starts one connect to ep; tag comes back in the callback. Returns 0 or -errno (the
+ * failure to even start is reported through the callback as a failed probe as well). */
+int probes_start(struct probes *p, const struct fs_endpoint *ep, unsigned timeout_ms, __u32 tag,
+		 double now_s, probe_done_fn done, void *ctx);
+/* Collects finished and expired probes without blocking; calls done for each. */
+void probes_poll(struct probes *p, double now_s, probe_done_fn done, void *ctx);
+/* Probes in flight (to bound concurrency). */
+int probes_in_flight(const struct probes *p);
+
+#endif

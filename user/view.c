@@ -1,0 +1,92 @@
+/* A read of everything the pinned maps say about the services; see view.h. */
+#include "view.h"
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats.h"
+
+static int by_name(const void *a, const void *b)
+{
+	const struct view_service *x = a, *y = b;
+
+	return strcmp(x->state.name, y->state.name);
+}
+
+int view_read(const struct fs_maps *m, struct view *v)
+{
+	struct fs_endpoint key, next;
+	int cap = 0, nb = 0, rc = 0;
+
+	memset(v, 0, sizeof(*v));
+	for (int e = bpf_map_get_next_key(m->services, NULL, &key); !e;
+	     e = bpf_map_get_next_key(m->services, &key, &next), key = next) {
+		struct view_service *s;
+
+		if (v->n == cap) {
+			void *grown = realloc(v->svcs, (size_t)(cap = cap ? cap * 2 : 16) * sizeof(*v->svcs));
+
+			if (!grown) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			v->svcs = grown;
+		}
+		s = &v->svcs[v->n];
+		memset(s, 0, sizeof(*s));
+		s->address = key;
+		if (bpf_map_lookup_elem(m->services, &key, &s->svc))
+			continue; /* removed meanwhile */
+		if (s->svc.n_backends > FS_MAX_BACKENDS)
+			s->svc.n_backends = FS_MAX_BACKENDS;
+		bpf_map_lookup_elem(m->service_state, &s->svc.svc_id, &s->state);
+		bpf_map_lookup_elem(m->service_ctl, &s->svc.svc_id, &s->ctl);
+		if (!s->state.name[0])
+			strcpy(s->state.name, "?");
+		nb += s->svc.n_backends;
+		v->n++;
+	}
+	v->backends = calloc((size_t)nb + 1, sizeof(*v->backends));
+	if (!v->backends) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	qsort(v->svcs, (size_t)v->n, sizeof(*v->svcs), by_name);
+	nb = 0;
+	for (int i = 0; i < v->n; i++) {
+		struct view_service *s = &v->svcs[i];
+
+		s->be = &v->backends[nb];
+		nb += s->svc.n_backends;
+		for (int b = 0; b < s->svc.n_backends; b++) {
+			struct view_backend *be = &s->be[b];
+
+			be->id = s->svc.backend_ids[b];
+			be->ep = s->svc.backends[b];
+			stats_read_backend(m->backend_stats, be->id, &be->stats);
+			bpf_map_lookup_elem(m->backend_model, &be->id, &be->model);
+		}
+	}
+	stats_read_global(m->global_stats, &v->global);
+	return 0;
+fail:
+	view_free(v);
+	return rc;
+}
+
+void view_free(struct view *v)
+{
+	free(v->svcs);
+	free(v->backends);
+	memset(v, 0, sizeof(*v));
+}
+
+const struct view_service *view_find(const struct view *v, const char *name)
+{
+	for (int i = 0; i < v->n; i++)
+		if (!strcmp(v->svcs[i].state.name, name))
+			return &v->svcs[i];
+	return NULL;
+}
