@@ -109,7 +109,8 @@ static int connect_timeout_cb(void *map, struct fs_flow_key *key, struct fs_flow
 /* Inserts the FWD and REV entries of a new connection (or moves an unanswered one) to
  * backend idx of svc and arms the connect deadline. Returns 0 with the backend filled in. */
 static __always_inline int flow_steer(const struct pkt *p, const struct fs_service *svc, __u32 idx,
-				      __u8 tried, struct fs_endpoint *backend, __u32 *backend_id)
+				      __u8 tried, struct fs_endpoint *backend, __u32 *backend_id,
+				      __u32 *oif)
 {
 	struct fs_flow fwd = {}, rev = {};
 	struct fs_flow_key rkey;
@@ -122,6 +123,7 @@ static __always_inline int flow_steer(const struct pkt *p, const struct fs_servi
 		return -1;
 	*backend = svc->backends[idx];
 	*backend_id = svc->backend_ids[idx];
+	*oif = svc->backend_ifindex[idx];
 
 	fwd.nat = *backend;
 	fwd.backend_id = svc->backend_ids[idx];
@@ -132,6 +134,7 @@ static __always_inline int flow_steer(const struct pkt *p, const struct fs_servi
 	fwd.tried = tried | (1u << idx);
 	fwd.syn_ns = now;
 	fwd.last_ns = now;
+	fwd.oif = svc->backend_ifindex[idx];
 
 	rev = fwd;
 	flow_endpoint(&rev.nat, &p->key, true);
@@ -174,7 +177,7 @@ static __always_inline void flow_delete_pair(const struct fs_flow_key *fwd_key,
 /* Host mode: after a destination rewrite at egress the route chosen for the original
  * destination may be wrong; look it up again and send the packet where it now belongs. */
 static __always_inline int route_rewritten(struct __sk_buff *skb, const struct pkt *p,
-					   const struct fs_endpoint *to)
+					   const struct fs_endpoint *to, __u32 oif)
 {
 	struct bpf_fib_lookup fib = {};
 	struct fs_global_stats *g;
@@ -191,7 +194,8 @@ static __always_inline int route_rewritten(struct __sk_buff *skb, const struct p
 	}
 	fib.l4_protocol = IPPROTO_TCP;
 	fib.tot_len = p->l3_len;
-	fib.ifindex = skb->ifindex;
+	/* An output lookup only considers routes via fib.ifindex: use the backend's. */
+	fib.ifindex = oif ? oif : skb->ifindex;
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) ||
@@ -210,14 +214,14 @@ static __always_inline int route_rewritten(struct __sk_buff *skb, const struct p
 }
 
 static __always_inline int steer_out(struct __sk_buff *skb, const struct pkt *p,
-				     const struct fs_endpoint *to, bool egress)
+				     const struct fs_endpoint *to, __u32 oif, bool egress)
 {
 	if (nat_rewrite(skb, p, true, to))
 		return TC_ACT_OK;
 	if (egress && (p->key.dport != to->port || p->key.dst[0] != to->addr[0] ||
 		       p->key.dst[1] != to->addr[1] || p->key.dst[2] != to->addr[2] ||
 		       p->key.dst[3] != to->addr[3]))
-		return route_rewritten(skb, p, to);
+		return route_rewritten(skb, p, to, oif);
 	return TC_ACT_OK;
 }
 
@@ -239,7 +243,7 @@ static __always_inline void count_to(__u32 backend_id, const struct __sk_buff *s
 /* A client SYN for a tuple that has a FWD entry: a retransmission, or a new connection
  * reusing the tuple. Updates *to and *backend_id when the flow (re)starts elsewhere. */
 static __always_inline int handle_fwd_syn(struct pkt *p, struct fs_flow *f, struct fs_endpoint *to,
-					  __u32 *backend_id)
+					  __u32 *backend_id, __u32 *oif)
 {
 	struct fs_backend_stats *s;
 	struct fs_endpoint svc_ep;
@@ -264,7 +268,7 @@ static __always_inline int handle_fwd_syn(struct pkt *p, struct fs_flow *f, stru
 			return 0;
 		tried = 0;
 	}
-	if (flow_steer(p, svc, svc->active, tried, to, backend_id))
+	if (flow_steer(p, svc, svc->active, tried, to, backend_id, oif))
 		return -1;
 	if (r)
 		bpf_map_delete_elem(&flows, &rkey);
@@ -276,11 +280,11 @@ static __always_inline int handle_fwd(struct __sk_buff *skb, struct pkt *p, stru
 				      bool egress)
 {
 	struct fs_endpoint to = f->nat;
-	__u32 backend_id = f->backend_id;
+	__u32 backend_id = f->backend_id, oif = f->oif;
 	struct fs_flow_key rkey;
 
 	if (is_pure_syn(p)) {
-		if (handle_fwd_syn(p, f, &to, &backend_id))
+		if (handle_fwd_syn(p, f, &to, &backend_id, &oif))
 			return TC_ACT_OK;
 	} else {
 		f->last_ns = bpf_ktime_get_coarse_ns();
@@ -292,7 +296,7 @@ static __always_inline int handle_fwd(struct __sk_buff *skb, struct pkt *p, stru
 		}
 	}
 	count_to(backend_id, skb);
-	return steer_out(skb, p, &to, egress);
+	return steer_out(skb, p, &to, oif, egress);
 }
 
 /* A backend's packet to a client of a tracked connection. */
@@ -390,7 +394,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 	struct cursor c;
 	struct pkt p = {};
 	struct fs_flow *f;
-	__u32 backend_id;
+	__u32 backend_id, oif;
 	int kind;
 
 	kind = parse_packet(data, data_end, &p, &c);
@@ -430,10 +434,10 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 			g->flow_misses++;
 		return TC_ACT_OK;
 	}
-	if (flow_steer(&p, svc, svc->active, 0, &to, &backend_id))
+	if (flow_steer(&p, svc, svc->active, 0, &to, &backend_id, &oif))
 		return TC_ACT_OK;
 	count_to(backend_id, skb);
-	return steer_out(skb, &p, &to, egress);
+	return steer_out(skb, &p, &to, oif, egress);
 }
 
 /* Gateway mode (and replies in host mode): before routing, on every configured interface. */

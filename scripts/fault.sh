@@ -63,7 +63,7 @@ stop_flap() {
 	tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "fsflap-$P " || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	for ((i = 0; i < 30; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		pid_alive "$pid" || return 0
 		sleep 0.1
 	done
 	kill -KILL "$pid" 2>/dev/null || true
@@ -87,14 +87,12 @@ reset)
 	for ((i = 0; i < 50; i++)); do
 		alive=0
 		for q in $pids; do
-			# A killed child of someone else may linger as a zombie: that is dead.
-			st=$(awk '{print $3}' "/proc/$q/stat" 2>/dev/null) || continue
-			[ "$st" = Z ] || alive=1
+			if pid_alive "$q"; then alive=1; fi
 		done
 		[ $alive = 0 ] && break
 		sleep 0.05
 	done
-	[ $alive = 0 ] || { echo "fault.sh: primary classifier did not die" >&2; exit 1; }
+	[ "$alive" = 0 ] || { echo "fault.sh: primary classifier did not die" >&2; exit 1; }
 	echo "fault reset at $t"
 	;;
 blackhole)
@@ -106,7 +104,10 @@ blackhole)
 brownout)
 	[ $# -le 3 ] || usage
 	pct=${3:-30}
-	[[ $pct =~ ^[0-9]+$ ]] && [ "$pct" -le 100 ] || { echo "fault.sh: PCT must be 0-100" >&2; exit 2; }
+	if ! [[ $pct =~ ^[0-9]+$ ]] || [ "$pct" -gt 100 ]; then
+		echo "fault.sh: PCT must be 0-100" >&2
+		exit 2
+	fi
 	stop_flap
 	apply "$pct"
 	echo "fault brownout at $(now)"
@@ -114,7 +115,10 @@ brownout)
 flap)
 	[ $# -le 3 ] || usage
 	period=${3:-3}
-	[[ $period =~ ^[0-9]+(\.[0-9]+)?$ ]] && [ "$period" != 0 ] || { echo "fault.sh: bad PERIOD_S" >&2; exit 2; }
+	if ! [[ $period =~ ^[0-9]*\.?[0-9]+$ ]] || [[ $period =~ ^[0.]+$ ]]; then
+		echo "fault.sh: PERIOD_S must be a positive number of seconds" >&2
+		exit 2
+	fi
 	max=${FLAP_MAX_S:-120}
 	[[ $max =~ ^[0-9]+$ ]] && [ "$max" -le 120 ] || max=120
 	stop_flap
@@ -122,6 +126,7 @@ flap)
 	t=$(now)
 	# The loop lives in the pri namespace (topo_down kills it); it writes its
 	# own pid; the sleep is a child it kills on TERM.
+	# shellcheck disable=SC2016 # expanded by the inner bash
 	ip netns exec "$NS" bash -c '
 		echo $$ >"$1"
 		sp=""

@@ -5,8 +5,8 @@ set -eu
 set -- ${1:-build}
 pkgs="clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev libinih-dev libmicrohttpd-dev libcmocka-dev libclang-rt-14-dev iproute2"
 case "$1" in
-check) pkgs="$pkgs ethtool python3 util-linux procps prometheus yamllint systemd" ;;
-bench) pkgs="$pkgs ethtool python3 util-linux procps haproxy" ;;
+check) pkgs="$pkgs ethtool nftables curl python3 util-linux procps prometheus yamllint systemd" ;;
+bench) pkgs="$pkgs ethtool nftables curl python3 util-linux procps haproxy" ;;
 esac
 missing=""
 for p in $pkgs; do

@@ -11,6 +11,7 @@ Usage:
   loadgen.py --target ADDR:PORT|[V6ADDR]:PORT --rate N --duration S
              [--long-lived K] [--long-interval-ms 200] [--timeout 3]
              [--log FILE] [--live] [--image-bytes 2048] [--seed 1]
+             [--sites primary,backup]
 
 Log (tab-separated, header first, flushed every 0.5 s), one line per request:
   t_send  t_done  kind  conn  outcome  site  latency_ms
@@ -20,7 +21,8 @@ Log (tab-separated, header first, flushed every 0.5 s), one line per request:
   outcome: ok | reset | refused | timeout | error
   site:    "site" of the JSON answer, "-" if none
 The timeout covers connect + full response. --live prints one line per second
-(`t=3s ok=52 backup=0 primary=52 failed=0`); a summary line ends the run.
+(`t=3s ok=52 backup=0 primary=52 failed=0`, sites of --sites always shown, others
+once seen; failures broken down by outcome); a summary line ends the run.
 """
 import argparse
 import asyncio
@@ -66,12 +68,12 @@ def classify_exc(e):
 class Stats:
     """Per-second (--live) and whole-run counters."""
 
-    def __init__(self):
+    def __init__(self, sites=()):
         self.total = collections.Counter()
         self.sites = collections.Counter()
         self.win = collections.Counter()
         self.win_sites = collections.Counter()
-        self.seen_sites = set()
+        self.seen_sites = set(sites)  # always shown, even at 0
 
     def add(self, outcome, site):
         for c in (self.total, self.win):
@@ -112,7 +114,7 @@ class LoadGen:
         self.req_keep = (head + "Connection: keep-alive\r\n\r\n").encode() + self.body
         self.logf = open(a.log, "w") if a.log else None
         self.logbuf = []
-        self.stats = Stats()
+        self.stats = Stats(s for s in a.sites.split(",") if s)
         self.inflight = set()
         if self.logf:
             self.logf.write("t_send\tt_done\tkind\tconn\toutcome\tsite\tlatency_ms\n")
@@ -240,14 +242,15 @@ class LoadGen:
         return t
 
     async def ticker(self, start):
+        """Flushes the log every 0.5 s, prints a --live line every second."""
         loop = asyncio.get_running_loop()
-        sec = 0
+        k = 0
         while True:
-            sec += 1
-            await asyncio.sleep(max(0.0, start + sec - loop.time()) if self.a.live else 0.5)
+            k += 1
+            await asyncio.sleep(max(0.0, start + k * 0.5 - loop.time()))
             self.flush()
-            if self.a.live:
-                print(self.stats.live_line(sec), flush=True)
+            if self.a.live and k % 2 == 0:
+                print(self.stats.live_line(k // 2), flush=True)
 
     async def run(self):
         a = self.a
@@ -294,6 +297,8 @@ def main():
     ap.add_argument("--live", action="store_true")
     ap.add_argument("--image-bytes", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sites", default="primary,backup",
+                    help="site names always shown in --live/summary counts (others when seen)")
     a = ap.parse_args()
     if a.rate < 0 or a.duration <= 0 or a.timeout <= 0 or a.long_interval_ms <= 0 \
             or a.long_lived < 0 or a.image_bytes < 0:

@@ -159,6 +159,14 @@ topo_down() { # PREFIX
 
 topo_cleanup_stale() { topo_down "$@"; }
 
+# Status 0 if PID exists and is not a zombie (orphans may wait a while for init
+# to reap them, so `kill -0` alone is not a liveness test).
+pid_alive() { # PID
+	local st
+	st=$(awk '{print $3}' 2>/dev/null <"/proc/${1:-x}/stat") || return 1
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
 # Site helpers ---------------------------------------------------------------
 
 # Prints "NS ADDR4 ADDR6" for a site.
@@ -176,7 +184,7 @@ site_pid() { # PREFIX SITE
 	info=$(_site_info "$p" "$site") || return 1
 	ns=${info%% *}
 	pid=$(cat "/tmp/$p-$site.pid" 2>/dev/null) || return 1
-	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	[[ $pid =~ ^[0-9]+$ ]] && pid_alive "$pid" || return 1
 	# Same process (not a recycled pid) and in the site's namespace.
 	tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "classifier.py --site $site " || return 1
 	[ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ] || return 1
@@ -207,13 +215,14 @@ start_site() { # PREFIX SITE [classifier args...]
 		--listen "$a4:$SVC_PORT" --listen "[$a6]:$SVC_PORT" --pidfile "$pidfile" "$@" \
 		</dev/null >>"$log" 2>&1 &
 	pid=$!
+	disown "$pid" 2>/dev/null || true # no "Killed" job notice from the caller's shell
 	# The classifier writes its pidfile once every socket listens.
 	for ((i = 0; i < 50; i++)); do
 		if [ "$(cat "$pidfile" 2>/dev/null)" = "$pid" ] &&
 			ip netns exec "$ns" timeout 1 bash -c "exec 3<>/dev/tcp/$a4/$SVC_PORT" 2>/dev/null; then
 			return 0
 		fi
-		if ! kill -0 "$pid" 2>/dev/null; then
+		if ! pid_alive "$pid"; then
 			echo "start_site: classifier for $site exited early, log $log:" >&2
 			tail -n 20 "$log" | sed 's/^/    /' >&2
 			return 1
@@ -230,7 +239,7 @@ stop_site() { # PREFIX SITE
 	pid=$(site_pid "$@") || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	for ((i = 0; i < 30; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		pid_alive "$pid" || return 0
 		sleep 0.1
 	done
 	kill -KILL "$pid" 2>/dev/null || true

@@ -22,12 +22,14 @@
 #include "maparray.h"
 #include "metrics.h"
 #include "probes.h"
+#include "routes.h"
 
 #define SWEEP_INTERVAL_S 10.0
 #define FIN_LINGER_NS (30ull * 1000000000ull) /* closed flows: keep for late retransmissions */
 #define PROBE_SUSPICION 0.01 /* P(active down) above which backups get probed too */
 #define PROBE_BURST 4        /* probes per round to a backend believed down */
 #define RATE_WINDOW_S 1.0
+#define ROUTE_REFRESH_S 5.0
 
 struct backend_rt {
 	__u32 id;
@@ -64,6 +66,7 @@ struct daemon {
 	struct fs_service_state *states;
 	struct fs_service_ctl *ctls;
 	double next_sweep_s;
+	double next_routes_s;
 	__u64 flows_swept;
 	__s64 evictions_base;           /* unaccounted flow-table losses before we started */
 	bool have_evictions_base;
@@ -303,6 +306,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 
 			be->ep = s->cfg.backends[b];
 			s->val.backends[b] = be->ep;
+			s->val.backend_ifindex[b] = (__u32)(route_oif(&be->ep) > 0 ? route_oif(&be->ep) : 0);
 			s->val.backend_ids[b] = be->id;
 			d->owner[be->id] = s;
 			d->owner_idx[be->id] = b;
@@ -330,7 +334,9 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			bpf_map_update_elem(m->service_ctl, &s->svc_id, &d->ctls[s->svc_id], BPF_ANY);
 		}
 		snprintf(s->st.name, sizeof(s->st.name), "%s", s->cfg.name);
-		if (bpf_map_update_elem(m->services, &s->cfg.address, &s->val, BPF_ANY)) {
+		/* State first: the CLI finds services by the name in it. */
+		if (bpf_map_update_elem(m->service_state, &s->svc_id, &s->st, BPF_ANY) ||
+		    bpf_map_update_elem(m->services, &s->cfg.address, &s->val, BPF_ANY)) {
 			rc = -errno;
 			snprintf(err, errlen, "writing service %s: %s", s->cfg.name, strerror(errno));
 			goto out;
@@ -391,6 +397,27 @@ static void schedule_probes(struct daemon *d, struct service_rt *s, double now)
 			if (probes_start(d->probes, &be->ep, s->cfg.connect_timeout_ms, be->id, now,
 					 probe_done, d) == -EBUSY)
 				return;
+	}
+}
+
+/* Host mode redirects to the interface of the route to each backend: keep it current. */
+static void refresh_routes(struct daemon *d)
+{
+	for (int i = 0; i < d->n_svcs; i++) {
+		struct service_rt *s = &d->svcs[i];
+		bool changed = false;
+
+		for (int b = 0; b < s->cfg.n_backends; b++) {
+			int oif = route_oif(&s->be[b].ep);
+			__u32 v = oif > 0 ? (__u32)oif : 0;
+
+			if (v != s->val.backend_ifindex[b]) {
+				s->val.backend_ifindex[b] = v;
+				changed = true;
+			}
+		}
+		if (changed && bpf_map_update_elem(d->ld.maps.services, &s->cfg.address, &s->val, BPF_EXIST))
+			log_warn("service %s: updating routes: %s", s->cfg.name, strerror(errno));
 	}
 }
 
@@ -662,6 +689,7 @@ int daemon_run(const char *cfg_path)
 
 	last = mono_s();
 	d.next_sweep_s = last;
+	d.next_routes_s = last + ROUTE_REFRESH_S;
 	for (;;) {
 		int n = epoll_wait(epfd, evs, 4, -1);
 
@@ -689,6 +717,10 @@ int daemon_run(const char *cfg_path)
 
 			tick(&d, now, now - last > 0 ? now - last : d.cfg.tick_ms / 1000.0);
 			last = now;
+			if (now >= d.next_routes_s) {
+				refresh_routes(&d);
+				d.next_routes_s = now + ROUTE_REFRESH_S;
+			}
 			if (now >= d.next_sweep_s) {
 				sweep_flows(&d);
 				d.next_sweep_s = now + SWEEP_INTERVAL_S;

@@ -39,8 +39,11 @@ struct fs_service {
 	__u32 pad;
 	__u32 backend_ids[FS_MAX_BACKENDS]; /* index into backend_stats */
 	struct fs_endpoint backends[FS_MAX_BACKENDS];
+	/* Interface the route to each backend leaves through (0 = unknown), kept by the daemon:
+	 * host mode redirects there, as the FIB helper only searches routes via the skb's own. */
+	__u32 backend_ifindex[FS_MAX_BACKENDS];
 };
-_Static_assert(sizeof(struct fs_service) == 208, "fs_service layout");
+_Static_assert(sizeof(struct fs_service) == 240, "fs_service layout");
 
 /* A TCP flow as seen on the wire, one direction. */
 struct fs_flow_key {
@@ -82,7 +85,8 @@ struct fs_flow {
 	__u8 backend_idx;        /* index in the service's backends[] */
 	__u8 flags;              /* FS_FL_* */
 	__u8 tried;              /* bitmask of backend indexes this flow was sent to */
-	__u8 pad[7];
+	__u8 pad[3];
+	__u32 oif;               /* FWD: host mode output interface of the backend, 0 = unknown */
 };
 _Static_assert(sizeof(struct fs_flow) == 80, "fs_flow layout");
 

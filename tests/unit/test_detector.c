@@ -49,8 +49,11 @@ static enum det_event sim_tick(struct sim *x, const double *ok, const double *ba
 
 static void warm_up(struct sim *x, int ticks)
 {
+	/* Traffic to the primary, probes answered by every backup. */
+	double ok[FS_MAX_BACKENDS] = { 20, 1, 1, 1, 1, 1, 1, 1 }, bad[FS_MAX_BACKENDS] = { 0 };
+
 	for (int t = 0; t < ticks; t++)
-		sim_tick(x, (double[]){ 20, 1 }, (double[]){ 0, 0 });
+		sim_tick(x, ok, bad);
 }
 
 static void test_clean_failure_fails_over_within_2_ticks(void **state)

@@ -1,0 +1,58 @@
+#!/bin/bash
+# Data path smoke test: real TCP connections from a client namespace through the edge node
+# (gateway mode) and from the edge node itself (host mode), IPv4 and IPv6, before and after
+# the active backend is switched, with checksum offload off (a wrong checksum then fails the
+# connection) and on (CHECKSUM_PARTIAL skbs). A connection opened before a switch stays on
+# its backend.
+set -eu
+E2E_ARG_BUILD=${1:-build}
+source "$(dirname "$0")/lib.sh"
+e2e_init sm
+
+URL4="http://$PRI4:$SVC_PORT/classify"
+URL6="http://[$PRI6]:$SVC_PORT/classify"
+
+for offload in off on; do
+	echo "-- checksum offload $offload"
+	topo_down "$P"
+	topo_up "$P" "$offload"
+	start_site "$P" primary
+	start_site "$P" backup
+	e2e_config "[service classifier6]" "address = [$PRI6]:$SVC_PORT" \
+		"backends = [$PRI6]:$SVC_PORT [$BAK6]:$SVC_PORT"
+	e2e_start_daemon
+
+	e2e_check "gateway v4 before switch: primary answers" eq "$(site_of "${P}cli" "$URL4")" primary
+	e2e_check "host v4 before switch: primary answers" eq "$(site_of "${P}edge" "$URL4")" primary
+	e2e_check "gateway v6 before switch: primary answers" eq "$(site_of "${P}cli" "$URL6")" primary
+
+	# A long-lived connection (and a little new-connection load) across both switches.
+	load_start "${P}cli" "long-$offload" "$PRI4:$SVC_PORT" 5 5 --long-lived 1 --long-interval-ms 100
+	sleep 1.5
+	fsctl failover classifier 1 >/dev/null
+	fsctl failover classifier6 1 >/dev/null
+	e2e_check "gateway v4 after failover: backup answers" eq "$(site_of "${P}cli" "$URL4")" backup
+	e2e_check "host v4 after failover: backup answers (FIB redirect to another interface)" \
+		eq "$(site_of "${P}edge" "$URL4")" backup
+	e2e_check "gateway v6 after failover: backup answers" eq "$(site_of "${P}cli" "$URL6")" backup
+	e2e_check "host v6 after failover: backup answers" eq "$(site_of "${P}edge" "$URL6")" backup
+	sleep 1.5
+	fsctl failback classifier >/dev/null
+	fsctl failback classifier6 >/dev/null
+	e2e_check "gateway v4 after failback: primary answers" eq "$(site_of "${P}cli" "$URL4")" primary
+	e2e_check "host v4 after failback: primary answers" eq "$(site_of "${P}edge" "$URL4")" primary
+	e2e_check "gateway v6 after failback: primary answers" eq "$(site_of "${P}cli" "$URL6")" primary
+	load_wait
+	L="$WORK/long-$offload.log"
+	long_total=$(awk -F'\t' '$3=="long"' "$L" | wc -l)
+	long_primary=$(awk -F'\t' '$3=="long" && $5=="ok" && $6=="primary"' "$L" | wc -l)
+	new_failed=$(awk -F'\t' 'NR>1 && $5!="ok"' "$L" | wc -l)
+	report "long-lived requests $long_total, answered by the primary $long_primary; failed requests $new_failed"
+	e2e_check "long-lived connection stayed on the primary through failover and failback" \
+		eq "$long_primary" "$long_total"
+	e2e_check "long-lived connection made >= 30 requests" ge "$long_total" 30
+	e2e_check "no request failed across both switches" eq "$new_failed" 0
+	e2e_stop_daemon
+	fsctl detach >/dev/null
+done
+e2e_finish
