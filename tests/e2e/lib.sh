@@ -105,7 +105,9 @@ fsctl() { edge "$FS" "$@" -p "$PIN"; }
 e2e_start_daemon() {
 	local i before
 	before=$(grep -c "attached to" "$DLOG" 2>/dev/null || true)
-	edge "$FS" run -c "$CFG" >>"$DLOG" 2>&1 &
+	# Not through a shell function: $! must be failsteer itself (nsenter execs it) so
+	# that signals reach the daemon.
+	nsenter --net="/run/netns/${P}edge" "$FS" run -c "$CFG" >>"$DLOG" 2>&1 &
 	E2E_DAEMON_PID=$!
 	for i in $(seq 50); do
 		if [ "$(grep -c "attached to" "$DLOG" 2>/dev/null || true)" -gt "${before:-0}" ]; then return 0; fi

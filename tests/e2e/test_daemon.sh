@@ -1,0 +1,88 @@
+#!/bin/bash
+# The daemon's life cycle: config checking (exit codes, file:line messages), a bad config
+# never touching a running data path, kill -9 and restart adopting the pinned state with
+# no connection lost, SIGHUP reload, detach.
+set -eu
+E2E_ARG_BUILD=${1:-build}
+source "$(dirname "$0")/lib.sh"
+e2e_init dm
+FSAN="$(dirname "$FS")/failsteer-san"
+[ -x "$FSAN" ] || FSAN=$FS
+
+# -- failsteer check (under ASan/UBSan), no root state needed
+e2e_config
+out=$("$FSAN" check -c "$CFG" 2>&1) && rc=0 || rc=$?
+e2e_check "check: good file exits 0" eq "$rc" 0
+e2e_check "check: prints effective settings with defaults" grep -q "flow_idle_timeout_s = 3600" <<<"$out"
+printf '[global]\ninterfaces = x\n[service a]\naddress = 198.18.2.10:8080\nbackends = 198.18.2.10:8080\nfailover_threshold = 2\n' >"$WORK/bad.conf"
+out=$("$FSAN" check -c "$WORK/bad.conf" 2>&1) && rc=0 || rc=$?
+e2e_check "check: bad threshold exits 2" eq "$rc" 2
+e2e_check "check: message names file, line and problem" grep -q "$WORK/bad.conf:6: failover_threshold: '2'" <<<"$out"
+out=$("$FSAN" check -c "$WORK/missing.conf" 2>&1) && rc=0 || rc=$?
+e2e_check "check: unreadable file exits 2 and says so" eq "$rc:$(grep -c 'cannot read' <<<"$out")" "2:1"
+out=$("$FSAN" frobnicate 2>&1) && rc=0 || rc=$?
+e2e_check "unknown command exits 2" eq "$rc" 2
+out=$("$FSAN" status -p "$WORK/nothing-pinned" 2>&1) && rc=0 || rc=$?
+e2e_check "status without a daemon exits 1 with a hint" eq "$rc:$(grep -c 'is failsteer running' <<<"$out")" "1:1"
+
+topo_up "$P" off
+start_site "$P" primary
+start_site "$P" backup
+e2e_start_daemon
+e2e_check "fresh start creates the pins" test -e "$PIN/flows" -a -e "$PIN/services" -a -e "$PIN/prog_tc_ingress"
+
+# Load with long-lived connections across everything that follows.
+load_start "${P}cli" run "$PRI4:$SVC_PORT" 50 14 --long-lived 2 --long-interval-ms 100
+sleep 1
+# -- a bad config never touches the running data path
+out=$(edge "$FS" run -c "$WORK/bad.conf" 2>&1) && rc=0 || rc=$?
+e2e_check "run with a bad config exits 2" eq "$rc" 2
+e2e_check "... and the running daemon still owns the data path" kill -0 "$E2E_DAEMON_PID"
+
+# -- move to the backup by hand, then kill -9 the daemon
+fsctl failover classifier 1 >/dev/null
+sleep 1
+flows_before=$(bpftool map dump pinned "$PIN/flows" 2>/dev/null | grep -c '"dir"')
+kill -KILL "$E2E_DAEMON_PID"
+wait "$E2E_DAEMON_PID" 2>/dev/null || true
+E2E_DAEMON_PID=""
+sleep 1
+e2e_check "daemon gone: new connections still go to the backup" eq "$(site_of "${P}cli" "http://$PRI4:$SVC_PORT/classify")" backup
+e2e_check "daemon gone: filters stay attached" bash -c "edge() { nsenter --net=/run/netns/${P}edge \"\$@\"; }; edge tc filter show dev ${P}e0 ingress | grep -q fs_tc_ingress"
+
+e2e_start_daemon
+e2e_check "restart adopts the pinned state" grep -q "adopted pinned state" "$DLOG"
+e2e_check "restart keeps the active backend (forced backup)" eq "$(active_backend)" 1
+e2e_check "restart keeps the operator's override" bash -c "$(declare -f edge fsctl); FS=$FS P=$P PIN=$PIN; fsctl status classifier | grep -q FORCED"
+flows_after=$(bpftool map dump pinned "$PIN/flows" 2>/dev/null | grep -c '"dir"')
+report "flow entries before kill -9: $flows_before, after restart: $flows_after"
+e2e_check "restart keeps the flow table" ge "$flows_after" 2
+
+# -- SIGHUP: add a service; a broken file is refused and the old config stays
+e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
+kill -HUP "$E2E_DAEMON_PID"
+sleep 0.5
+e2e_check "SIGHUP reload adds the new service" bash -c "$(declare -f edge fsctl); FS=$FS P=$P PIN=$PIN; fsctl status extra | grep -q 198.18.9.9"
+e2e_check "... and keeps the active backend of the others" eq "$(active_backend)" 1
+e2e_check "the new service steers (virtual IP)" eq "$(site_of "${P}cli" "http://198.18.9.9:80/classify")" backup
+cp "$WORK/bad.conf" "$CFG"
+kill -HUP "$E2E_DAEMON_PID"
+sleep 0.5
+e2e_check "SIGHUP with a bad file: warning with file:line, daemon keeps running" \
+	bash -c "grep -q 'reload: .*:6: failover_threshold' '$DLOG' && kill -0 $E2E_DAEMON_PID"
+fsctl auto classifier >/dev/null
+load_wait
+L="$WORK/run.log"
+failed=$(awk -F'\t' 'NR>1 && $3!="reopen" && $5!="ok"' "$L" | wc -l)
+long=$(awk -F'\t' '$3=="long" && $5=="ok"' "$L" | wc -l)
+report "requests $(($(wc -l <"$L") - 1)), failed $failed, long-lived ok $long"
+e2e_check "no request failed through kill -9, restart and reloads" eq "$failed" 0
+e2e_check "long-lived connections kept working" ge "$long" 150
+
+# -- detach removes filters and pins; the service is then reached directly
+e2e_stop_daemon
+out=$(fsctl detach)
+e2e_check "detach removes the 6 filters" grep -q "removed 6 TC filter" <<<"$out"
+e2e_check "detach removes the pins" test ! -e "$PIN"
+e2e_check "after detach the primary answers directly" eq "$(site_of "${P}cli" "http://$PRI4:$SVC_PORT/classify")" primary
+e2e_finish
