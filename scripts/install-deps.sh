@@ -5,14 +5,34 @@ set -eu
 set -- ${1:-build}
 pkgs="clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev libinih-dev libmicrohttpd-dev libcmocka-dev libclang-rt-14-dev iproute2"
 case "$1" in
-check) pkgs="$pkgs ethtool nftables curl python3 util-linux procps prometheus yamllint systemd" ;;
+check) pkgs="$pkgs bc ethtool nftables curl python3 util-linux procps prometheus yamllint systemd jq strace" ;;
 bench) pkgs="$pkgs ethtool nftables curl python3 util-linux procps haproxy" ;;
 esac
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+# npm packages for the deployment checks of tests/e2e/test_ops.sh: the Kubernetes API
+# schema (kubernetes-models) and TypeScript for deploy/kubernetes/validate.cjs, under
+# $FS_NPM_TOOLS (the test looks there), installed once per version list.
+FS_NPM_TOOLS=${FS_NPM_TOOLS:-/usr/local/lib/failsteer-check}
+npm_tools() {
+	local want="kubernetes-models@4.5.1 yaml@2.9.1 typescript@5.9.3"
+	[ "$1" = check ] || return 0
+	[ "$(cat "$FS_NPM_TOOLS/.installed" 2>/dev/null)" = "$want" ] && return 0
+	[ "$(id -u)" = 0 ] || { echo "install-deps: npm packages $want missing (run as root)" >&2; return 1; }
+	if ! command -v npm >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm >/dev/null
+	fi
+	echo "install-deps: installing npm packages $want in $FS_NPM_TOOLS"
+	# shellcheck disable=SC2086
+	npm install --prefix "$FS_NPM_TOOLS" --no-audit --no-fund --no-save --loglevel=error $want >/dev/null &&
+		echo "$want" >"$FS_NPM_TOOLS/.installed"
+}
+if [ -z "$missing" ]; then
+	npm_tools "$1"
+	exit 0
+fi
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing Debian packages:$missing (run as root to install them)" >&2
 	exit 1
@@ -22,3 +42,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends $missing >/dev/null 2>&1 || {
 	apt-get update >/dev/null && apt-get install -y --no-install-recommends $missing
 }
+npm_tools "$1"
