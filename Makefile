@@ -117,9 +117,20 @@ bench: $(BUILD)/failsteer $(BUILD)/bench/bench_bpf
 vmlinux:
 	scripts/gen-vmlinux.sh
 
+# The BPF object is embedded in the binary (skeleton), so the binary is all that runs.
+# The unit's paths follow PREFIX and SYSCONFDIR; the real config is left to the operator.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/failsteer
 install: $(BUILD)/failsteer
 	install -D -m 0755 $(BUILD)/failsteer $(DESTDIR)$(PREFIX)/sbin/failsteer
-	install -D -m 0644 $(BUILD)/bpf/failsteer.bpf.o $(DESTDIR)$(PREFIX)/lib/failsteer/failsteer.bpf.o
+	install -D -m 0644 deploy/failsteer.conf.example $(DESTDIR)$(SYSCONFDIR)/failsteer/failsteer.conf.example
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/sbin/failsteer|$(PREFIX)/sbin/failsteer|g' -e 's|/etc/failsteer/|$(SYSCONFDIR)/failsteer/|g' \
+		-e 's|/usr/share/doc/failsteer/|$(DOCDIR)/|g' deploy/systemd/failsteer.service \
+		>$(DESTDIR)$(UNITDIR)/failsteer.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/failsteer.service
+	install -D -m 0644 docs/operations.md $(DESTDIR)$(DOCDIR)/operations.md
 
 clean:
 	rm -rf $(BUILD)

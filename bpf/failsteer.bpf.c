@@ -5,12 +5,26 @@
 #include "lib/parse.h"
 #include "lib/nat.h"
 #include "lib/flow.h"
+#include "lib/csum.h"
 #include "failsteer/failsteer.h"
 
 #define CLOCK_MONOTONIC 1
 #define AF_INET 2
 #define AF_INET6 10
 #define RST_WINDOW 65536u /* acceptable distance of a RST's seq from the expected one */
+#define ETH_HLEN 14
+#define __noinline __attribute__((noinline))
+#define VERDICT_TRY_RETRY 1000 /* handler to top frame: try retry_in_kernel() */
+
+/* Where a flow's client packets go. */
+struct steer_target {
+	struct fs_endpoint ep;
+	__u32 backend_id;
+	__u32 oif; /* host mode: interface of the route to ep, 0 = unknown */
+};
+
+/* Set by the loader to the deadlines map's size. */
+const volatile __u32 deadline_slots = FS_DEFAULT_FLOW_TABLE_SIZE / 16;
 
 /* Services by the endpoint clients connect to; userspace writes, programs read. */
 struct {
@@ -67,6 +81,55 @@ struct {
 	__type(value, struct fs_backend_model);
 } backend_model SEC(".maps");
 
+/* Client SYNs of unanswered flows of retrying services, by FWD key; programs write. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FS_DEFAULT_FLOW_TABLE_SIZE / 8);
+	__type(key, struct fs_flow_key);
+	__type(value, struct fs_syn);
+} syn_store SEC(".maps");
+
+/* Connect deadlines of retrying flows, for the daemon to re-send or give up. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} retry_events SEC(".maps");
+
+/* Connect deadlines of connecting flows, a ring swept by one periodic timer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FS_DEFAULT_FLOW_TABLE_SIZE / 16);
+	__type(key, __u32);
+	__type(value, struct fs_deadline);
+} deadlines SEC(".maps");
+
+/* The sweeping timer and the ring's cursors. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fs_deadline_ctl);
+} deadline_ctl SEC(".maps");
+
+/* Per-CPU scratch to build a SYN in (too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fs_syn);
+} syn_scratch SEC(".maps");
+
+/* Per-CPU scratch for the two flow entries of a new connection. */
+struct flow_pair {
+	struct fs_flow fwd, rev;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flow_pair);
+} flow_scratch SEC(".maps");
+
 static __always_inline struct fs_backend_stats *bstats(__u32 id)
 {
 	return bpf_map_lookup_elem(&backend_stats, &id);
@@ -92,42 +155,143 @@ static __always_inline __u32 log2_u64(__u64 v)
 	return r;
 }
 
-/* Connect deadline of a REV entry: count a timeout if no SYN-ACK came. */
-static int connect_timeout_cb(void *map, struct fs_flow_key *key, struct fs_flow *f)
+/* The backend an unanswered flow tries next: the first by priority that it has not tried
+ * and the daemon does not believe down. -1 when none is left. */
+static __always_inline int next_backend(const struct fs_service *svc, __u8 tried)
 {
+#pragma unroll
+	for (int i = 0; i < FS_MAX_BACKENDS; i++)
+		if (i < svc->n_backends && !(tried & (1u << i)) && !(svc->down_mask & (1u << i)))
+			return i;
+	return -1;
+}
+
+/* A connect deadline passed for the flow whose REV entry is f: count a timeout if no
+ * SYN-ACK came, and for a retrying service tell the daemon. */
+static __always_inline void connect_deadline(const struct fs_flow_key *key, struct fs_flow *f)
+{
+	struct fs_retry_event ev = {};
 	struct fs_backend_stats *s;
 
-	if (f->state != FS_ST_SYN_SENT || (f->flags & FS_FL_TIMED_OUT))
-		return 0;
+	if (f->dir != FS_DIR_REV || f->state != FS_ST_SYN_SENT || (f->flags & FS_FL_TIMED_OUT))
+		return;
 	f->flags |= FS_FL_TIMED_OUT;
 	s = bstats(f->backend_id);
 	if (s)
 		s->timeouts++;
+	if (!(f->flags & FS_FL_RETRY))
+		return;
+	/* Which backend is next is the daemon's call: it re-sends through the egress
+	 * program, which moves the flow. */
+	flow_fwd_key(&ev.fwd, key, &f->nat);
+	ev.client_isn = f->client_isn;
+	bpf_ringbuf_output(&retry_events, &ev, sizeof(ev), 0);
+}
+
+static __always_inline struct fs_deadline_ctl *deadline_ctl_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&deadline_ctl, &zero);
+}
+
+/* Records that the flow with REV key rkey must be answered by due_ns. */
+static __always_inline void deadline_push(const struct fs_flow_key *rkey, __u64 due_ns)
+{
+	struct fs_deadline_ctl *ctl = deadline_ctl_get();
+	struct fs_global_stats *g;
+	struct fs_deadline *d;
+	__u32 slot;
+
+	if (!ctl || !deadline_slots)
+		return;
+	slot = (__u32)(__sync_fetch_and_add(&ctl->head, 1) % deadline_slots);
+	d = bpf_map_lookup_elem(&deadlines, &slot);
+	if (!d)
+		return;
+	if (d->due_ns) {
+		/* Ring full: the oldest deadline is lost; say so. */
+		g = gstats();
+		if (g)
+			g->deadline_overflows++;
+	} else {
+		__sync_fetch_and_add(&ctl->pending, 1);
+	}
+	d->rkey = *rkey;
+	d->due_ns = due_ns;
+}
+
+struct sweep_ctx {
+	__u64 now;
+	__u64 start;
+	struct fs_deadline_ctl *ctl;
+};
+
+/* One slot of the sweep. The context stays the same across iterations (the count of
+ * cleared slots goes straight to ctl->pending) so the verifier sees the loop converge. */
+static long deadline_sweep_one(__u64 i, struct sweep_ctx *c)
+{
+	__u32 slot = (__u32)((c->start + i) % deadline_slots);
+	struct fs_flow_key key;
+	struct fs_deadline *d;
+	struct fs_flow *f;
+
+	d = bpf_map_lookup_elem(&deadlines, &slot);
+	if (!d || !d->due_ns || d->due_ns > c->now)
+		return 0;
+	key = d->rkey;
+	d->due_ns = 0;
+	__sync_fetch_and_sub(&c->ctl->pending, 1);
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (f)
+		connect_deadline(&key, f);
 	return 0;
 }
 
-/* Inserts the FWD and REV entries of a new connection (or moves an unanswered one) to
- * backend idx of svc and arms the connect deadline. Returns 0 with the backend filled in. */
-static __always_inline int flow_steer(const struct pkt *p, const struct fs_service *svc, __u32 idx,
-				      __u8 tried, struct fs_endpoint *backend, __u32 *backend_id,
-				      __u32 *oif)
+/* Every FS_DEADLINE_PERIOD_NS: look at the next slice of the ring, so that every slot is
+ * seen within FS_DEADLINE_PASS_NS; nothing to do while no deadline is pending. */
+static int deadline_timer_cb(void *map, __u32 *key, struct fs_deadline_ctl *ctl)
 {
-	struct fs_flow fwd = {}, rev = {};
+	struct sweep_ctx c = { .now = bpf_ktime_get_ns(), .start = ctl->cursor, .ctl = ctl };
+	__u32 slice = deadline_slots / (FS_DEADLINE_PASS_NS / FS_DEADLINE_PERIOD_NS) + 1;
+
+	ctl->sweeps++;
+	if (ctl->pending && deadline_slots) {
+		bpf_loop(slice, deadline_sweep_one, &c, 0);
+		ctl->cursor = (c.start + slice) % deadline_slots;
+	}
+	bpf_timer_start(&ctl->timer, FS_DEADLINE_PERIOD_NS, 0);
+	return 0;
+}
+
+/* Inserts the FWD and REV entries of connection fkey (client -> service, SYN sequence isn),
+ * new or moved, on backend idx of svc and arms the connect deadline. Returns 0 with the
+ * backend filled in. */
+static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
+				 const struct fs_service *svc, __u32 idx_tried, struct steer_target *t)
+{
+	__u32 idx = idx_tried & 0xff;
+	__u8 tried = idx_tried >> 8;
 	struct fs_flow_key rkey;
 	struct fs_global_stats *g;
 	struct fs_backend_stats *s;
-	struct fs_flow *r;
+	struct flow_pair *fp;
 	__u64 now = bpf_ktime_get_ns();
+	__u32 zero = 0;
 
-	if (idx >= FS_MAX_BACKENDS || idx >= svc->n_backends)
+	fp = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!fp || idx >= FS_MAX_BACKENDS || idx >= svc->n_backends)
 		return -1;
-	*backend = svc->backends[idx];
-	*backend_id = svc->backend_ids[idx];
-	*oif = svc->backend_ifindex[idx];
+	__builtin_memset(&fp->fwd, 0, sizeof(fp->fwd));
+#define fwd (fp->fwd)
+#define rev (fp->rev)
+	t->ep = svc->backends[idx];
+	t->backend_id = svc->backend_ids[idx];
+	t->oif = svc->backend_ifindex[idx];
 
-	fwd.nat = *backend;
+	fwd.nat = t->ep;
 	fwd.backend_id = svc->backend_ids[idx];
-	fwd.client_isn = p->seq;
+	fwd.client_isn = isn;
 	fwd.connect_timeout_ms = svc->connect_timeout_ms;
 	fwd.dir = FS_DIR_FWD;
 	fwd.backend_idx = idx;
@@ -135,14 +299,16 @@ static __always_inline int flow_steer(const struct pkt *p, const struct fs_servi
 	fwd.syn_ns = now;
 	fwd.last_ns = now;
 	fwd.oif = svc->backend_ifindex[idx];
+	if (svc->flags & FS_SVC_F_RETRY)
+		fwd.flags = FS_FL_RETRY;
 
 	rev = fwd;
-	flow_endpoint(&rev.nat, &p->key, true);
+	flow_endpoint(&rev.nat, fkey, true);
 	rev.dir = FS_DIR_REV;
 	rev.state = FS_ST_SYN_SENT;
 
-	flow_rev_key(&rkey, &p->key, backend);
-	if (bpf_map_update_elem(&flows, &p->key, &fwd, BPF_ANY) ||
+	flow_rev_key(&rkey, fkey, &t->ep);
+	if (bpf_map_update_elem(&flows, fkey, &fwd, BPF_ANY) ||
 	    bpf_map_update_elem(&flows, &rkey, &rev, BPF_ANY))
 		return -1;
 	g = gstats();
@@ -151,12 +317,11 @@ static __always_inline int flow_steer(const struct pkt *p, const struct fs_servi
 	s = bstats(fwd.backend_id);
 	if (s)
 		s->attempts++;
+#undef fwd
+#undef rev
 
-	r = bpf_map_lookup_elem(&flows, &rkey);
-	if (r && svc->connect_timeout_ms &&
-	    !bpf_timer_init(&r->timer, &flows, CLOCK_MONOTONIC) &&
-	    !bpf_timer_set_callback(&r->timer, connect_timeout_cb))
-		bpf_timer_start(&r->timer, (__u64)svc->connect_timeout_ms * 1000000, 0);
+	if (svc->connect_timeout_ms)
+		deadline_push(&rkey, now + (__u64)svc->connect_timeout_ms * 1000000);
 	return 0;
 }
 
@@ -174,26 +339,45 @@ static __always_inline void flow_delete_pair(const struct fs_flow_key *fwd_key,
 		g->flows_deleted += n;
 }
 
-/* Host mode: after a destination rewrite at egress the route chosen for the original
- * destination may be wrong; look it up again and send the packet where it now belongs. */
-static __always_inline int route_rewritten(struct __sk_buff *skb, const struct pkt *p,
-					   const struct fs_endpoint *to, __u32 oif)
+/* Moves an unanswered flow to backend idx. The old backend's REV entry stays as a tombstone
+ * so that a late SYN-ACK from it is dropped instead of reaching the client. */
+static __always_inline int flow_move(const struct fs_flow_key *fkey, __u32 isn,
+				     const struct fs_service *svc, __u32 idx, __u8 tried,
+				     const struct fs_flow_key *old_rkey, struct steer_target *t)
+{
+	struct fs_flow *old;
+
+	if (flow_steer(fkey, isn, svc, idx | (__u32)tried << 8, t))
+		return -1;
+	old = bpf_map_lookup_elem(&flows, old_rkey);
+	if (old && old->dir == FS_DIR_REV)
+		old->state = FS_ST_MOVED;
+	return 0;
+}
+
+/* Sends a packet whose destination was rewritten (host mode, or a re-created SYN) out of
+ * the interface of the route to it: the route the kernel chose for the original
+ * destination, if any, may be wrong. Falls back to the kernel's routing. */
+static __noinline int route_to(struct __sk_buff *skb, const __u32 *src,
+				    const struct fs_endpoint *to, __u32 oif)
 {
 	struct bpf_fib_lookup fib = {};
 	struct fs_global_stats *g;
 	int rc;
 
-	if (p->family == FS_AF_INET) {
+	if (to->family == FS_AF_INET) {
 		fib.family = AF_INET;
-		fib.ipv4_src = p->key.src[0];
+		fib.ipv4_src = src[0];
 		fib.ipv4_dst = to->addr[0];
 	} else {
 		fib.family = AF_INET6;
-		__builtin_memcpy(fib.ipv6_src, p->key.src, 16);
+		__builtin_memcpy(fib.ipv6_src, src, 16);
 		__builtin_memcpy(fib.ipv6_dst, to->addr, 16);
 	}
 	fib.l4_protocol = IPPROTO_TCP;
-	fib.tot_len = p->l3_len;
+	/* tot_len 0: the helper checks the skb itself, which lets GSO packets (host mode)
+	 * through instead of answering FRAG_NEEDED for their super-packet length. */
+	fib.tot_len = 0;
 	/* An output lookup only considers routes via fib.ifindex: use the backend's. */
 	fib.ifindex = oif ? oif : skb->ifindex;
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT);
@@ -205,8 +389,17 @@ static __always_inline int route_rewritten(struct __sk_buff *skb, const struct p
 			return TC_ACT_OK;
 		return bpf_redirect(fib.ifindex, 0);
 	}
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* Hand over the next hop the lookup found: without it the helper routes the
+		 * skb again from headers that an injected (re-sent) SYN may not have set. */
+		struct bpf_redir_neigh nh = { .nh_family = fib.family };
+
+		if (fib.family == AF_INET)
+			nh.ipv4_nh = fib.ipv4_dst;
+		else
+			__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, 16);
+		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+	}
 	g = gstats();
 	if (g)
 		g->fib_failures++;
@@ -214,14 +407,16 @@ static __always_inline int route_rewritten(struct __sk_buff *skb, const struct p
 }
 
 static __always_inline int steer_out(struct __sk_buff *skb, const struct pkt *p,
-				     const struct fs_endpoint *to, __u32 oif, bool egress)
+				     const struct steer_target *t, bool egress)
 {
+	const struct fs_endpoint *to = &t->ep;
+
 	if (nat_rewrite(skb, p, true, to))
 		return TC_ACT_OK;
 	if (egress && (p->key.dport != to->port || p->key.dst[0] != to->addr[0] ||
 		       p->key.dst[1] != to->addr[1] || p->key.dst[2] != to->addr[2] ||
 		       p->key.dst[3] != to->addr[3]))
-		return route_rewritten(skb, p, to, oif);
+		return route_to(skb, p->key.src, to, t->oif);
 	return TC_ACT_OK;
 }
 
@@ -240,10 +435,126 @@ static __always_inline void count_to(__u32 backend_id, const struct __sk_buff *s
 	}
 }
 
-/* A client SYN for a tuple that has a FWD entry: a retransmission, or a new connection
- * reusing the tuple. Updates *to and *backend_id when the flow (re)starts elsewhere. */
-static __always_inline int handle_fwd_syn(struct pkt *p, struct fs_flow *f, struct fs_endpoint *to,
-					  __u32 *backend_id, __u32 *oif)
+/* Keeps the client's first SYN (IP and TCP headers) of a retrying service so it can be
+ * re-sent to another backend. Only plain frames and SYNs without data (no TCP Fast Open). */
+static __always_inline void syn_save(struct __sk_buff *skb, const struct pkt *p)
+{
+	__u32 zero = 0, len = p->l3_len;
+	struct fs_syn *sc;
+
+	if (p->l3_off != ETH_HLEN || p->payload_len || len > FS_SYN_MAX || len < 40)
+		return;
+	sc = bpf_map_lookup_elem(&syn_scratch, &zero);
+	if (!sc)
+		return;
+	sc->len = len;
+	sc->l4_off = p->l4_off - p->l3_off;
+	sc->family = p->family;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, sc->data, len))
+		return;
+	bpf_map_update_elem(&syn_store, &p->key, sc, BPF_ANY);
+}
+
+/* Rewrites the packet in skb (an error about fkey's SYN) into the client's SYN addressed to
+ * backend 'to', checksums computed from scratch (the stored copy may carry a partial
+ * checksum). Returns 0; -1 if the packet is untouched; -2 if it was damaged on the way. */
+static __noinline int syn_rebuild(struct __sk_buff *skb, const struct fs_flow_key *fkey,
+				       const struct fs_endpoint *to)
+{
+	__u32 zero = 0, len, l4, ihl;
+	struct fs_syn *syn, *sc;
+	__u8 *tcp;
+	int err = 0;
+	__u16 c;
+
+	syn = bpf_map_lookup_elem(&syn_store, fkey);
+	sc = bpf_map_lookup_elem(&syn_scratch, &zero);
+	if (!syn || !sc)
+		return -1;
+	__builtin_memcpy(sc, syn, sizeof(*sc));
+	len = sc->len;
+	l4 = sc->l4_off;
+	if (len > FS_SYN_MAX || l4 < 20 || l4 > 60 || len < l4 + 20 || len - l4 > 60)
+		return -1;
+	tcp = sc->data + (l4 & 63);
+	if (sc->family == FS_AF_INET) {
+		ihl = l4;
+		__builtin_memcpy(sc->data + IPV4_DST_OFF, to->addr, 4);
+		sc->data[IPV4_CSUM_OFF] = sc->data[IPV4_CSUM_OFF + 1] = 0;
+		c = csum_ipv4_hdr(sc->data, ihl, &err);
+		__builtin_memcpy(sc->data + IPV4_CSUM_OFF, &c, 2);
+	} else {
+		__builtin_memcpy(sc->data + IPV6_DST_OFF, to->addr, 16);
+	}
+	__builtin_memcpy(tcp + 2, &to->port, 2);
+	tcp[TCP_CSUM_OFF] = tcp[TCP_CSUM_OFF + 1] = 0;
+	c = csum_tcp(tcp, (len - l4) & 63, fkey->src, to->addr, sc->family, &err);
+	__builtin_memcpy(tcp + TCP_CSUM_OFF, &c, 2);
+	if (err)
+		return -1;
+	if (bpf_skb_change_tail(skb, ETH_HLEN + len, 0))
+		return -2;
+	len = sc->len; /* re-read and re-check: the verifier wants the size bounds right here */
+	if (len < 40 || len > FS_SYN_MAX)
+		return -2;
+	if (bpf_skb_store_bytes(skb, ETH_HLEN, sc->data, len, BPF_F_INVALIDATE_HASH))
+		return -2;
+	return 0;
+}
+
+/* Zero-error failover: a reset or ICMP error answered the SYN of the unanswered flow whose
+ * REV entry is rkey. If another backend is left, the error becomes the client's SYN to it,
+ * sent from here; the client never sees the error. Returns a verdict, or -1 to pass the
+ * error on. Called from the top frame: the stack of the handlers is gone by then. */
+static __noinline int retry_in_kernel(struct __sk_buff *skb, __u32 l3_off,
+				      const struct fs_flow_key *rkey)
+{
+	struct fs_endpoint svc_ep;
+	struct steer_target t;
+	struct fs_backend_stats *s;
+	struct fs_global_stats *g;
+	struct fs_service *svc;
+	struct fs_flow_key fkey;
+	struct fs_flow *r = bpf_map_lookup_elem(&flows, rkey);
+	__u32 old_id, isn;
+	__u8 tried;
+	int next, rc;
+
+	if (!r || r->dir != FS_DIR_REV || r->state != FS_ST_SYN_SENT || !(r->flags & FS_FL_RETRY) ||
+	    l3_off != ETH_HLEN)
+		return -1;
+	svc_ep = r->nat;
+	old_id = r->backend_id;
+	isn = r->client_isn;
+	tried = r->tried;
+	svc = bpf_map_lookup_elem(&services, &svc_ep);
+	if (!svc)
+		return -1;
+	next = next_backend(svc, tried);
+	if (next < 0 || next >= FS_MAX_BACKENDS)
+		return -1; /* every backend tried: the last error goes to the client */
+	flow_fwd_key(&fkey, rkey, &svc_ep);
+	rc = syn_rebuild(skb, &fkey, &svc->backends[next]);
+	if (rc) {
+		g = gstats();
+		if (g)
+			g->retry_failures++;
+		return rc == -1 ? -1 : TC_ACT_SHOT;
+	}
+	if (flow_move(&fkey, isn, svc, next, tried, rkey, &t))
+		return TC_ACT_SHOT;
+	s = bstats(old_id);
+	if (s)
+		s->retried++;
+	count_to(t.backend_id, skb);
+	return route_to(skb, fkey.src, &t.ep, t.oif);
+}
+
+/* A client SYN for a tuple that has a FWD entry: a retransmission, a SYN the daemon re-sends
+ * after a connect timeout (retry), or a new connection reusing the tuple. Updates *to,
+ * *backend_id and *oif when the flow (re)starts elsewhere. Returns 0, or -1 to drop. */
+static __always_inline int handle_fwd_syn(struct pkt *p, struct fs_flow *f, struct steer_target *t,
+					  bool retry)
 {
 	struct fs_backend_stats *s;
 	struct fs_endpoint svc_ep;
@@ -251,56 +562,76 @@ static __always_inline int handle_fwd_syn(struct pkt *p, struct fs_flow *f, stru
 	struct fs_flow_key rkey;
 	struct fs_flow *r;
 	__u8 tried = f->tried;
+	__u32 old_id = f->backend_id;
+	int idx;
 
-	flow_rev_key(&rkey, &p->key, to);
+	flow_rev_key(&rkey, &p->key, &t->ep);
 	r = bpf_map_lookup_elem(&flows, &rkey);
 	flow_endpoint(&svc_ep, &p->key, true);
 	svc = bpf_map_lookup_elem(&services, &svc_ep);
 	if (r && r->state == FS_ST_SYN_SENT && p->seq == f->client_isn) {
-		/* Nobody holds state for an unanswered SYN: let it follow the current choice. */
-		s = bstats(f->backend_id);
-		if (s)
-			s->syn_retrans++;
-		if (!svc || svc->active == f->backend_idx)
-			return 0;
-	} else {
 		if (!svc)
 			return 0;
-		tried = 0;
+		if (retry) {
+			/* The daemon re-sends after a connect timeout: next untried backend. */
+			idx = next_backend(svc, tried);
+			if (idx < 0)
+				return -1;
+		} else {
+			/* Nobody holds state for an unanswered SYN: it may follow the current
+			 * choice, but never back to a backend it already tried. */
+			s = bstats(old_id);
+			if (s)
+				s->syn_retrans++;
+			idx = svc->active;
+			if (idx == f->backend_idx || idx >= FS_MAX_BACKENDS || (tried & (1u << idx)))
+				return 0;
+		}
+		if (flow_move(&p->key, p->seq, svc, idx, tried, &rkey, t))
+			return -1;
+		if (retry) {
+			s = bstats(old_id);
+			if (s)
+				s->retried++;
+		}
+		return 0;
 	}
-	if (flow_steer(p, svc, svc->active, tried, to, backend_id, oif))
-		return -1;
+	if (retry || !svc)
+		return retry ? -1 : 0;
+	/* Same tuple, new connection (port reuse): start afresh. The old REV entry goes
+	 * first: the new one may have the very same key (same backend). */
 	if (r)
 		bpf_map_delete_elem(&flows, &rkey);
+	if (flow_steer(&p->key, p->seq, svc, svc->active, t))
+		return -1;
 	return 0;
 }
 
 /* A client packet of a tracked connection. */
-static __always_inline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f,
-				      bool egress)
+static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f,
+				      bool egress, bool retry)
 {
-	struct fs_endpoint to = f->nat;
-	__u32 backend_id = f->backend_id, oif = f->oif;
+	struct steer_target t = { .ep = f->nat, .backend_id = f->backend_id, .oif = f->oif };
 	struct fs_flow_key rkey;
 
 	if (is_pure_syn(p)) {
-		if (handle_fwd_syn(p, f, &to, &backend_id, &oif))
-			return TC_ACT_OK;
+		if (handle_fwd_syn(p, f, &t, retry))
+			return TC_ACT_SHOT;
 	} else {
 		f->last_ns = bpf_ktime_get_coarse_ns();
 		if (p->tcp_flags & TCP_FL_FIN)
 			f->flags |= FS_FL_FIN;
 		if (p->tcp_flags & TCP_FL_RST) {
-			flow_rev_key(&rkey, &p->key, &to);
+			flow_rev_key(&rkey, &p->key, &t.ep);
 			flow_delete_pair(&p->key, &rkey);
 		}
 	}
-	count_to(backend_id, skb);
-	return steer_out(skb, p, &to, oif, egress);
+	count_to(t.backend_id, skb);
+	return steer_out(skb, p, &t, egress);
 }
 
 /* A backend's packet to a client of a tracked connection. */
-static __always_inline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f)
+static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f)
 {
 	struct fs_backend_stats *s = bstats(f->backend_id);
 	struct fs_endpoint svc_ep = f->nat;
@@ -308,15 +639,17 @@ static __always_inline int handle_rev(struct __sk_buff *skb, struct pkt *p, stru
 	struct fs_flow_key fkey;
 	__u8 fl = p->tcp_flags;
 
+	if (f->state == FS_ST_MOVED)
+		return TC_ACT_SHOT; /* late answer of a backend the flow left: not for the client */
 	if (s) {
 		s->pkts_from++;
 		s->bytes_from += skb->len;
 	}
 	f->last_ns = bpf_ktime_get_coarse_ns();
 	if (fl & TCP_FL_RST) {
-		bool ok;
+		bool ok, connecting = f->state == FS_ST_SYN_SENT;
 
-		if (f->state == FS_ST_SYN_SENT)
+		if (connecting)
 			/* RFC 793: in SYN-SENT a reset is acceptable if it acks our SYN. */
 			ok = (fl & TCP_FL_ACK) && p->ack_seq == f->client_isn + 1;
 		else
@@ -325,9 +658,11 @@ static __always_inline int handle_rev(struct __sk_buff *skb, struct pkt *p, stru
 		if (ok) {
 			if (s) {
 				s->resets++;
-				if (f->state == FS_ST_SYN_SENT)
+				if (connecting)
 					s->resets_connect++;
 			}
+			if (connecting && (f->flags & FS_FL_RETRY))
+				return VERDICT_TRY_RETRY;
 			flow_fwd_key(&fkey, &p->key, &svc_ep);
 			flow_delete_pair(&fkey, &p->key);
 		} else {
@@ -347,6 +682,10 @@ static __always_inline int handle_rev(struct __sk_buff *skb, struct pkt *p, stru
 				s->latency_sum_us += us;
 				s->latency_hist[log2_u64(us) & (FS_LAT_BUCKETS - 1)]++;
 			}
+			if (f->flags & FS_FL_RETRY) {
+				flow_fwd_key(&fkey, &p->key, &svc_ep);
+				bpf_map_delete_elem(&syn_store, &fkey);
+			}
 		}
 	} else {
 		__u32 end = p->seq + p->payload_len + (fl & TCP_FL_FIN ? 1 : 0);
@@ -360,42 +699,61 @@ static __always_inline int handle_rev(struct __sk_buff *skb, struct pkt *p, stru
 	return TC_ACT_OK;
 }
 
+/* A reset that refused a connection and could not be retried: the client gets it. */
+static __noinline int rev_pass_reset(struct __sk_buff *skb, struct pkt *p)
+{
+	struct fs_flow *f = bpf_map_lookup_elem(&flows, &p->key);
+	struct fs_endpoint svc_ep;
+	struct fs_flow_key fkey;
+
+	if (!f)
+		return TC_ACT_OK;
+	svc_ep = f->nat;
+	flow_fwd_key(&fkey, &p->key, &svc_ep);
+	flow_delete_pair(&fkey, &p->key);
+	nat_rewrite(skb, p, false, &svc_ep);
+	return TC_ACT_OK;
+}
+
 /* ICMP unreachable quoting a connecting flow (as sent to the backend) counts against it,
- * but only if it quotes the client's SYN sequence exactly: blind ICMP must not count. */
-static __always_inline void handle_icmp(struct pkt *p, struct cursor *c)
+ * but only if it quotes the client's SYN sequence exactly: blind ICMP must not count. For a
+ * retrying service the error becomes the SYN to the next backend. */
+static __noinline int handle_icmp(struct pkt *p, struct cursor *c)
 {
 	struct fs_backend_stats *s;
 	struct fs_global_stats *g;
-	struct pkt q = {};
 	struct fs_flow *r;
+	__u32 seq;
 
-	if (parse_icmp_quote(c, p->family, &q))
-		return;
-	flow_key_swap(&q.key);
-	r = bpf_map_lookup_elem(&flows, &q.key);
-	if (r && r->dir == FS_DIR_REV && r->state == FS_ST_SYN_SENT && q.seq == r->client_isn) {
+	/* p->key is reused for the quoted flow, as the REV entry would see it. */
+	if (parse_icmp_quote(c, p->family, &p->key, &seq))
+		return TC_ACT_OK;
+	flow_key_swap(&p->key);
+	r = bpf_map_lookup_elem(&flows, &p->key);
+	if (r && r->dir == FS_DIR_REV && r->state == FS_ST_SYN_SENT && seq == r->client_isn) {
 		s = bstats(r->backend_id);
 		if (s)
 			s->icmp_errors++;
-		return;
+		return r->flags & FS_FL_RETRY ? VERDICT_TRY_RETRY : TC_ACT_OK;
 	}
 	g = gstats();
 	if (g)
 		g->icmp_unmatched++;
+	return TC_ACT_OK;
 }
 
-static __always_inline int handle(struct __sk_buff *skb, bool egress)
+static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct fs_global_stats *g;
-	struct fs_endpoint svc_ep, to;
+	struct fs_endpoint svc_ep;
+	struct steer_target t;
 	struct fs_service *svc;
 	struct cursor c;
 	struct pkt p = {};
 	struct fs_flow *f;
-	__u32 backend_id, oif;
-	int kind;
+	int kind, verdict;
 
 	kind = parse_packet(data, data_end, &p, &c);
 	if (kind < 0 && data_end - data < skb->len && data_end - data < 256) {
@@ -410,18 +768,27 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 	if (kind < 0)
 		return TC_ACT_OK;
 	if (kind == 1) {
-		handle_icmp(&p, &c);
-		return TC_ACT_OK;
+		verdict = handle_icmp(&p, &c);
+		if (verdict != VERDICT_TRY_RETRY)
+			return verdict;
+		verdict = retry_in_kernel(skb, p.l3_off, &p.key);
+		return verdict >= 0 ? verdict : TC_ACT_OK;
 	}
 
 	f = bpf_map_lookup_elem(&flows, &p.key);
 	if (f) {
 		if (f->dir == FS_DIR_FWD)
-			return handle_fwd(skb, &p, f, egress);
-		if (f->dir == FS_DIR_REV)
-			return handle_rev(skb, &p, f);
-		return TC_ACT_OK;
+			return handle_fwd(skb, &p, f, egress, retry);
+		if (f->dir != FS_DIR_REV)
+			return TC_ACT_OK;
+		verdict = handle_rev(skb, &p, f);
+		if (verdict != VERDICT_TRY_RETRY)
+			return verdict;
+		verdict = retry_in_kernel(skb, p.l3_off, &p.key);
+		return verdict >= 0 ? verdict : rev_pass_reset(skb, &p);
 	}
+	if (retry)
+		return TC_ACT_SHOT; /* the flow is gone (answered, closed): nothing to re-send */
 
 	flow_endpoint(&svc_ep, &p.key, true);
 	svc = bpf_map_lookup_elem(&services, &svc_ep);
@@ -434,26 +801,55 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 			g->flow_misses++;
 		return TC_ACT_OK;
 	}
-	if (flow_steer(&p, svc, svc->active, 0, &to, &backend_id, &oif))
+	if (flow_steer(&p.key, p.seq, svc, svc->active, &t))
 		return TC_ACT_OK;
-	count_to(backend_id, skb);
-	return steer_out(skb, &p, &to, oif, egress);
+	if (svc->flags & FS_SVC_F_RETRY)
+		syn_save(skb, &p);
+	count_to(t.backend_id, skb);
+	return steer_out(skb, &p, &t, egress);
 }
 
 /* Gateway mode (and replies in host mode): before routing, on every configured interface. */
 SEC("tc")
 int fs_tc_ingress(struct __sk_buff *skb)
 {
-	return handle(skb, false);
+	return handle(skb, false, false);
 }
 
-/* Host mode: connections of local processes. Forwarded packets were handled at ingress. */
+/* Host mode: connections of local processes (forwarded packets were handled at ingress,
+ * probes are never steered), and SYNs the daemon re-sends after a connect timeout. */
 SEC("tc")
 int fs_tc_egress(struct __sk_buff *skb)
 {
+	bool retry = skb->mark == FS_RETRY_MARK;
+
 	if (skb->ingress_ifindex || skb->mark == FS_PROBE_MARK)
 		return TC_ACT_OK;
-	return handle(skb, true);
+	/* Handled once: after a redirect or a neighbour resolution the packet passes an
+	 * egress hook again, as the SYN to the new backend it now is. */
+	if (retry)
+		skb->mark = 0;
+	return handle(skb, true, retry);
+}
+
+/* Run once by the loader (bpf_prog_test_run, process context) to start the sweeping timer,
+ * or to hand a running one (a restarted daemon) over to this program's callback. */
+SEC("tc")
+int fs_deadline_setup(struct __sk_buff *skb)
+{
+	struct fs_deadline_ctl *ctl = deadline_ctl_get();
+	long err;
+
+	if (!ctl)
+		return 1;
+	err = bpf_timer_init(&ctl->timer, &deadline_ctl, CLOCK_MONOTONIC);
+	if (err && err != -16 /* EBUSY: already running */)
+		return 2;
+	if (bpf_timer_set_callback(&ctl->timer, deadline_timer_cb))
+		return 3;
+	if (bpf_timer_start(&ctl->timer, FS_DEADLINE_PERIOD_NS, 0))
+		return 4;
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

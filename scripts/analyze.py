@@ -39,12 +39,14 @@ def read_log(path):
             if not line.endswith("\n"):
                 break  # partial line of a log still being written
             p = line.rstrip("\n").split("\t")
-            if len(p) != 7 or p[0] == "t_send":
+            if len(p) not in (7, 8) or p[0] == "t_send":
                 continue
             try:
                 rows.append({"t_send": float(p[0]), "t_done": float(p[1]), "kind": p[2],
                              "conn": p[3], "outcome": p[4], "site": p[5],
-                             "latency_ms": float(p[6])})
+                             "latency_ms": float(p[6]),
+                             # connect time, None if the connection never came up
+                             "connect_ms": float(p[7]) if len(p) == 8 and p[7] != "-" else None})
             except ValueError:
                 continue
     return rows
@@ -96,6 +98,10 @@ def analyze(path, fault_at=None, repair_at=None, primary="primary", backup="back
         "total": len(reqs),
         "ok": len(ok),
         "failed": len(reqs) - len(ok),
+        # new connections that never came up (refused, connect timeout): what failover
+        # can save, as opposed to requests lost on a connection the dead site had accepted
+        "failed_connect": sum(1 for r in reqs if r["outcome"] != "ok" and r["kind"] == "new"
+                              and r["connect_ms"] is None),
         "outcomes": outcomes,
         "by_kind": {k: sum(1 for r in reqs if r["kind"] == k) for k in ("new", "long")},
         "sites": sites,

@@ -14,7 +14,7 @@ Usage:
              [--sites primary,backup]
 
 Log (tab-separated, header first, flushed every 0.5 s), one line per request:
-  t_send  t_done  kind  conn  outcome  site  latency_ms
+  t_send  t_done  kind  conn  outcome  site  latency_ms  connect_ms
   t_send/t_done: time.time() wall clock, 6 decimals (compare with `date +%s.%N`)
   kind:    new | long | reopen   (reopen = reconnect of a long-lived conn, not a request)
   conn:    n<seq> for new connections, l<index>.<generation> for long-lived ones
@@ -117,18 +117,19 @@ class LoadGen:
         self.stats = Stats(s for s in a.sites.split(",") if s)
         self.inflight = set()
         if self.logf:
-            self.logf.write("t_send\tt_done\tkind\tconn\toutcome\tsite\tlatency_ms\n")
+            self.logf.write("t_send\tt_done\tkind\tconn\toutcome\tsite\tlatency_ms\tconnect_ms\n")
             self.logf.flush()
 
     # -- logging ------------------------------------------------------------
-    def record(self, kind, conn, t_send, m_send, outcome, site):
+    def record(self, kind, conn, t_send, m_send, outcome, site, m_conn=None):
         m_done = time.monotonic()
         t_done = t_send + (m_done - m_send)
         if kind != "reopen":
             self.stats.add(outcome, site)
         if self.logf:
+            conn_ms = f"{(m_conn - m_send) * 1000:.3f}" if m_conn is not None else "-"
             self.logbuf.append(f"{t_send:.6f}\t{t_done:.6f}\t{kind}\t{conn}\t{outcome}\t"
-                               f"{site or '-'}\t{(m_done - m_send) * 1000:.3f}\n")
+                               f"{site or '-'}\t{(m_done - m_send) * 1000:.3f}\t{conn_ms}\n")
 
     def flush(self):
         if self.logf and self.logbuf:
@@ -177,14 +178,16 @@ class LoadGen:
     async def one_new(self, seq):
         t_send, m_send = time.time(), time.monotonic()
         writer = None
-        outcome, site = "ok", "-"
+        outcome, site, m_conn = "ok", "-", None
         try:
             async with asyncio.timeout(self.a.timeout):
                 reader, writer = await self.connect()
+                m_conn = time.monotonic()
                 site = await self.exchange(reader, writer, self.req_close)
         except Exception as e:  # noqa: BLE001 - every failure is an outcome
             outcome = classify_exc(e)
-        self.record("new", f"n{seq}", t_send, m_send, outcome, site)
+        # connect_ms tells a connection that never came up from a request lost after it.
+        self.record("new", f"n{seq}", t_send, m_send, outcome, site, m_conn)
         if outcome == "ok":
             # Let the server close first (Connection: close) so TIME_WAIT stays
             # on its side; bounded, and not part of the measured latency.

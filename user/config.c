@@ -225,6 +225,13 @@ static int service_key(struct parse_ctx *ctx, const char *name, const char *valu
 		if (!parse_uint(value, 0, 600000, &s->probe_interval_ms) ||
 		    (s->probe_interval_ms && s->probe_interval_ms < 10))
 			return fail(ctx, "probe_interval_ms: '%s' is not 0 (off) or 10..600000", value);
+	} else if (!strcmp(name, "zero_error_retry")) {
+		if (!strcmp(value, "on") || !strcmp(value, "yes") || !strcmp(value, "true"))
+			s->zero_error_retry = true;
+		else if (!strcmp(value, "off") || !strcmp(value, "no") || !strcmp(value, "false"))
+			s->zero_error_retry = false;
+		else
+			return fail(ctx, "zero_error_retry: '%s' is not on or off", value);
 	} else {
 		return fail(ctx, "unknown key '%s' in [service %s]", name, s->name);
 	}
@@ -266,6 +273,7 @@ static int begin_section(struct parse_ctx *ctx, const char *section)
 	s->failback_threshold = DEF_FAILBACK_THRESHOLD;
 	s->failback_hold_ms = DEF_FAILBACK_HOLD_MS;
 	s->probe_interval_ms = DEF_PROBE_INTERVAL_MS;
+	s->zero_error_retry = true;
 	ctx->cur = s;
 	return 1;
 }
@@ -412,8 +420,9 @@ void cfg_print(const struct cfg *cfg, FILE *out)
 		for (int b = 0; b < s->n_backends; b++)
 			fprintf(out, " %s", cfg_format_endpoint(&s->backends[b], buf, sizeof(buf)));
 		fprintf(out, "\nconnect_timeout_ms = %u\nfailover_threshold = %g\n"
-			     "failback_threshold = %g\nfailback_hold_ms = %u\nprobe_interval_ms = %u\n",
+			     "failback_threshold = %g\nfailback_hold_ms = %u\nprobe_interval_ms = %u\n"
+			     "zero_error_retry = %s\n",
 			s->connect_timeout_ms, s->failover_threshold, s->failback_threshold,
-			s->failback_hold_ms, s->probe_interval_ms);
+			s->failback_hold_ms, s->probe_interval_ms, s->zero_error_retry ? "on" : "off");
 	}
 }

@@ -24,6 +24,7 @@ struct cfg_service {
 	double failback_threshold;       /* P(primary up) needed for failback ... */
 	unsigned failback_hold_ms;       /* ... held this long */
 	unsigned probe_interval_ms;      /* active TCP probes of each backend, 0 = off */
+	bool zero_error_retry;           /* re-send unanswered SYNs to the next backend */
 	bool has_address;
 };
 

@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <math.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "maparray.h"
 #include "metrics.h"
 #include "probes.h"
+#include "retry.h"
 #include "routes.h"
 
 #define SWEEP_INTERVAL_S 10.0
@@ -30,6 +32,7 @@
 #define PROBE_BURST 4        /* probes per round to a backend believed down */
 #define RATE_WINDOW_S 1.0
 #define ROUTE_REFRESH_S 5.0
+#define DOWN_MASK_P 0.5 /* zero-error retries skip backends at least this likely down */
 
 struct backend_rt {
 	__u32 id;
@@ -61,6 +64,8 @@ struct daemon {
 	int *owner_idx;
 	struct probes *probes;
 	struct metrics *metrics;
+	struct retrier *retrier;
+	struct ring_buffer *retry_rb;
 	struct fs_backend_stats *stats;
 	struct fs_backend_model *models;
 	struct fs_service_state *states;
@@ -299,7 +304,8 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 		s->val.svc_id = s->svc_id;
 		s->val.n_backends = (__u8)s->cfg.n_backends;
 		s->val.connect_timeout_ms = s->cfg.connect_timeout_ms;
-		s->val.flags = 0;
+		s->val.flags = s->cfg.zero_error_retry ? FS_SVC_F_RETRY : 0;
+		s->val.down_mask = 0;
 		for (int b = 0; b < s->cfg.n_backends; b++) {
 			struct backend_rt *be = &s->be[b];
 			bool reused = false;
@@ -323,6 +329,9 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 				memset(be->rate, 0, sizeof(be->rate));
 			}
 		}
+		for (int b = 0; b < s->cfg.n_backends; b++)
+			if (s->det.models[b].p_down >= DOWN_MASK_P)
+				s->val.down_mask |= (__u8)(1u << b);
 		if (reused_svc) {
 			s->st = d->states[s->svc_id];
 			s->det.backoff_level = (int)(s->st.backoff_level <= DET_MAX_BACKOFF ? s->st.backoff_level : 0);
@@ -456,6 +465,50 @@ static void apply_decision(struct daemon *d, struct service_rt *s, enum det_even
 	s->st.last_switch_ms = realtime_ms();
 }
 
+/* The data path's zero-error retries skip backends the model believes down. */
+static void update_down_mask(struct daemon *d, struct service_rt *s)
+{
+	__u8 mask = 0;
+
+	for (int b = 0; b < s->cfg.n_backends; b++)
+		if (s->det.models[b].p_down >= DOWN_MASK_P)
+			mask |= (__u8)(1u << b);
+	if (mask == s->val.down_mask)
+		return;
+	s->val.down_mask = mask;
+	if (bpf_map_update_elem(d->ld.maps.services, &s->cfg.address, &s->val, BPF_EXIST))
+		log_warn("service %s: writing down mask: %s", s->cfg.name, strerror(errno));
+}
+
+/* A retrying flow's connect deadline passed: re-send its SYN to the first backend it has
+ * not tried that the model does not believe down, or, with none left, fail the client. */
+static int on_retry_event(void *ctx, void *data, size_t len)
+{
+	struct daemon *d = ctx;
+	const struct fs_retry_event *ev = data;
+	struct fs_endpoint svc_ep = { 0 };
+	struct service_rt *s = NULL;
+	struct fs_flow fwd;
+	int rc, next = -1;
+
+	if (len < sizeof(*ev) || !retrier_still_connecting(d->retrier, ev, &fwd))
+		return 0;
+	memcpy(svc_ep.addr, ev->fwd.dst, 16);
+	svc_ep.port = ev->fwd.dport;
+	svc_ep.family = ev->fwd.family;
+	for (int i = 0; i < d->n_svcs && !s; i++)
+		if (same_ep(&d->svcs[i].cfg.address, &svc_ep))
+			s = &d->svcs[i];
+	for (int b = 0; s && b < s->cfg.n_backends && next < 0; b++)
+		if (!(fwd.tried & (1u << b)) && s->det.models[b].p_down < DOWN_MASK_P)
+			next = b;
+	rc = next >= 0 ? retrier_resend(d->retrier, ev, (int)s->val.backend_ifindex[next])
+		       : retrier_reset_client(d->retrier, ev);
+	if (rc && rc != -ENOENT)
+		log_warn("zero-error retry (%s): %s", next >= 0 ? "re-send" : "client reset", strerror(-rc));
+	return 0;
+}
+
 static void tick(struct daemon *d, double now, double dt)
 {
 	struct fs_maps *m = &d->ld.maps;
@@ -496,6 +549,7 @@ static void tick(struct daemon *d, double now, double dt)
 		ev = det_tick(&s->det, &s->set, &d->mp, obs, now, why, sizeof(why));
 		if (ev != DET_NONE)
 			apply_decision(d, s, ev, why, before);
+		update_down_mask(d, s);
 		/* Someone (the CLI) may have written the map while we were not looking. */
 		s->st.failovers = s->det.failovers;
 		s->st.failbacks = s->det.failbacks;
@@ -641,6 +695,14 @@ int daemon_run(const char *cfg_path)
 		fprintf(stderr, "failsteer: %s\n", err);
 		return 2;
 	}
+	/* Blocked before any thread starts (the metrics server's inherits the mask), so the
+	 * signals reach only the signalfd. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+
 	model_default_params(&d.mp, d.cfg.tick_ms / 1000.0);
 	rc = loader_prepare(&d.ld, &d.cfg, err, sizeof(err));
 	if (!rc)
@@ -664,12 +726,13 @@ int daemon_run(const char *cfg_path)
 	}
 	if (d.cfg.metrics_listen[0])
 		log_info("metrics on http://%s/metrics", d.cfg.metrics_listen);
+	d.retrier = retrier_new(&d.ld.maps, (int)if_nametoindex(d.cfg.interfaces[0]), err, sizeof(err));
+	d.retry_rb = ring_buffer__new(d.ld.maps.retry_events, on_retry_event, &d, NULL);
+	if (!d.retrier || !d.retry_rb) {
+		fprintf(stderr, "failsteer: %s\n", d.retrier ? "opening the retry ring buffer" : err);
+		goto out;
+	}
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -686,6 +749,9 @@ int daemon_run(const char *cfg_path)
 	epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
 	ev.data.fd = tfd;
 	epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &ev);
+	/* Connect deadlines are acted on as they come, not at the next tick. */
+	ev.data.fd = ring_buffer__epoll_fd(d.retry_rb);
+	epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
 
 	last = mono_s();
 	d.next_sweep_s = last;
@@ -696,6 +762,10 @@ int daemon_run(const char *cfg_path)
 		if (n < 0 && errno == EINTR)
 			continue;
 		for (int i = 0; i < n; i++) {
+			if (evs[i].data.fd == ring_buffer__epoll_fd(d.retry_rb)) {
+				ring_buffer__consume(d.retry_rb);
+				continue;
+			}
 			if (evs[i].data.fd == sfd) {
 				struct signalfd_siginfo si;
 
@@ -736,6 +806,15 @@ out:
 		close(tfd);
 	if (sfd >= 0)
 		close(sfd);
+	if (d.retrier) {
+		struct retrier_counts rc = retrier_counts(d.retrier);
+
+		log_info("zero-error retries: %llu SYNs re-sent after a connect timeout, %llu clients "
+			 "reset with every backend tried, %llu deadlines already answered",
+			 rc.resent, rc.given_up, rc.stale);
+	}
+	ring_buffer__free(d.retry_rb);
+	retrier_free(d.retrier);
 	metrics_free(d.metrics);
 	probes_free(d.probes);
 	loader_close(&d.ld);

@@ -22,13 +22,15 @@
 
 static const char *const map_names[] = {
 	FS_MAP_SERVICES, FS_MAP_FLOWS, FS_MAP_BACKEND_STATS, FS_MAP_GLOBAL_STATS,
-	FS_MAP_SERVICE_CTL, FS_MAP_SERVICE_STATE, FS_MAP_BACKEND_MODEL,
+	FS_MAP_SERVICE_CTL, FS_MAP_SERVICE_STATE, FS_MAP_BACKEND_MODEL, FS_MAP_SYN_STORE,
+	FS_MAP_RETRY_EVENTS, FS_MAP_DEADLINES, FS_MAP_DEADLINE_CTL,
 };
 
 static int *map_fd_slot(struct fs_maps *m, int i)
 {
 	int *slots[] = { &m->services, &m->flows, &m->backend_stats, &m->global_stats,
-			 &m->service_ctl, &m->service_state, &m->backend_model };
+			 &m->service_ctl, &m->service_state, &m->backend_model, &m->syn_store,
+			 &m->retry_events, &m->deadlines, &m->deadline_ctl };
 	return slots[i];
 }
 
@@ -148,11 +150,18 @@ int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len)
 	bpf_map__set_max_entries(l->skel->maps.service_state, cfg->max_services);
 	bpf_map__set_max_entries(l->skel->maps.backend_stats, cfg->max_backends);
 	bpf_map__set_max_entries(l->skel->maps.backend_model, cfg->max_backends);
+	/* SYNs are kept only until answered: an eighth of the flow table is plenty. */
+	bpf_map__set_max_entries(l->skel->maps.syn_store,
+				 cfg->flow_table_size / 8 > 1024 ? cfg->flow_table_size / 8 : 1024);
+	/* Deadlines wait in the ring only while connecting: a sixteenth of the table. */
+	l->skel->rodata->deadline_slots = cfg->flow_table_size / 16 > 1024 ? cfg->flow_table_size / 16 : 1024;
+	bpf_map__set_max_entries(l->skel->maps.deadlines, l->skel->rodata->deadline_slots);
 
 	l->adopted = false;
 	bpf_object__for_each_map(map, l->skel->obj) {
-		if (bpf_map__is_internal(map))
-			continue;
+		if (bpf_map__is_internal(map) || !strcmp(bpf_map__name(map), "syn_scratch") ||
+		    !strcmp(bpf_map__name(map), "flow_scratch"))
+			continue; /* per-CPU scratch: nothing to keep */
 		rc = check_pinned(cfg->pin_path, map, err, len);
 		if (rc)
 			return rc;
@@ -175,7 +184,24 @@ int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len)
 		map = bpf_object__find_map_by_name(l->skel->obj, map_names[i]);
 		*map_fd_slot(&l->maps, i) = map ? bpf_map__fd(map) : -1;
 	}
+	rc = loader_start_deadline_timer(bpf_program__fd(l->skel->progs.fs_deadline_setup));
+	if (rc) {
+		snprintf(err, len, "starting the connect-deadline timer: %s", strerror(-rc));
+		return rc;
+	}
 	return 0;
+}
+
+int loader_start_deadline_timer(int setup_prog_fd)
+{
+	unsigned char frame[64] = { 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame),
+		    .repeat = 1);
+
+	/* test_run gives the program process context, where the timer can be allocated. */
+	if (bpf_prog_test_run_opts(setup_prog_fd, &opts))
+		return -errno;
+	return opts.retval ? -EINVAL : 0;
 }
 
 static int pin_prog(const char *pin, const char *name, struct bpf_program *prog, char *err,

@@ -12,6 +12,7 @@ struct failsteer_bpf;
 /* File descriptors of the pinned maps, as the CLI and the daemon use them. */
 struct fs_maps {
 	int services, flows, backend_stats, global_stats, service_ctl, service_state, backend_model;
+	int syn_store, retry_events, deadlines, deadline_ctl;
 };
 
 struct loader {
@@ -28,6 +29,9 @@ int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len);
 /* Attaches ingress and egress programs to every configured interface, atomically replacing
  * an older failsteer filter (a restarted daemon), and pins the programs. */
 int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len);
+/* Starts (or takes over) the timer that sweeps connect deadlines, by running the setup
+ * program once. Returns 0 or -errno. */
+int loader_start_deadline_timer(int setup_prog_fd);
 /* Closes file descriptors; pins and TC filters stay, so the data path keeps running. */
 void loader_close(struct loader *l);
 

@@ -264,7 +264,7 @@ struct metrics *metrics_new(const char *listen, const char *pin_path, char *err,
 	}
 	pthread_mutex_init(&m->lock, NULL);
 	snprintf(m->pin_path, sizeof(m->pin_path), "%s", pin_path);
-	m->maps = (struct fs_maps){ -1, -1, -1, -1, -1, -1, -1 };
+	m->maps = (struct fs_maps){ -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
 	if (!listen[0])
 		return m;
 	if (cfg_parse_endpoint(listen, &ep)) {

@@ -173,9 +173,10 @@ static __always_inline int parse_packet(void *data, void *data_end, struct pkt *
 	return 0;
 }
 
-/* For an ICMP(v6) destination-unreachable at c->pos, fills q with the quoted TCP flow
- * (as sent: src is our side) and its sequence number. Returns 0 or -1. */
-static __always_inline int parse_icmp_quote(struct cursor *c, __u8 family, struct pkt *q)
+/* For an ICMP(v6) destination-unreachable at c->pos, fills k with the quoted TCP flow
+ * (as sent: src is our side) and seq with its sequence number. Returns 0 or -1. */
+static __always_inline int parse_icmp_quote(struct cursor *c, __u8 family, struct fs_flow_key *k,
+					    __u32 *seq)
 {
 	struct icmphdr { __u8 type; __u8 code; __u16 csum; __u32 unused; } *ih = c->pos;
 	struct tcp_quote { __be16 source; __be16 dest; __be32 seq; } *tq;
@@ -189,19 +190,20 @@ static __always_inline int parse_icmp_quote(struct cursor *c, __u8 family, struc
 	if (family == FS_AF_INET6 && ih->type != ICMPV6_DEST_UNREACH)
 		return -1;
 	c->pos = ih + 1;
-	q->key.family = family;
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = family;
 	if (family == FS_AF_INET)
-		proto = parse_ipv4(c, q->key.src, q->key.dst, &quoted_len);
+		proto = parse_ipv4(c, k->src, k->dst, &quoted_len);
 	else
-		proto = parse_ipv6(c, q->key.src, q->key.dst, &quoted_len);
+		proto = parse_ipv6(c, k->src, k->dst, &quoted_len);
 	if (proto != IPPROTO_TCP)
 		return -1;
 	tq = c->pos;
 	if ((void *)(tq + 1) > c->end)
 		return -1;
-	q->key.sport = tq->source;
-	q->key.dport = tq->dest;
-	q->seq = bpf_ntohl(tq->seq);
+	k->sport = tq->source;
+	k->dport = tq->dest;
+	*seq = bpf_ntohl(tq->seq);
 	return 0;
 }
 

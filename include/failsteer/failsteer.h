@@ -11,7 +11,7 @@
 #define FS_MAX_BACKENDS 8 /* backends per service, primary first */
 #define FS_LAT_BUCKETS 32 /* log2 buckets of SYN->SYN-ACK latency in microseconds */
 #define FS_SERVICE_NAME_MAX 48 /* service names, NUL included */
-#define FS_SYN_MAX 120    /* bytes kept of a client SYN: IPv4 60 + TCP 60, IPv6 40 + TCP 60 */
+#define FS_SYN_MAX 128    /* bytes kept of a client SYN: IPv4 60 + TCP 60, IPv6 40 + TCP 60 */
 
 /* Address families as stored in maps (not AF_* so the layout is self-contained). */
 #define FS_AF_INET 4
@@ -36,7 +36,8 @@ struct fs_service {
 	__u8 active;              /* index into backends[] that new flows get */
 	__u16 flags;              /* FS_SVC_F_* */
 	__u32 connect_timeout_ms; /* SYN without SYN-ACK for this long counts as a timeout */
-	__u32 pad;
+	__u8 down_mask;           /* bit i: the daemon believes backend i down (P(down) >= 0.5) */
+	__u8 pad[3];
 	__u32 backend_ids[FS_MAX_BACKENDS]; /* index into backend_stats */
 	struct fs_endpoint backends[FS_MAX_BACKENDS];
 	/* Interface the route to each backend leaves through (0 = unknown), kept by the daemon:
@@ -64,15 +65,16 @@ _Static_assert(sizeof(struct fs_flow_key) == 40, "fs_flow_key layout");
 /* Connection state, kept in the REV entry (the one that sees the backend's answers). */
 #define FS_ST_SYN_SENT 1    /* SYN steered, no SYN-ACK yet */
 #define FS_ST_ESTABLISHED 2 /* SYN-ACK seen */
+#define FS_ST_MOVED 3       /* unanswered flow moved to another backend: drop this one's answers */
 
 /* Flow flags. */
 #define FS_FL_TIMED_OUT (1u << 0) /* connect timeout already counted */
 #define FS_FL_FIN (1u << 1)       /* a FIN went this way: swept after the FIN linger */
 #define FS_FL_RST (1u << 2)       /* closed by a reset */
+#define FS_FL_RETRY (1u << 3)     /* the service re-sends unanswered SYNs to the next backend */
 
 /* flows map value (LRU). Written by the BPF programs; swept by userspace. */
 struct fs_flow {
-	struct bpf_timer timer;  /* REV only: fires at the connect deadline */
 	__u64 syn_ns;            /* when the SYN was steered to the current backend */
 	__u64 last_ns;           /* last packet, coarse clock, for the idle sweep */
 	struct fs_endpoint nat;  /* FWD: backend to send to; REV: service to answer as */
@@ -88,7 +90,52 @@ struct fs_flow {
 	__u8 pad[3];
 	__u32 oif;               /* FWD: host mode output interface of the backend, 0 = unknown */
 };
-_Static_assert(sizeof(struct fs_flow) == 80, "fs_flow layout");
+_Static_assert(sizeof(struct fs_flow) == 64, "fs_flow layout");
+
+/* Connect deadlines. Per-flow BPF timers cannot be relied on (their allocation fails under
+ * load in softirq context), so each new or moved flow writes its deadline into a ring and
+ * one periodic BPF timer sweeps the ring, not the flow table. */
+#define FS_DEADLINE_PERIOD_NS (5ull * 1000 * 1000) /* timer period */
+#define FS_DEADLINE_PASS_NS (50ull * 1000 * 1000)  /* a full sweep of the ring takes at most this */
+
+/* deadlines map value (array, a ring): the REV key of a connecting flow and when its
+ * connect timeout expires. Written by the programs, cleared by the sweeping timer. */
+struct fs_deadline {
+	struct fs_flow_key rkey;
+	__u64 due_ns; /* 0: free slot */
+};
+_Static_assert(sizeof(struct fs_deadline) == 48, "fs_deadline layout");
+
+/* deadline_ctl map value (array, one slot): the sweeping timer and the ring's cursors. */
+struct fs_deadline_ctl {
+	struct bpf_timer timer;
+	__u64 head;     /* next slot to write (mod ring size), advanced atomically */
+	__u64 cursor;   /* next slot the sweep looks at */
+	__u64 pending;  /* occupied slots; the sweep is skipped while zero */
+	__u64 sweeps;   /* timer runs, for inspection */
+};
+_Static_assert(sizeof(struct fs_deadline_ctl) == 48, "fs_deadline_ctl layout");
+
+/* syn_store map value (LRU, keyed by the FWD flow key): the client's SYN as received, IP and
+ * TCP headers with options, kept until the flow is answered so it can be re-sent elsewhere. */
+struct fs_syn {
+	__u16 len;      /* bytes in data: IP header + TCP header */
+	__u16 l4_off;   /* TCP header offset in data */
+	__u8 family;    /* FS_AF_* */
+	__u8 pad[3];
+	__u8 data[FS_SYN_MAX];
+};
+_Static_assert(sizeof(struct fs_syn) == 8 + FS_SYN_MAX, "fs_syn layout");
+
+/* retry_events ring buffer records: a connect deadline passed for an unanswered flow of a
+ * retrying service. The daemon re-sends the stored SYN to the next backend, or resets the
+ * client when every backend has been tried. */
+struct fs_retry_event {
+	struct fs_flow_key fwd; /* client -> service */
+	__u32 client_isn;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct fs_retry_event) == 48, "fs_retry_event layout");
 
 /* backend_stats map value (per-CPU array indexed by backend id). Written by BPF. */
 struct fs_backend_stats {
@@ -118,7 +165,7 @@ struct fs_global_stats {
 	__u64 icmp_unmatched;  /* ICMP errors about service traffic that matched no connecting flow */
 	__u64 rst_rejected;    /* RSTs from a backend outside the acceptable window */
 	__u64 retry_failures;  /* zero-error retries that could not be sent */
-	__u64 pad;
+	__u64 deadline_overflows; /* connect deadlines lost to a full deadline ring */
 };
 _Static_assert(sizeof(struct fs_global_stats) == 64, "fs_global_stats layout");
 
@@ -190,9 +237,15 @@ _Static_assert(sizeof(struct fs_backend_model) ==
 #define FS_MAP_SERVICE_CTL "service_ctl"
 #define FS_MAP_SERVICE_STATE "service_state"
 #define FS_MAP_BACKEND_MODEL "backend_model"
+#define FS_MAP_SYN_STORE "syn_store"
+#define FS_MAP_RETRY_EVENTS "retry_events"
+#define FS_MAP_DEADLINES "deadlines"
+#define FS_MAP_DEADLINE_CTL "deadline_ctl"
 
 /* Probe sockets carry this mark so the egress program never steers them. */
 #define FS_PROBE_MARK 0x46530001u
+/* A SYN the daemon re-sends after a connect timeout: move the flow to the next backend. */
+#define FS_RETRY_MARK 0x46530002u
 
 /* TC attachment: fixed handle and priority so a restarted daemon replaces its own filter. */
 #define FS_TC_HANDLE 0xf5

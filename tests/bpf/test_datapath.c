@@ -16,6 +16,7 @@
 
 #include "failsteer.skel.h"
 #include "failsteer/failsteer.h"
+#include "loader.h"
 #include "pkt.h"
 #include "stats.h"
 
@@ -43,6 +44,9 @@ struct env {
 };
 
 static struct env E;
+static __u16 svc_flags; /* flags put_service gives new services */
+
+#define TC_ACT_SHOT 2
 
 static void endpoint(struct fs_endpoint *ep, const char *addr, uint16_t port)
 {
@@ -61,6 +65,7 @@ static void put_service(const char *vip, const char *pri, const char *bak, __u32
 	svc.n_backends = 2;
 	svc.active = (uint8_t)active;
 	svc.connect_timeout_ms = timeout_ms;
+	svc.flags = svc_flags;
 	svc.backend_ids[0] = id_pri;
 	svc.backend_ids[1] = id_bak;
 	endpoint(&svc.backends[0], pri, PORT);
@@ -86,11 +91,16 @@ static int setup(void **state)
 {
 	(void)state;
 	memset(&E, 0, sizeof(E));
+	svc_flags = 0;
 	E.skel = failsteer_bpf__open();
 	if (!E.skel)
 		return -1;
 	bpf_map__set_max_entries(E.skel->maps.flows, FLOW_TABLE_SIZE);
 	if (failsteer_bpf__load(E.skel)) {
+		failsteer_bpf__destroy(E.skel);
+		return -1;
+	}
+	if (loader_start_deadline_timer(bpf_program__fd(E.skel->progs.fs_deadline_setup))) {
 		failsteer_bpf__destroy(E.skel);
 		return -1;
 	}
@@ -144,6 +154,14 @@ static void expect_rewrite(const struct pkt_spec *in_spec, const struct pkt_spec
 	assert_int_equal(out_len, want_len);
 	assert_true(pkt_csums_ok(out, out_len));
 	assert_memory_equal(out, want, want_len);
+}
+
+static void expect_verdict(const struct pkt_spec *s, int verdict)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	size_t out_len;
+
+	assert_int_equal(run(in, pkt_tcp(in, s), out, &out_len), verdict);
 }
 
 static void expect_unchanged_frame(const uint8_t *in, size_t len)
@@ -330,9 +348,9 @@ static void test_unanswered_syn_follows_active(void **state)
 	expect_rewrite(&in, &want); /* retransmission after failover: moved */
 	assert_int_equal(backend(ID_PRI).syn_retrans, 2);
 	assert_int_equal(backend(ID_BAK).attempts, 1);
-	/* The primary's late SYN-ACK no longer matches a flow: passes unchanged. */
+	/* The primary's late SYN-ACK is not for the client any more: dropped. */
 	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
-	expect_unchanged(&in);
+	expect_verdict(&in, TC_ACT_SHOT);
 	in = s_pkt(&c, BAK4, BAK_PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
 	want = s_pkt(&c, VIP4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
 	expect_rewrite(&in, &want);
@@ -588,6 +606,202 @@ static void test_full_flow_table_evicts(void **state)
 	assert_int_equal(global().flow_misses, g.flow_misses + 1);
 }
 
+/* A new connection on the tuple of a finished one (the client reused its port): tracked
+ * afresh, its answers reverse-rewritten, its connect deadline armed. */
+static void test_port_reuse_new_connection(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 41000, 500, 900 };
+	struct pkt_spec in, want;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 0, 30);
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	expect_rewrite(&in, &want);
+	/* Same ports, new ISN: a new connection. */
+	c.isn = 77777;
+	c.srv_isn = 88888;
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(10).attempts, 2);
+	for (int i = 0; i < 100 && backend(10).timeouts == 0; i++)
+		usleep(10000);
+	assert_int_equal(backend(10).timeouts, 1);
+	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(10).established, 2);
+}
+
+/* Zero-error failover: with the retry flag, a reset answering a never-answered SYN becomes
+ * that SYN, sent to the next backend; the client never sees the reset. */
+static void retry_reset_becomes_syn(const struct conn *c, const char *vip, __u32 id_pri,
+				    __u32 id_bak)
+{
+	struct pkt_spec in, want;
+	uint8_t fin[PKT_MAX], out[PKT_MAX], fwant[PKT_MAX];
+	size_t len, out_len, want_len;
+
+	in = c_syn(c, vip, PORT);
+	want = c_syn(c, c->pri, PORT);
+	expect_rewrite(&in, &want);
+	/* The primary refuses: RST+ACK acking the SYN. */
+	in = s_pkt(c, c->pri, PORT, TH_RST | TH_ACK, 0, c->isn + 1);
+	len = pkt_tcp(fin, &in);
+	/* Expected: the client's SYN as it came (options and all), to the backup. */
+	want = c_syn(c, c->bak, BAK_PORT);
+	want_len = pkt_tcp(fwant, &want);
+	assert_int_equal(run(fin, len, out, &out_len), 0);
+	assert_int_equal(out_len, want_len);
+	assert_true(pkt_csums_ok(out, out_len));
+	assert_memory_equal(out, fwant, want_len);
+	assert_int_equal(backend(id_pri).resets_connect, 1);
+	assert_int_equal(backend(id_pri).retried, 1);
+	assert_int_equal(backend(id_bak).attempts, 1);
+	/* The backup answers: the client sees a SYN-ACK from the address it connected to. */
+	in = s_pkt(c, c->bak, BAK_PORT, TH_SYN | TH_ACK, c->srv_isn, c->isn + 1);
+	want = s_pkt(c, vip, PORT, TH_SYN | TH_ACK, c->srv_isn, c->isn + 1);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(id_bak).established, 1);
+}
+
+static void test_retry_reset_becomes_syn_v4(void **state)
+{
+	(void)state;
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 0);
+	retry_reset_becomes_syn(&conn4, VIP4, ID_PRI, ID_BAK);
+}
+
+static void test_retry_reset_becomes_syn_v6(void **state)
+{
+	(void)state;
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP6, PRI6, BAK6, ID_PRI6, ID_BAK6, 0, 0);
+	retry_reset_becomes_syn(&conn6, VIP6, ID_PRI6, ID_BAK6);
+}
+
+static void test_retry_budget_and_last_error(void **state)
+{
+	struct conn c = conn4;
+	struct pkt_spec in, want;
+
+	(void)state;
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 0);
+	c.cport = 40700;
+	in = c_syn(&c, VIP4, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	want = c_syn(&c, BAK4, BAK_PORT);
+	expect_rewrite(&in, &want); /* retried at the backup */
+	/* The client retransmits its SYN while the primary is still the active backend: it
+	 * stays with the backup (never sent to two backends, never back to a tried one). */
+	in = c_syn(&c, VIP4, PORT);
+	want = c_syn(&c, BAK4, BAK_PORT);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(ID_PRI).attempts, 1);
+	/* A second reset from the primary is stale: dropped, not passed, not retried again. */
+	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	expect_verdict(&in, TC_ACT_SHOT);
+	assert_int_equal(backend(ID_PRI).retried, 1);
+	/* The backup refuses too: every backend tried, the last error reaches the client. */
+	in = s_pkt(&c, BAK4, BAK_PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	want = s_pkt(&c, VIP4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(ID_BAK).retried, 0);
+	assert_int_equal(backend(ID_BAK).resets_connect, 1);
+
+	/* An established flow's reset passes as always. */
+	c.cport = 40701;
+	in = c_syn(&c, VIP4, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	expect_rewrite(&in, &in);
+	in = s_pkt(&c, PRI4, PORT, TH_RST, c.srv_isn + 1, 0);
+	expect_rewrite(&in, &in);
+	assert_int_equal(backend(ID_PRI).retried, 1);
+
+	/* A backup believed down is not tried: the primary's reset passes. */
+	struct fs_endpoint key;
+	struct fs_service svc;
+	endpoint(&key, VIP4, PORT);
+	assert_int_equal(bpf_map__lookup_elem(E.skel->maps.services, &key, sizeof(key), &svc, sizeof(svc), 0), 0);
+	svc.down_mask = 1u << 1;
+	assert_int_equal(bpf_map__update_elem(E.skel->maps.services, &key, sizeof(key), &svc, sizeof(svc), BPF_EXIST), 0);
+	c.cport = 40702;
+	in = c_syn(&c, VIP4, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	expect_rewrite(&in, &in);
+	assert_int_equal(backend(ID_PRI).retried, 1);
+}
+
+static void test_retry_icmp_becomes_syn(void **state)
+{
+	struct conn c = conn4;
+	struct pkt_spec in, sent, want;
+	uint8_t frame[PKT_MAX], icmp[PKT_MAX], out[PKT_MAX], fwant[PKT_MAX];
+	size_t flen, ilen, out_len, want_len;
+
+	(void)state;
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 0);
+	c.cport = 40800;
+	in = c_syn(&c, VIP4, PORT);
+	sent = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &sent);
+	flen = pkt_tcp(frame, &sent);
+	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, flen);
+	want = c_syn(&c, BAK4, BAK_PORT);
+	want_len = pkt_tcp(fwant, &want);
+	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
+	assert_int_equal(out_len, want_len);
+	assert_memory_equal(out, fwant, want_len);
+	assert_int_equal(backend(ID_PRI).icmp_errors, 1);
+	assert_int_equal(backend(ID_PRI).retried, 1);
+}
+
+/* The daemon re-sends a timed-out SYN marked FS_RETRY_MARK through egress: it moves on. */
+static void test_retry_mark_moves_timed_out_syn(void **state)
+{
+	struct conn c = conn4;
+	struct pkt_spec in, want;
+	uint8_t fin[PKT_MAX], out[PKT_MAX], fwant[PKT_MAX];
+	struct __sk_buff ctx = { .mark = FS_RETRY_MARK };
+	size_t len;
+
+	(void)state;
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 0);
+	c.cport = 40900;
+	in = c_syn(&c, VIP4, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	len = pkt_tcp(fin, &in);
+	pkt_tcp(fwant, &(struct pkt_spec){ .src = CLI4, .dst = BAK4, .sport = c.cport, .dport = BAK_PORT,
+					   .flags = TH_SYN, .seq = c.isn, .mss_option = true });
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = fin, .data_size_in = (__u32)len, .data_out = out,
+		    .data_size_out = PKT_MAX, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+	assert_int_equal(bpf_prog_test_run_opts(E.egress_fd, &opts), 0);
+	assert_int_equal(opts.retval, 0);
+	assert_memory_equal(out, fwant, len);
+	assert_int_equal(backend(ID_PRI).retried, 1);
+	assert_int_equal(backend(ID_BAK).attempts, 1);
+	/* Again: nothing left to try, so the re-send is dropped (the daemon fails the client). */
+	opts.data_size_out = PKT_MAX;
+	assert_int_equal(bpf_prog_test_run_opts(E.egress_fd, &opts), 0);
+	assert_int_equal(opts.retval, TC_ACT_SHOT);
+	assert_int_equal(backend(ID_BAK).retried, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -601,6 +815,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_egress_steers_local_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_timeout_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_flow_table_evicts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v4, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v6, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_budget_and_last_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_icmp_becomes_syn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_mark_moves_timed_out_syn, setup, teardown),
 	};
 
 	if (geteuid() != 0) {

@@ -138,7 +138,7 @@ j=$(an v4pri)
 check "v4 primary: all ok, served by primary" "$j" 'r["failed"] == 0 and 148 <= r["by_kind"]["new"] <= 151 and r["by_kind"]["long"] >= 25 and r["sites"] == {"primary": r["ok"]} and r["switches"] == 0'
 ok "loadgen --live prints per-second lines" grep -q '^t=2s ok=[0-9]* backup=0 primary=[0-9]* failed=0$' "$WORK/v4pri.out"
 ok "loadgen prints a summary" grep -q '^summary: .*failed=0' "$WORK/v4pri.out"
-ok "log header" [ "$(head -n 1 "$WORK/v4pri.log")" = "$(printf 't_send\tt_done\tkind\tconn\toutcome\tsite\tlatency_ms')" ]
+ok "log header" [ "$(head -n 1 "$WORK/v4pri.log")" = "$(printf 't_send\tt_done\tkind\tconn\toutcome\tsite\tlatency_ms\tconnect_ms')" ]
 
 lg v4bak "$BAK4:$SVC_PORT" --rate 50 --duration 3 --long-lived 2
 check "v4 backup: all ok, served by backup" "$(an v4bak)" 'r["failed"] == 0 and r["total"] >= 170 and r["sites"] == {"backup": r["ok"]}'

@@ -49,7 +49,7 @@ static void test_full_example_and_defaults(void **state)
 			      "[service classifier]\naddress = 198.18.2.10:8080\n"
 			      "backends = 198.18.2.10:8080 198.18.3.10:8080\nconnect_timeout_ms = 250\n"
 			      "failover_threshold = 0.95\nfailback_threshold = 0.999\n"
-			      "failback_hold_ms = 1000\nprobe_interval_ms = 200\n"
+			      "failback_hold_ms = 1000\nprobe_interval_ms = 200\nzero_error_retry = off\n"
 			      "[service v6]\naddress = [2001:db8::10]:443\n"
 			      "backends = [2001:db8::10]:443,[2001:db8:3::10]:8443\n",
 			      &cfg, err), 0);
@@ -68,6 +68,7 @@ static void test_full_example_and_defaults(void **state)
 	assert_true(s->failback_threshold == 0.999);
 	assert_int_equal(s->failback_hold_ms, 1000);
 	assert_int_equal(s->probe_interval_ms, 200);
+	assert_false(s->zero_error_retry);
 	s = cfg_find_service(&cfg, "v6");
 	assert_int_equal(s->address.family, FS_AF_INET6);
 	assert_int_equal(ntohs(s->backends[1].port), 8443);
@@ -77,6 +78,7 @@ static void test_full_example_and_defaults(void **state)
 	assert_true(s->failover_threshold == 0.99);
 	assert_int_equal(s->failback_hold_ms, 3000);
 	assert_int_equal(s->probe_interval_ms, 500);
+	assert_true(s->zero_error_retry);
 	cfg_free(&cfg);
 
 	assert_int_equal(load("[global]\ninterfaces = eth0\n[service a]\naddress=198.18.0.1:80\nbackends=198.18.0.2:80\n",
@@ -114,6 +116,7 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 1.1.1.1:1 1.1.1.2:1 1.1.1.3:1 1.1.1.4:1 1.1.1.5:1 1.1.1.6:1 1.1.1.7:1 1.1.1.8:1 1.1.1.9:1\n", 5, "at most 8" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = [2001:db8::1]:80\n", 3, "not the address family" },
 		{ GOOD_GLOBAL "[servic a]\n", 3, "unknown section [servic a]" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nzero_error_retry = maybe\n", 6, "zero_error_retry: 'maybe'" },
 		{ GOOD_GLOBAL "tick_ms = 0\n", 3, "tick_ms: '0'" },
 		{ GOOD_GLOBAL "pin_path = relative\n", 3, "pin_path: 'relative'" },
 		{ "[global]\ntick_ms = 100\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n", 0, "no interface" },
