@@ -184,6 +184,10 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 	fprintf(out, "failsteer_icmp_unmatched_total %llu\n", (unsigned long long)v->global.icmp_unmatched);
 	HEAD(out, "failsteer_route_failures_total", "counter", "Host mode: rewritten packets with no route to the backend.");
 	fprintf(out, "failsteer_route_failures_total %llu\n", (unsigned long long)v->global.fib_failures);
+	HEAD(out, "failsteer_retry_failures_total", "counter", "Zero-error retries that could not be sent.");
+	fprintf(out, "failsteer_retry_failures_total %llu\n", (unsigned long long)v->global.retry_failures);
+	HEAD(out, "failsteer_deadline_overflows_total", "counter", "Connect deadlines lost to a full deadline ring.");
+	fprintf(out, "failsteer_deadline_overflows_total %llu\n", (unsigned long long)v->global.deadline_overflows);
 	if (md) {
 		HEAD(out, "failsteer_flow_table_entries", "gauge", "Flow-table entries at the last sweep.");
 		fprintf(out, "failsteer_flow_table_entries %llu\n", (unsigned long long)md->flows_live);
