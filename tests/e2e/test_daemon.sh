@@ -79,10 +79,27 @@ report "requests $(($(wc -l <"$L") - 1)), failed $failed, long-lived ok $long"
 e2e_check "no request failed through kill -9, restart and reloads" eq "$failed" 0
 e2e_check "long-lived connections kept working" ge "$long" 150
 
-# -- detach removes filters and pins; the service is then reached directly
+# -- a config whose map sizes differ from the pinned maps is refused, state untouched
 e2e_stop_daemon
+FLOW_TABLE_SIZE=64 e2e_config
+out=$(edge "$FS" run -c "$CFG" 2>&1) && rc=0 || rc=$?
+e2e_check "a different flow_table_size than the pinned table is refused with the reason" \
+	eq "$rc:$(grep -c 'has 65536 entries but the config asks for 64' <<<"$out")" "1:1"
+e2e_check "... and the pinned state is still there" test -e "$PIN/flows"
+e2e_config
+
+# -- detach removes filters and pins; the service is then reached directly
 out=$(fsctl detach)
 e2e_check "detach removes the 6 filters" grep -q "removed 6 TC filter" <<<"$out"
 e2e_check "detach removes the pins" test ! -e "$PIN"
 e2e_check "after detach the primary answers directly" eq "$(site_of "${P}cli" "http://$PRI4:$SVC_PORT/classify")" primary
+
+# -- a flow table too small for the load: evictions are counted, not silent
+METRICS_LISTEN=127.0.0.1:9479 FLOW_TABLE_SIZE=64 e2e_config
+e2e_start_daemon
+load_start "${P}cli" small "$PRI4:$SVC_PORT" 50 11
+load_wait
+evictions=$(ip netns exec "${P}edge" curl -s -m 2 http://127.0.0.1:9479/metrics | awk '$1=="failsteer_flow_table_evictions_total" {print $2}')
+report "flow table of 64 entries after 11 s at 50 connections/s: evictions counted ${evictions:-none}"
+e2e_check "flow-table evictions are counted" ge "${evictions:-0}" 1
 e2e_finish
