@@ -87,6 +87,12 @@ $(BUILD)/bench/bench_bpf: scripts/bench_bpf.c $(USER_OBJS) $(TEST_LIB) $(TEST_HD
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/lib $< $(TEST_LIB) $(USER_OBJS) -o $@ $(LDLIBS)
 
+# The benchmark's own HTTP server and load client (C: the Python ones cannot saturate).
+$(BUILD)/bench/bench_%: scripts/bench_%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ -lpthread
+BENCH_BINS := $(addprefix $(BUILD)/bench/,bench_bpf bench_server bench_client)
+
 UNIT_BINS := $(addprefix $(BUILD)/tests/unit/,$(UNIT_TESTS)) \
 	$(addprefix $(BUILD)/tests/unit-san/,$(UNIT_TESTS))
 BPF_BINS := $(addprefix $(BUILD)/tests/bpf/,$(BPF_TESTS))
@@ -110,7 +116,7 @@ demo: $(BUILD)/failsteer
 	@scripts/install-deps.sh check
 	@scripts/demo.sh $(BUILD)
 
-bench: $(BUILD)/failsteer $(BUILD)/bench/bench_bpf
+bench: $(BUILD)/failsteer $(BENCH_BINS)
 	@scripts/install-deps.sh bench
 	@scripts/bench.sh $(BUILD)
 

@@ -185,6 +185,7 @@ static __always_inline void connect_deadline(const struct fs_flow_key *key, stru
 	 * program, which moves the flow. */
 	flow_fwd_key(&ev.fwd, key, &f->nat);
 	ev.client_isn = f->client_isn;
+	ev.backend_idx = f->backend_idx;
 	bpf_ringbuf_output(&retry_events, &ev, sizeof(ev), 0);
 }
 
@@ -308,12 +309,21 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 	rev.state = FS_ST_SYN_SENT;
 
 	flow_rev_key(&rkey, fkey, &t->ep);
-	if (bpf_map_update_elem(&flows, fkey, &fwd, BPF_ANY) ||
-	    bpf_map_update_elem(&flows, &rkey, &rev, BPF_ANY))
-		return -1;
 	g = gstats();
-	if (g)
-		g->flows_created += 2;
+	/* Count only entries that did not exist (a move or a reuse overwrites), so that
+	 * userspace can tell evictions from closes. */
+	if (!bpf_map_update_elem(&flows, fkey, &fwd, BPF_NOEXIST)) {
+		if (g)
+			g->flows_created++;
+	} else if (bpf_map_update_elem(&flows, fkey, &fwd, BPF_ANY)) {
+		return -1;
+	}
+	if (!bpf_map_update_elem(&flows, &rkey, &rev, BPF_NOEXIST)) {
+		if (g)
+			g->flows_created++;
+	} else if (bpf_map_update_elem(&flows, &rkey, &rev, BPF_ANY)) {
+		return -1;
+	}
 	s = bstats(fwd.backend_id);
 	if (s)
 		s->attempts++;
@@ -359,7 +369,7 @@ static __always_inline int flow_move(const struct fs_flow_key *fkey, __u32 isn,
  * the interface of the route to it: the route the kernel chose for the original
  * destination, if any, may be wrong. Falls back to the kernel's routing. */
 static __noinline int route_to(struct __sk_buff *skb, const __u32 *src,
-				    const struct fs_endpoint *to, __u32 oif)
+				    const struct fs_endpoint *to, __u32 oif, bool egress)
 {
 	struct bpf_fib_lookup fib = {};
 	struct fs_global_stats *g;
@@ -385,7 +395,9 @@ static __noinline int route_to(struct __sk_buff *skb, const __u32 *src,
 		if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) ||
 		    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0))
 			return TC_ACT_OK;
-		if (fib.ifindex == skb->ifindex)
+		/* At egress on the right device already: carry on. At ingress (a re-created
+		 * SYN) always redirect: up the stack it would be a martian (host mode). */
+		if (egress && fib.ifindex == skb->ifindex)
 			return TC_ACT_OK;
 		return bpf_redirect(fib.ifindex, 0);
 	}
@@ -416,7 +428,7 @@ static __always_inline int steer_out(struct __sk_buff *skb, const struct pkt *p,
 	if (egress && (p->key.dport != to->port || p->key.dst[0] != to->addr[0] ||
 		       p->key.dst[1] != to->addr[1] || p->key.dst[2] != to->addr[2] ||
 		       p->key.dst[3] != to->addr[3]))
-		return route_to(skb, p->key.src, to, t->oif);
+		return route_to(skb, p->key.src, to, t->oif, true);
 	return TC_ACT_OK;
 }
 
@@ -459,7 +471,7 @@ static __always_inline void syn_save(struct __sk_buff *skb, const struct pkt *p)
  * backend 'to', checksums computed from scratch (the stored copy may carry a partial
  * checksum). Returns 0; -1 if the packet is untouched; -2 if it was damaged on the way. */
 static __noinline int syn_rebuild(struct __sk_buff *skb, const struct fs_flow_key *fkey,
-				       const struct fs_endpoint *to)
+				  const struct fs_endpoint *to, __u32 isn)
 {
 	__u32 zero = 0, len, l4, ihl;
 	struct fs_syn *syn, *sc;
@@ -477,6 +489,8 @@ static __noinline int syn_rebuild(struct __sk_buff *skb, const struct fs_flow_ke
 	if (len > FS_SYN_MAX || l4 < 20 || l4 > 60 || len < l4 + 20 || len - l4 > 60)
 		return -1;
 	tcp = sc->data + (l4 & 63);
+	if (bpf_ntohl(*(__u32 *)(tcp + 4)) != isn)
+		return -1; /* a SYN of an earlier connection on the same ports */
 	if (sc->family == FS_AF_INET) {
 		ihl = l4;
 		__builtin_memcpy(sc->data + IPV4_DST_OFF, to->addr, 4);
@@ -534,7 +548,7 @@ static __noinline int retry_in_kernel(struct __sk_buff *skb, __u32 l3_off,
 	if (next < 0 || next >= FS_MAX_BACKENDS)
 		return -1; /* every backend tried: the last error goes to the client */
 	flow_fwd_key(&fkey, rkey, &svc_ep);
-	rc = syn_rebuild(skb, &fkey, &svc->backends[next]);
+	rc = syn_rebuild(skb, &fkey, &svc->backends[next], isn);
 	if (rc) {
 		g = gstats();
 		if (g)
@@ -547,14 +561,14 @@ static __noinline int retry_in_kernel(struct __sk_buff *skb, __u32 l3_off,
 	if (s)
 		s->retried++;
 	count_to(t.backend_id, skb);
-	return route_to(skb, fkey.src, &t.ep, t.oif);
+	return route_to(skb, fkey.src, &t.ep, t.oif, false);
 }
 
 /* A client SYN for a tuple that has a FWD entry: a retransmission, a SYN the daemon re-sends
  * after a connect timeout (retry), or a new connection reusing the tuple. Updates *to,
  * *backend_id and *oif when the flow (re)starts elsewhere. Returns 0, or -1 to drop. */
-static __always_inline int handle_fwd_syn(struct pkt *p, struct fs_flow *f, struct steer_target *t,
-					  bool retry)
+static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f,
+					  struct steer_target *t, bool retry)
 {
 	struct fs_backend_stats *s;
 	struct fs_endpoint svc_ep;
@@ -569,6 +583,8 @@ static __always_inline int handle_fwd_syn(struct pkt *p, struct fs_flow *f, stru
 	r = bpf_map_lookup_elem(&flows, &rkey);
 	flow_endpoint(&svc_ep, &p->key, true);
 	svc = bpf_map_lookup_elem(&services, &svc_ep);
+	if (r && r->state == FS_ST_ESTABLISHED && p->seq == f->client_isn && !retry)
+		return 0; /* a duplicate of the SYN that was answered: same backend */
 	if (r && r->state == FS_ST_SYN_SENT && p->seq == f->client_isn) {
 		if (!svc)
 			return 0;
@@ -604,6 +620,8 @@ static __always_inline int handle_fwd_syn(struct pkt *p, struct fs_flow *f, stru
 		bpf_map_delete_elem(&flows, &rkey);
 	if (flow_steer(&p->key, p->seq, svc, svc->active, t))
 		return -1;
+	if (svc->flags & FS_SVC_F_RETRY)
+		syn_save(skb, p);
 	return 0;
 }
 
@@ -612,19 +630,18 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 				      bool egress, bool retry)
 {
 	struct steer_target t = { .ep = f->nat, .backend_id = f->backend_id, .oif = f->oif };
-	struct fs_flow_key rkey;
 
 	if (is_pure_syn(p)) {
-		if (handle_fwd_syn(p, f, &t, retry))
+		if (handle_fwd_syn(skb, p, f, &t, retry))
 			return TC_ACT_SHOT;
 	} else {
 		f->last_ns = bpf_ktime_get_coarse_ns();
 		if (p->tcp_flags & TCP_FL_FIN)
 			f->flags |= FS_FL_FIN;
-		if (p->tcp_flags & TCP_FL_RST) {
-			flow_rev_key(&rkey, &p->key, &t.ep);
-			flow_delete_pair(&p->key, &rkey);
-		}
+		/* Not deleted: a spoofed reset must not tear the flow out from under a live
+		 * connection. The entry lingers and is swept like a closed one. */
+		if (p->tcp_flags & TCP_FL_RST)
+			f->flags |= FS_FL_RST;
 	}
 	count_to(t.backend_id, skb);
 	return steer_out(skb, p, &t, egress);
@@ -655,16 +672,22 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 		else
 			/* RFC 5961: only a reset near the next expected sequence counts. */
 			ok = p->seq - f->srv_nxt < RST_WINDOW;
-		if (ok) {
+		if (ok && connecting) {
 			if (s) {
 				s->resets++;
-				if (connecting)
-					s->resets_connect++;
+				s->resets_connect++;
 			}
-			if (connecting && (f->flags & FS_FL_RETRY))
+			if (f->flags & FS_FL_RETRY)
 				return VERDICT_TRY_RETRY;
 			flow_fwd_key(&fkey, &p->key, &svc_ep);
 			flow_delete_pair(&fkey, &p->key);
+		} else if (ok) {
+			/* Counted once; the entries linger and are swept (a reset in the window
+			 * but off the exact sequence only earns a challenge ACK from the client,
+			 * so the connection may well live on). */
+			if (s && !(f->flags & FS_FL_RST))
+				s->resets++;
+			f->flags |= FS_FL_RST;
 		} else {
 			g = gstats();
 			if (g)

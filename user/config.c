@@ -29,6 +29,8 @@ struct parse_ctx {
 	int err_line;
 	struct cfg_service *cur; /* section being filled, NULL in [global] */
 	bool in_global;          /* keys before any section belong to [global] */
+	char seen[16][32];       /* keys of the current section, to refuse repeats */
+	int n_seen;
 };
 
 static int fail(struct parse_ctx *ctx, const char *fmt, ...)
@@ -246,6 +248,7 @@ static int begin_section(struct parse_ctx *ctx, const char *section)
 
 	ctx->cur = NULL;
 	ctx->in_global = false;
+	ctx->n_seen = 0;
 	if (!strcmp(section, "global")) {
 		ctx->in_global = true;
 		return 1;
@@ -285,6 +288,13 @@ static int handler(void *user, const char *section, const char *name, const char
 	(void)section; /* sections are tracked by read_line, which also sees empty ones */
 	if (ctx->err[0])
 		return 0;
+	/* inih hands continuation lines over as the same key again: a repeat would silently
+	 * replace the value (a backend list losing its primary), so refuse both. */
+	for (int i = 0; i < ctx->n_seen; i++)
+		if (!strcmp(ctx->seen[i], name))
+			return fail(ctx, "'%s' given twice in this section (or continued on an indented line)", name);
+	if (ctx->n_seen < (int)(sizeof(ctx->seen) / sizeof(ctx->seen[0])) && strlen(name) < sizeof(ctx->seen[0]))
+		strcpy(ctx->seen[ctx->n_seen++], name);
 	return ctx->in_global ? global_key(ctx, name, value) : service_key(ctx, name, value);
 }
 
@@ -298,6 +308,8 @@ static char *read_line(char *buf, int size, void *stream)
 	if (!r)
 		return NULL;
 	ctx->line++;
+	if (!strchr(buf, '\n') && !feof(ctx->file))
+		fail(ctx, "line too long (at most %d characters)", size - 2);
 	if (buf[0] == '[' && !ctx->err[0]) {
 		close = strchr(buf, ']');
 		if (close) {

@@ -33,6 +33,9 @@
 #define RATE_WINDOW_S 1.0
 #define ROUTE_REFRESH_S 5.0
 #define DOWN_MASK_P 0.5 /* zero-error retries skip backends at least this likely down */
+/* A reset of an established connection is weak evidence: servers that close with a reset
+ * (SO_LINGER 0) would otherwise look half dead. Refused connects count in full. */
+#define RESET_ESTABLISHED_WEIGHT 0.1
 
 struct backend_rt {
 	__u32 id;
@@ -290,6 +293,19 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 		goto out;
 	}
 
+	/* Services no longer configured stop taking new flows (existing flows carry on);
+	 * removed first, so that a reload never needs more room than max_services. */
+	for (int k = 0; k < nkeys; k++) {
+		bool keep = false;
+
+		for (int i = 0; i < d->n_svcs; i++)
+			keep |= same_ep(&existing[k].key, &d->svcs[i].cfg.address);
+		if (!keep) {
+			bpf_map_delete_elem(m->services, &existing[k].key);
+			log_info("service with svc_id %u removed from the data path", existing[k].val.svc_id);
+		}
+	}
+
 	for (int i = 0; i < d->n_svcs; i++) {
 		struct service_rt *s = &d->svcs[i];
 		bool reused_svc = false;
@@ -353,17 +369,6 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 		log_info("service %s: %s, svc_id %u, active backend %d of %d%s", s->cfg.name,
 			 reused_svc ? "adopted" : "new", s->svc_id, s->val.active, s->cfg.n_backends,
 			 reused_svc ? " (kept)" : "");
-	}
-	/* Services no longer configured stop taking new flows; existing flows carry on. */
-	for (int k = 0; k < nkeys; k++) {
-		bool keep = false;
-
-		for (int i = 0; i < d->n_svcs; i++)
-			keep |= same_ep(&existing[k].key, &d->svcs[i].cfg.address);
-		if (!keep) {
-			bpf_map_delete_elem(m->services, &existing[k].key);
-			log_info("service with svc_id %u removed from the data path", existing[k].val.svc_id);
-		}
 	}
 out:
 	free(existing);
@@ -536,10 +541,14 @@ static void tick(struct daemon *d, double now, double dt)
 			struct backend_rt *be = &s->be[b];
 			const struct fs_backend_stats *cur = &d->stats[be->id];
 
-			/* Established connections are successes; resets (refused or torn down),
-			 * connect timeouts and ICMP unreachables are failures. */
+			/* Established connections and answered probes are successes; refused
+			 * connects, connect timeouts, ICMP unreachables and failed probes are
+			 * failures, resets of established connections weakly so. */
 			obs[b].successes = (double)(cur->established - be->prev.established) + be->probe_ok;
-			obs[b].failures = (double)(cur->resets - be->prev.resets) +
+			obs[b].failures = (double)(cur->resets_connect - be->prev.resets_connect) +
+					  RESET_ESTABLISHED_WEIGHT *
+						  (double)((cur->resets - cur->resets_connect) -
+							   (be->prev.resets - be->prev.resets_connect)) +
 					  (double)(cur->timeouts - be->prev.timeouts) +
 					  (double)(cur->icmp_errors - be->prev.icmp_errors) + be->probe_fail;
 			update_rates(be, cur, dt);
@@ -596,7 +605,7 @@ static void sweep_flows(struct daemon *d)
 		for (__u32 i = 0; i < count; i++) {
 			__u64 age = now_ns > vals[i].last_ns ? now_ns - vals[i].last_ns : 0;
 
-			if (((vals[i].flags & FS_FL_FIN) && age > FIN_LINGER_NS) || age > idle_ns)
+			if (((vals[i].flags & (FS_FL_FIN | FS_FL_RST)) && age > FIN_LINGER_NS) || age > idle_ns)
 				del[ndel++] = keys[i];
 			else
 				live++;

@@ -88,22 +88,23 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 	backend_counter(out, v, "failsteer_backend_retried_total",
 			"Unanswered connections moved from this backend to the next.", STAT(retried));
 
-	HEAD(out, "failsteer_backend_packets_total", "counter", "Packets steered to (to) or answered by (from) the backend.");
-	HEAD(out, "failsteer_backend_bytes_total", "counter", "Bytes steered to (to) or answered by (from) the backend.");
-	for (int i = 0; i < v->n; i++)
-		for (int b = 0; b < v->svcs[i].svc.n_backends; b++) {
-			const struct view_backend *be = &v->svcs[i].be[b];
+	/* One family at a time: the exposition format wants each family's samples together. */
+	for (int fam = 0; fam < 2; fam++) {
+		const char *name = fam ? "failsteer_backend_bytes_total" : "failsteer_backend_packets_total";
 
-			labels(l, sizeof(l), v->svcs[i].state.name, &be->ep, b);
-			fprintf(out, "failsteer_backend_packets_total{%s,direction=\"to\"} %llu\n", l,
-				(unsigned long long)be->stats.pkts_to);
-			fprintf(out, "failsteer_backend_packets_total{%s,direction=\"from\"} %llu\n", l,
-				(unsigned long long)be->stats.pkts_from);
-			fprintf(out, "failsteer_backend_bytes_total{%s,direction=\"to\"} %llu\n", l,
-				(unsigned long long)be->stats.bytes_to);
-			fprintf(out, "failsteer_backend_bytes_total{%s,direction=\"from\"} %llu\n", l,
-				(unsigned long long)be->stats.bytes_from);
-		}
+		fprintf(out, "# HELP %s %s steered to (to) or answered by (from) the backend.\n# TYPE %s counter\n",
+			name, fam ? "Bytes" : "Packets", name);
+		for (int i = 0; i < v->n; i++)
+			for (int b = 0; b < v->svcs[i].svc.n_backends; b++) {
+				const struct view_backend *be = &v->svcs[i].be[b];
+
+				labels(l, sizeof(l), v->svcs[i].state.name, &be->ep, b);
+				fprintf(out, "%s{%s,direction=\"to\"} %llu\n", name, l,
+					(unsigned long long)(fam ? be->stats.bytes_to : be->stats.pkts_to));
+				fprintf(out, "%s{%s,direction=\"from\"} %llu\n", name, l,
+					(unsigned long long)(fam ? be->stats.bytes_from : be->stats.pkts_from));
+			}
+	}
 
 	HEAD(out, "failsteer_backend_connect_latency_seconds", "histogram", "Time from SYN to SYN-ACK.");
 	for (int i = 0; i < v->n; i++)
@@ -145,33 +146,41 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 						l, state_names[f], state_names[t],
 						be->model.trans_ppb[f][t] / (double)FS_PPB);
 		}
-	HEAD(out, "failsteer_backend_mtbf_seconds", "gauge", "Mean time between failures derived from the model.");
-	HEAD(out, "failsteer_backend_mttr_seconds", "gauge", "Mean time to repair derived from the model.");
-	for (int i = 0; i < v->n; i++)
-		for (int b = 0; b < v->svcs[i].svc.n_backends; b++) {
-			const struct view_backend *be = &v->svcs[i].be[b];
+	for (int fam = 0; fam < 2; fam++) {
+		const char *name = fam ? "failsteer_backend_mttr_seconds" : "failsteer_backend_mtbf_seconds";
 
-			labels(l, sizeof(l), v->svcs[i].state.name, &be->ep, b);
-			fprintf(out, "failsteer_backend_mtbf_seconds{%s} %.3f\n", l, be->model.mtbf_ms / 1e3);
-			fprintf(out, "failsteer_backend_mttr_seconds{%s} %.3f\n", l, be->model.mttr_ms / 1e3);
+		fprintf(out, "# HELP %s Mean time %s derived from the model.\n# TYPE %s gauge\n", name,
+			fam ? "to repair" : "between failures", name);
+		for (int i = 0; i < v->n; i++)
+			for (int b = 0; b < v->svcs[i].svc.n_backends; b++) {
+				const struct view_backend *be = &v->svcs[i].be[b];
+
+				labels(l, sizeof(l), v->svcs[i].state.name, &be->ep, b);
+				fprintf(out, "%s{%s} %.3f\n", name, l,
+					(fam ? be->model.mttr_ms : be->model.mtbf_ms) / 1e3);
+			}
+	}
+
+	static const struct {
+		const char *name, *type, *help;
+	} svc_fams[] = {
+		{ "failsteer_service_active_backend", "gauge", "Index (site) of the backend new connections go to; 0 is the primary." },
+		{ "failsteer_service_forced", "gauge", "1 while an operator forces the active backend." },
+		{ "failsteer_service_all_backends_down", "gauge", "1 while every backend looks down (node network suspected)." },
+		{ "failsteer_service_failback_backoff_level", "gauge", "Failback hold is failback_hold_ms times 2 to this power." },
+		{ "failsteer_service_failovers_total", "counter", "Moves to a lower-priority backend." },
+		{ "failsteer_service_failbacks_total", "counter", "Moves to a higher-priority backend." },
+	};
+	for (size_t fam = 0; fam < sizeof(svc_fams) / sizeof(svc_fams[0]); fam++) {
+		fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", svc_fams[fam].name, svc_fams[fam].help,
+			svc_fams[fam].name, svc_fams[fam].type);
+		for (int i = 0; i < v->n; i++) {
+			const struct view_service *s = &v->svcs[i];
+			const unsigned vals[] = { s->svc.active, s->ctl.mode == FS_MODE_FORCED, s->state.all_down,
+						  s->state.backoff_level, s->state.failovers, s->state.failbacks };
+
+			fprintf(out, "%s{service=\"%s\"} %u\n", svc_fams[fam].name, s->state.name, vals[fam]);
 		}
-
-	HEAD(out, "failsteer_service_active_backend", "gauge", "Index (site) of the backend new connections go to; 0 is the primary.");
-	HEAD(out, "failsteer_service_forced", "gauge", "1 while an operator forces the active backend.");
-	HEAD(out, "failsteer_service_all_backends_down", "gauge", "1 while every backend looks down (node network suspected).");
-	HEAD(out, "failsteer_service_failback_backoff_level", "gauge", "Failback hold is failback_hold_ms times 2 to this power.");
-	HEAD(out, "failsteer_service_failovers_total", "counter", "Moves to a lower-priority backend.");
-	HEAD(out, "failsteer_service_failbacks_total", "counter", "Moves to a higher-priority backend.");
-	for (int i = 0; i < v->n; i++) {
-		const struct view_service *s = &v->svcs[i];
-		const char *n = s->state.name;
-
-		fprintf(out, "failsteer_service_active_backend{service=\"%s\"} %u\n", n, s->svc.active);
-		fprintf(out, "failsteer_service_forced{service=\"%s\"} %u\n", n, s->ctl.mode == FS_MODE_FORCED);
-		fprintf(out, "failsteer_service_all_backends_down{service=\"%s\"} %u\n", n, s->state.all_down);
-		fprintf(out, "failsteer_service_failback_backoff_level{service=\"%s\"} %u\n", n, s->state.backoff_level);
-		fprintf(out, "failsteer_service_failovers_total{service=\"%s\"} %u\n", n, s->state.failovers);
-		fprintf(out, "failsteer_service_failbacks_total{service=\"%s\"} %u\n", n, s->state.failbacks);
 	}
 
 	HEAD(out, "failsteer_flows_created_total", "counter", "Flow-table entries created (two per connection).");
@@ -197,7 +206,7 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 		fprintf(out, "failsteer_flow_table_evictions_total %llu\n", (unsigned long long)md->evictions);
 		HEAD(out, "failsteer_daemon_ticks_total", "counter", "Detector ticks run.");
 		fprintf(out, "failsteer_daemon_ticks_total %llu\n", (unsigned long long)md->ticks);
-		HEAD(out, "failsteer_daemon_tick_duration_seconds", "gauge", "CPU-bound duration of the last detector tick.");
+		HEAD(out, "failsteer_daemon_tick_duration_seconds", "gauge", "Wall-clock duration of the last detector tick.");
 		fprintf(out, "failsteer_daemon_tick_duration_seconds %.6f\n", md->tick_seconds);
 		HEAD(out, "failsteer_daemon_probes_in_flight", "gauge", "Active TCP probes waiting for an answer.");
 		fprintf(out, "failsteer_daemon_probes_in_flight %llu\n", (unsigned long long)md->probes_in_flight);

@@ -108,8 +108,9 @@ bool retrier_still_connecting(struct retrier *r, const struct fs_retry_event *ev
 	struct fs_flow_key rkey = { 0 };
 	struct fs_flow rev;
 
+	/* Same connection (ISN), still on the backend whose deadline passed. */
 	if (!bpf_map_lookup_elem(r->maps.flows, fwd, f) && f->dir == FS_DIR_FWD &&
-	    f->client_isn == ev->client_isn) {
+	    f->client_isn == ev->client_isn && f->backend_idx == ev->backend_idx) {
 		memcpy(rkey.src, f->nat.addr, 16);
 		memcpy(rkey.dst, fwd->src, 16);
 		rkey.sport = f->nat.port;

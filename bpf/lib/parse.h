@@ -185,7 +185,8 @@ static __always_inline int parse_icmp_quote(struct cursor *c, __u8 family, struc
 
 	if ((void *)(ih + 1) > c->end)
 		return -1;
-	if (family == FS_AF_INET && ih->type != ICMP_DEST_UNREACH)
+	/* Code 4 is "fragmentation needed": path MTU discovery, not a dead backend. */
+	if (family == FS_AF_INET && (ih->type != ICMP_DEST_UNREACH || ih->code == 4))
 		return -1;
 	if (family == FS_AF_INET6 && ih->type != ICMPV6_DEST_UNREACH)
 		return -1;

@@ -133,7 +133,8 @@ _Static_assert(sizeof(struct fs_syn) == 8 + FS_SYN_MAX, "fs_syn layout");
 struct fs_retry_event {
 	struct fs_flow_key fwd; /* client -> service */
 	__u32 client_isn;
-	__u32 pad;
+	__u8 backend_idx;       /* the backend that timed out: stale if the flow moved since */
+	__u8 pad[3];
 };
 _Static_assert(sizeof(struct fs_retry_event) == 48, "fs_retry_event layout");
 

@@ -56,7 +56,7 @@ scenario() { # LABEL FAULT TARGET NS DELAY_LIMIT_MS [offload]
 	retried=$(fsctl status --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["backends"][0]["totals"]["retried"])')
 	report "requests $(af total "$L"), failed $failed (of which never connected: $failed_conn; the others were in flight on a connection the primary had accepted), largest latency after the fault ${maxlat} ms (p99 before it ${base} ms), backup serving after ${fo}s, connections retried $retried"
 	e2e_check "[$label] no connection attempt failed" eq "$failed_conn" 0
-	e2e_check "[$label] at most one request lost in flight on an accepted connection" le "$failed" 1
+	e2e_check "[$label] at most two requests lost in flight on connections the primary had accepted" le "$failed" 2
 	e2e_check "[$label] no request delayed by more than $limit ms" le "$maxlat" "$($PY -c "print($base + $limit)")"
 	e2e_check "[$label] the retries really happened" ge "$retried" 1
 }

@@ -122,6 +122,9 @@ static void test_errors_name_line_and_problem(void **state)
 		{ "[global]\ntick_ms = 100\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n", 0, "no interface" },
 		{ GOOD_GLOBAL, 0, "no [service NAME] section" },
 		{ GOOD_GLOBAL "this is not ini\n", 3, "syntax error" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n  198.18.0.3:80\n", 6, "'backends' given twice" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\naddress = 198.18.0.9:80\n", 5, "'address' given twice" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = [2001:db8:1234:5678:9abc:def0:1234:1]:8080 [2001:db8:1234:5678:9abc:def0:1234:2]:8080 [2001:db8:1234:5678:9abc:def0:1234:3]:8080 [2001:db8:1234:5678:9abc:def0:1234:4]:8080 [2001:db8:1234:5678:9abc:def0:1234:5]:8080\n", 5, "line too long" },
 	};
 	struct cfg cfg;
 	char err[512], want[128];
