@@ -353,6 +353,10 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			s->det.backoff_level = (int)(s->st.backoff_level <= DET_MAX_BACKOFF ? s->st.backoff_level : 0);
 			s->det.failovers = s->st.failovers;
 			s->det.failbacks = s->st.failbacks;
+			/* CLOCK_MONOTONIC is the machine's: a restarted daemon keeps the flap
+			 * history and a failback hold already under way. */
+			s->det.last_failback_s = s->st.last_failback_ms ? s->st.last_failback_ms / 1000.0 : -1;
+			s->det.good_since_s[0] = s->st.up_since_ms ? s->st.up_since_ms / 1000.0 : -1;
 		} else {
 			memset(&s->st, 0, sizeof(s->st));
 			memset(&d->ctls[s->svc_id], 0, sizeof(d->ctls[s->svc_id]));
