@@ -4,8 +4,9 @@
 # repetitions; prints a table and writes the same into docs/benchmarks.md.
 #
 # Usage: scripts/bench.sh BUILD_DIR
-#   BENCH_REPS=3      repetitions of figure 1 (throughput, latency)
-#   BENCH_FO_REPS=3   repetitions of figures 2/3 (failover, failback)
+#   BENCH_REPS=4      repetitions of figure 1 (throughput, latency)
+#   BENCH_FO_REPS=3   repetitions of figures 2/3 (failover, failback); HAProxy defaults, whose
+#                     figures are set by its 2 s check interval, runs at most 2 of them
 #   BENCH_DOC=FILE    where the report goes (default docs/benchmarks.md)
 #   BENCH_KEEP=DIR    copy the raw results and logs there
 #
@@ -13,7 +14,7 @@
 # 5 daemon cost. Never fails on a slow figure; exits non-zero with "bench: FAILED: ..." if a
 # candidate could not run. Everything runs in namespaces named ${P}{cli,edge,pri,bak}, with
 # addresses from 198.18.0.0/15; teardown always runs.
-set -eu
+set -eu -o pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/topo.sh
@@ -22,7 +23,7 @@ PY=/usr/bin/python3
 case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 FS="$BUILD/failsteer"
 BB="$BUILD/bench"
-REPS=${BENCH_REPS:-3}
+REPS=${BENCH_REPS:-4}
 FO_REPS=${BENCH_FO_REPS:-3}
 DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
 BUDGET_S=570 # stop adding repetitions beyond this (the whole run must stay under 10 minutes)
@@ -34,7 +35,7 @@ RES=$WORK/results.tsv # figure  candidate  key  rep  value
 FS_PID="" HA_PID="" LOAD_PID="" SRV_PIDS=""
 STARTED=$(date +%s)
 
-log() { printf '[%3ds] %s\n' $(($(date +%s) - STARTED)) "$*"; }
+log() { printf '[%3ds] %s\n' $(($(date +%s) - STARTED)) "$*" | tee -a "$WORK/console.log"; }
 die() {
 	echo "bench: FAILED: $*" >&2
 	exit 1
@@ -82,18 +83,18 @@ edge() { nsenter --net="/run/netns/${P}edge" "$@"; }
 # Candidates. Each start function leaves TARGET set to what the client connects to.
 
 FS_CFG=$WORK/failsteer.conf
-fs_config() { # [extra global lines...]
+fs_config() { # [extra service lines...]: failsteer's defaults but for what the topology needs
 	cat >"$FS_CFG" <<-EOF
 		[global]
 		interfaces = ${P}e0 ${P}e1 ${P}e2
 		tick_ms = 100
 		pin_path = $PIN
 		metrics_listen = off
-		$(printf '%s\n' "$@")
 
 		[service bench]
 		address = $PRI4:$SVC_PORT
 		backends = $PRI4:$SVC_PORT $BAK4:$SVC_PORT
+		$(printf '%s\n' "$@")
 	EOF
 }
 
@@ -182,19 +183,18 @@ stop_haproxy() {
 	HA_PID=""
 }
 
-cand_start() { # CANDIDATE [failsteer config extras...]
-	local c=$1
-	shift
-	case $c in
+cand_start() { # CANDIDATE
+	case $1 in
 	direct) TARGET=$PRI4:$SVC_PORT ;;
-	failsteer)
-		fs_config "$@"
+	failsteer | failsteer-ct200)
+		# failsteer-ct200: the one setting that matches tuned HAProxy's 200 ms connect timeout.
+		if [ "$1" = failsteer ]; then fs_config; else fs_config "connect_timeout_ms = 200"; fi
 		start_failsteer "$FS_CFG"
 		TARGET=$PRI4:$SVC_PORT
 		;;
 	haproxy) start_haproxy defaults && TARGET=$EDGE_CLI4:$SVC_PORT ;;
 	haproxy-tuned) start_haproxy tuned && TARGET=$EDGE_CLI4:$SVC_PORT ;;
-	*) die "unknown candidate $c" ;;
+	*) die "unknown candidate $1" ;;
 	esac
 }
 
@@ -236,12 +236,12 @@ import json, sys
 k = ["cpu", "cores", "kernel", "date", "memory", "os", "haproxy", "commit"]
 json.dump(dict(zip(k, sys.argv[2:])), open(sys.argv[1], "w"))
 PY
-echo "machine: $cpu, $cores cores, $mem, kernel $(uname -r), $os, $(date -u '+%Y-%m-%d %H:%M UTC')"
+log "machine: $cpu, $cores cores, $mem, kernel $(uname -r), $os, $(date -u '+%Y-%m-%d %H:%M UTC')"
 [ -z "$(ip netns list)" ] || log "note: other network namespaces exist (another test running?): $(ip netns list | awk '{print $1}' | tr '\n' ' ')"
 
 # Figure 4 --------------------------------------------------------------------------------
 log "figure 4: per-packet cost through bpf_prog_test_run (bench_bpf)"
-"$BB/bench_bpf" --tsv "$WORK/bpf.tsv" || die "bench_bpf could not run"
+"$BB/bench_bpf" --tsv "$WORK/bpf.tsv" | tee -a "$WORK/console.log" || die "bench_bpf could not run"
 
 # Topology --------------------------------------------------------------------------------
 log "topology: client -> edge -> primary 198.18.2.10 / backup 198.18.3.10 (veth offloads on)"
@@ -290,8 +290,31 @@ probe_count_stop() {
 	ip netns exec "${P}bak" nft delete table inet fsbench 2>/dev/null || true
 }
 
+# What failsteer itself counted during a saturation repetition (its counters and the daemon's
+# last words), so that the report can tell a real connect timeout from a miscounted one.
+fs_evidence() { # FIGURE REP (stops failsteer)
+	local fig=$1
+	shift
+	local st k
+	st=$(edge "$FS" status --json -p "$PIN" | $PY -c '
+import json, sys
+d = json.load(sys.stdin)
+t = d["services"][0]["backends"][0]["totals"]
+print(t["attempts"], t["established"], t["timeouts"], t["syn_retransmits"], d.get("flow_misses", 0))') ||
+		die "candidate failsteer: status failed"
+	read -r -a v <<<"$st"
+	for k in 0 1 2 3 4; do
+		put "$fig" failsteer "$(echo attempts established timeouts syn_retransmits flow_misses | cut -d' ' -f$((k + 1)))" "$1" "${v[$k]}"
+	done
+	cand_stop
+	put "$fig" failsteer answered_deadlines "$1" "$(sed -n 's/.* \([0-9]*\) deadlines already answered.*/\1/p' "$WORK/failsteer.log" | tail -n 1)"
+	put "$fig" failsteer evicted "$1" "$(sed -n 's/.*flow table: \([0-9]*\) entries evicted.*/\1/p' "$WORK/failsteer.log" | tail -n 1)"
+}
+
 # Figure 1 --------------------------------------------------------------------------------
-TPUT_S=3 LAT_S=2.5 LAT_RATE=1000 CONC=16
+TPUT_S=2.5 LAT_S=2.5 LAT_RATE=1000 CONC=16 FO_RATE=200 CPU_S=15
+printf '{"tput_s": %s, "lat_s": %s, "lat_rate": %s, "conc": %s, "fo_rate": %s, "cpu_s": %s}\n' \
+	"$TPUT_S" "$LAT_S" "$LAT_RATE" "$CONC" "$FO_RATE" "$CPU_S" >"$WORK/params.json"
 log "figure 1: new connections/s at saturation (${TPUT_S}s runs, 0.5s warm-up, $CONC connections in flight per worker) and latency at $LAT_RATE conn/s; $REPS repetitions"
 start_bench_server "${P}pri" "$PRI4" primary
 start_bench_server "${P}bak" "$BAK4" backup
@@ -311,6 +334,17 @@ for rep in $(seq "$REPS"); do
 			put tput "$c" "w$w-failed" "$rep" "$(jget "$out" failed)"
 			line="$line $w worker(s) $cps conn/s,"
 		done
+		if [ "$c" = failsteer ]; then
+			# Where failsteer's time goes under this load: an extra run (not counted above)
+			# with the kernel's BPF run-time statistics on.
+			out=$($PY "$ROOT/scripts/bench_report.py" bpfstats --pin "$PIN" -- ip netns exec "${P}cli" \
+				"$BB/bench_client" --target "$TARGET" --workers 4 --concurrency "$CONC" --duration 2 --warmup 0) ||
+				die "candidate failsteer could not run: BPF statistics run failed"
+			for k in ingress_ns_per_pkt egress_ns_per_pkt ingress_pkts_per_conn bpf_us_per_conn bpf_cpu_share; do
+				put bpfstat failsteer "$k" "$rep" "$(jget "$out" "$k")"
+			done
+			line="$line (BPF: $(jget "$out" bpf_us_per_conn) us per connection, $(jget "$out" bpf_cpu_share) of the CPUs)"
+		fi
 		probe_count_start
 		out=$(client --workers 1 --rate "$LAT_RATE" --duration "$LAT_S" --warmup 0.5) ||
 			die "candidate $c could not run: load client failed"
@@ -323,16 +357,27 @@ for rep in $(seq "$REPS"); do
 		done
 		probe_count_stop
 		log "$line latency p50 $(jget "$out" p50_ms) ms p99 $(jget "$out" p99_ms) ms"
-		cand_stop
+		if [ "$c" = failsteer ]; then fs_evidence fsstate "$rep"; else cand_stop; fi
 	done
 done
+
+# The same saturation with the client's ports cut to 1,024, so that 4-tuples come back within
+# failsteer's connect timeout: does it count connect timeouts for connections it saw answered?
+log "port reuse check: failsteer at saturation with 1,024 client ports"
+ip netns exec "${P}cli" sysctl -qw net.ipv4.ip_local_port_range="40000 41023"
+cand_start failsteer
+cand_ready failsteer client --once
+out=$(client --workers 4 --concurrency "$CONC" --duration 3 --warmup 0.5) ||
+	die "candidate failsteer could not run: load client failed"
+fs_evidence fsreuse 1
+log "  $(jget "$out" conn_per_s) conn/s; failsteer counted $(awk -F'\t' '$1 == "fsreuse" && $3 == "timeouts" {print $5}' "$RES") connect timeouts for $(awk -F'\t' '$1 == "fsreuse" && $3 == "attempts" {print $5}' "$RES") connections with $(awk -F'\t' '$1 == "fsreuse" && $3 == "syn_retransmits" {print $5}' "$RES") SYN retransmissions"
+ip netns exec "${P}cli" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 stop_bench_servers
 
 # Figures 2 and 3 -------------------------------------------------------------------------
 # One run: load at 200 new connections/s (+2 long-lived), fault at a random moment 1.5-3.5 s
 # in, repair 1 s after the backup served its first request, stop 1.5 s after the primary
 # served again (each wait bounded).
-FO_RATE=200
 log "figures 2-3: failover and failback at $FO_RATE new connections/s (loadgen.py, classifier.py, fault.sh); $FO_REPS repetitions"
 start_site "$P" primary || die "could not start the primary classifier"
 start_site "$P" backup || die "could not start the backup classifier"
@@ -393,16 +438,18 @@ for rep in $(seq "$FO_REPS"); do
 		break
 	fi
 	for c in $(rotate "$rep" failsteer haproxy-tuned haproxy); do
+		if [ "$c" = haproxy ] && [ "$rep" -gt 2 ]; then continue; fi
 		for kind in reset blackhole; do
 			failover_run "$c" "$kind" "$rep"
 		done
+		# The connect timeout only matters when SYNs vanish.
+		if [ "$c" = failsteer ]; then failover_run failsteer-ct200 blackhole "$rep"; fi
 	done
 done
 stop_site "$P" primary
 stop_site "$P" backup
 
 # Figure 5 --------------------------------------------------------------------------------
-CPU_S=15
 log "figure 5: daemon cost at tick 100 ms with 1, 100 and 10,000 services (${CPU_S}s each), map memory"
 daemon_cost() { # N_SERVICES
 	local n=$1 cfg=$WORK/cost-$1.conf t0 t1 rss hz

@@ -4,6 +4,9 @@
   bench_report.py failover LOG --candidate C --fault KIND --rep N --fault-at T --repair-at T
                   [--note TEXT]
       one failover/failback run from a loadgen.py log -> one JSON line on stdout
+  bench_report.py bpfstats --pin DIR -- CMD...
+      runs CMD (a bench_client run) with BPF run-time statistics on; prints the time per
+      packet of the programs pinned under DIR and their share of the CPUs, as JSON
   bench_report.py report --work DIR --doc FILE [--elapsed S]
       aggregates DIR/{results.tsv,bpf.tsv,failover.jsonl,machine.json}, prints the tables
       and writes the report (markdown) to FILE
@@ -12,10 +15,14 @@ Failover numbers count `new` requests (one connection each, 200/s); the two long
 connections are reported apart (one on a site that dies breaks whatever steers it).
 """
 import argparse
+import ctypes
 import json
 import os
 import statistics
+import struct
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from analyze import read_log  # noqa: E402
@@ -64,6 +71,63 @@ def failover(a):
                       f"{res['failed_after_repair']} failed after repair, long-lived broken "
                       f"{res['long_broken_fault']} at fault / {res['long_broken_after_repair']} at failback"
                       + (f" [{a.note}]" if a.note else ""))
+    print(json.dumps(res))
+    return 0
+
+
+# -- BPF run time under real load ----------------------------------------------------------------
+def prog_stats(pin):
+    """run_time_ns and run_cnt of the programs pinned under pin, by program name."""
+    out = {}
+    for name in sorted(os.listdir(pin)):
+        r = subprocess.run(["bpftool", "-j", "prog", "show", "pinned", os.path.join(pin, name)],
+                           capture_output=True, text=True)
+        if r.returncode:
+            continue  # a map
+        d = json.loads(r.stdout)
+        out[d["name"]] = (d.get("run_time_ns", 0), d.get("run_cnt", 0))
+    return out
+
+
+def bpfstats(a):
+    """Runs the command (a bench_client run) with the kernel's BPF run-time statistics on,
+    held by a BPF_ENABLE_STATS fd (off again when it closes, whatever happens), and prints
+    the per-program time per packet and the CPU share of the programs."""
+    nr = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine)
+    if nr is None:
+        print("bench_report: BPF_ENABLE_STATS: unknown syscall number here", file=sys.stderr)
+        return 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = ctypes.create_string_buffer(struct.pack("I", 0) + bytes(124))  # BPF_STATS_RUN_TIME
+    fd = libc.syscall(nr, 32, attr, 4)  # BPF_ENABLE_STATS
+    if fd < 0:
+        print(f"bench_report: BPF_ENABLE_STATS: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
+        return 1
+    try:
+        before = prog_stats(a.pin)
+        t0 = time.monotonic()
+        r = subprocess.run(a.command, capture_output=True, text=True)
+        elapsed = time.monotonic() - t0
+        after = prog_stats(a.pin)
+    finally:
+        os.close(fd)
+    if r.returncode:
+        print(r.stderr, file=sys.stderr)
+        return 1
+    load = json.loads(r.stdout)
+    res = {"elapsed_s": round(elapsed, 3), "connections": load["ok"], "cpus": os.cpu_count()}
+    total = 0
+    for name, (t1, c1) in after.items():
+        t0_, c0 = before.get(name, (0, 0))
+        dt, dc = t1 - t0_, c1 - c0
+        if not dc:
+            continue
+        total += dt
+        key = name.replace("fs_tc_", "")
+        res[f"{key}_ns_per_pkt"] = round(dt / dc, 1)
+        res[f"{key}_pkts_per_conn"] = round(dc / max(1, load["ok"]), 1)
+    res["bpf_us_per_conn"] = round(total / 1000 / max(1, load["ok"]), 2)
+    res["bpf_cpu_share"] = round(total / 1e9 / (elapsed * res["cpus"]), 4)
     print(json.dumps(res))
     return 0
 
@@ -124,6 +188,7 @@ def load_bpf(work):
 
 CANDS = ["direct", "failsteer", "haproxy", "haproxy-tuned"]
 LABEL = {"direct": "direct (no steering)", "failsteer": "failsteer",
+         "failsteer-ct200": "failsteer, connect_timeout_ms 200",
          "haproxy": "HAProxy defaults", "haproxy-tuned": "HAProxy tuned"}
 
 
@@ -136,6 +201,9 @@ def table(head, rows):
 def report(a):
     work = a.work
     machine = json.load(open(os.path.join(work, "machine.json")))
+    prm = {"tput_s": 2.5, "lat_s": 2.5, "lat_rate": 1000, "conc": 16, "fo_rate": 200, "cpu_s": 15}
+    if os.path.exists(os.path.join(work, "params.json")):
+        prm.update(json.load(open(os.path.join(work, "params.json"))))
     res, mapmem = load_results(work)
     bpf = load_bpf(work)
     runs = []
@@ -165,9 +233,10 @@ def report(a):
     out.append("Every request is a new TCP connection: connect, `GET /`, the whole answer, closed by "
                "the server. Load client and server are the C programs scripts/bench_client.c and "
                "scripts/bench_server.c (an epoll loop per thread), the same for every candidate. "
-               "Saturation: closed loop, each client worker keeps 16 connections in flight for 3 s "
-               "(the first 0.5 s not counted). Latency: open loop at 1,000 new connections/s for "
-               "2.5 s, measured from each connection's scheduled start to the end of the answer. "
+               f"Saturation: closed loop, each client worker (a thread) keeps {prm['conc']} connections "
+               f"in flight for {prm['tput_s']} s (the first 0.5 s not counted). Latency: open loop at "
+               f"{prm['lat_rate']:,} new connections/s for {prm['lat_s']} s (the first 0.5 s not "
+               "counted), measured from each connection's scheduled start to the end of the answer. "
                "`direct` connects to the primary with nothing attached on the edge; `failsteer` "
                "connects to the service address (the primary's own address, 198.18.2.10:8080) with "
                "`failsteer run` attached to the edge's three interfaces; HAProxy listens on the "
@@ -199,17 +268,37 @@ def report(a):
     out.append(table(["candidate", "conn/s, 1 worker", "vs direct", "conn/s, 4 workers", "vs direct",
                       "latency p50 ms", "latency p99 ms", "failed", "probe SYNs in steady state"], rows))
     out.append("")
+    bs = {k: med(g("bpfstat", "failsteer", k)) for k in
+          ("ingress_ns_per_pkt", "egress_ns_per_pkt", "ingress_pkts_per_conn", "bpf_us_per_conn", "bpf_cpu_share")}
+    if bs["bpf_us_per_conn"] is not None:
+        out.append(f"Where failsteer's time goes under the 4-worker load (one extra 2 s run per repetition, "
+                   f"not counted above, with the kernel's BPF run-time statistics on, which add two clock "
+                   f"reads per run): the ingress program ran {bs['ingress_pkts_per_conn']:.1f} times per "
+                   f"connection at {bs['ingress_ns_per_pkt']:.0f} ns on average, the egress program "
+                   f"(forwarded packets only pass through) at {bs['egress_ns_per_pkt']:.0f} ns: "
+                   f"{bs['bpf_us_per_conn']:.1f} us of BPF per connection, "
+                   f"{100 * bs['bpf_cpu_share']:.1f}% of the machine's CPU time.\n")
     fs1, fs4 = med(g("tput", "failsteer", "w1")), med(g("tput", "failsteer", "w4"))
     if fs1 and fs4 and d1 and d4:
         worst = min(fs1 / d1, fs4 / d4)
         met = worst >= 0.95
         txt = (f"failsteer reaches {fs1 / d1:.2f}x (1 worker) and {fs4 / d4:.2f}x (4 workers) of direct")
         if not met:
-            txt += (f"; missed by {0.95 - worst:.2f}. Why: on 2 cores the client, the servers and the "
-                    "edge's softirq compete for the same CPUs, so every nanosecond failsteer spends per "
-                    "packet (figure 4: about 1 us per new connection for the two flow entries and the "
-                    "saved SYN, 0.1-0.2 us for each of the ~9 other packets) is taken from the load "
-                    "itself. Closing it means cheaper per-packet paths (figure 4's notes).")
+            txt += (f"; missed by {0.95 - worst:.2f}. Why: the test is CPU-bound on 2 cores shared by "
+                    "client, servers and the edge's softirq, so every nanosecond failsteer spends is "
+                    "taken from the load itself")
+            if bs["bpf_us_per_conn"] is not None:
+                txt += (f": its programs alone take {bs['bpf_us_per_conn']:.1f} us per connection, "
+                        "far more per packet than in figure 4 (cold caches, a flow table 262,144 "
+                        "entries wide, two CPUs sharing the LRU lists), and the deadline timer's "
+                        "sweeps come on top (the statistics do not see timer callbacks)")
+            if bs["bpf_cpu_share"] is not None:
+                txt += (f"; the programs alone are {100 * bs['bpf_cpu_share']:.1f}% of the machine, against a "
+                        f"measured gap of {100 * (1 - worst):.0f}% (the ranges show this VM's run-to-run "
+                        "noise)")
+            txt += (". What would close it: the cheaper SYN and rewrite paths of figure 4's notes (the new "
+                    "connection's SYN with its three LRU inserts is the costliest packet), and a "
+                    "smaller flow table where the connection rate allows it")
         verdicts.append(("failsteer >= 0.95x direct throughput", met, txt))
     hp1 = med(g("tput", "haproxy-tuned", "w1"))
     if hp1 and d1:
@@ -218,7 +307,7 @@ def report(a):
 
     # Figure 2
     out.append(f"## Figure 2: failover ({fo_reps} repetitions per fault)\n")
-    out.append("scripts/loadgen.py opens 200 new connections/s (one `POST /classify` each, 3 s timeout) "
+    out.append(f"scripts/loadgen.py opens {prm['fo_rate']} new connections/s (one `POST /classify` each, 3 s timeout) "
                "plus 2 long-lived keep-alive connections (a request every 200 ms) to the classifier "
                "service (scripts/classifier.py) through each candidate. At a random moment 1.5-3.5 s "
                "in, scripts/fault.sh breaks the primary: `reset` SIGKILLs its server (new SYNs get "
@@ -233,7 +322,7 @@ def report(a):
                "starts every candidate afresh.\n")
     rows = []
     agg = {}
-    for c in ["failsteer", "haproxy-tuned", "haproxy"]:
+    for c in ["failsteer", "failsteer-ct200", "haproxy-tuned", "haproxy"]:
         for kind in ["reset", "blackhole"]:
             rs = [r for r in runs if r["candidate"] == c and r["fault"] == kind]
             if not rs:
@@ -247,7 +336,8 @@ def report(a):
             fo_txt = f"{f(med(fo), '{:.3f}')} ({spread(fo, '{:.3f}')})" if all(x is not None for x in fo) \
                 else f"{spread(fo, '{:.3f}')}, {sum(1 for x in fo if x is None)} run(s) without failover"
             rows.append([LABEL[c], kind, fo_txt,
-                         f"{f(med(fl))} ({spread(fl)}); {sum(fl)} in {len(rs)} runs",
+                         f"{f(med(fl))} ({spread(fl)}); {sum(fl)} in {len(rs)} runs, "
+                         f"{sum(r['failed_connect'] for r in rs)} never connected",
                          f"{f(med(dl), '{:.0f}')} ({spread(dl)})",
                          f(med([r["base_p50_ms"] for r in rs]), "{:.1f}"),
                          sum(r["long_broken_fault"] for r in rs), notes or ""])
@@ -271,13 +361,21 @@ def report(a):
                     "its worst run")
         if not delay_ok:
             txt += f"; delayed a request {fs['delay_max'] - hp['delay_max']:.0f} ms longer"
+            ct = agg.get(("failsteer-ct200", kind))
+            if kind == "blackhole" and ct:
+                txt += (f" (with connect_timeout_ms 200: {ct['failed_max']} lost at most, largest delay "
+                        f"{ct['delay_max']:.0f} ms)")
             if kind == "blackhole":
-                txt += (". Why: a SYN lost in the blackhole is re-sent to the backup when failsteer's "
-                        "connect deadline expires, connect_timeout_ms = 300 by default (swept every "
-                        "5 ms, then handed to the daemon), while tuned HAProxy gives up after its "
-                        "200 ms `timeout connect`. What closes it: connect_timeout_ms = 150-200 "
-                        "(the SYN-ACK takes well under 1 ms here; any value above the sites' "
-                        "worst SYN-ACK time is safe), the same knob HAProxy was tuned with")
+                txt += (". Why: a SYN lost in the blackhole is re-sent to the backup once failsteer's "
+                        "connect deadline has passed: connect_timeout_ms is 300 by default, and the "
+                        "timer that sweeps the deadline ring sees a deadline up to 50 ms after it "
+                        "(FS_DEADLINE_PASS_NS: a slice of the ring every 5 ms) before the daemon "
+                        "re-sends the stored SYN; tuned HAProxy gives up after its 200 ms `timeout "
+                        "connect`. What closes it: a lower connect_timeout_ms, the same knob HAProxy "
+                        "was tuned with (the SYN-ACK takes about a millisecond here; any value above "
+                        "the sites' worst SYN-ACK time is safe), and a shorter sweep pass "
+                        "(FS_DEADLINE_PASS_NS 10 ms costs five times the sweeps while connections "
+                        "are pending)")
             else:
                 txt += (". Why: the first connections refused by the dead primary are re-sent "
                         "from the kernel at once, so the delay comes from the load's own scheduling "
@@ -297,7 +395,7 @@ def report(a):
                "holds failback for failback_hold_ms (3 s by default) of good evidence, so that a "
                "flapping primary does not pull traffic back and forth.\n")
     rows = []
-    for c in ["failsteer", "haproxy-tuned", "haproxy"]:
+    for c in ["failsteer", "failsteer-ct200", "haproxy-tuned", "haproxy"]:
         for kind in ["reset", "blackhole"]:
             rs = [r for r in runs if r["candidate"] == c and r["fault"] == kind]
             if not rs:
@@ -311,6 +409,15 @@ def report(a):
     out.append(table(["candidate", "after", "failback s", "failed requests after repair (all runs)",
                       "long-lived broken after repair", "largest latency after repair ms"], rows))
     out.append("")
+    fsb = [r["failback_s"] for r in runs if r["candidate"] == "failsteer" and r["failback_s"] is not None]
+    if fsb:
+        out.append(f"failsteer fails back {med(fsb):.1f} s after the repair: about "
+                   f"{max(0.0, med(fsb) - 3):.1f} s for its model to reach P(primary up) >= 0.99 from "
+                   "the probes it sends to a primary it believes down (every probe_interval_ms = 500 "
+                   "ms, four at a time), then the 3 s failback_hold_ms. HAProxy fails back as soon as "
+                   "`rise 2` checks pass, with no hold: fast here, but it returns traffic to a "
+                   "flapping server just as fast. No candidate broke a connection at failback: "
+                   "connections opened on the backup stay there.\n")
 
     # Figure 4
     out.append("## Figure 4: per-packet cost of the BPF paths (bpf_prog_test_run)\n")
@@ -401,8 +508,8 @@ def report(a):
                         "and with zero-error retries on (the default) copies the SYN's headers into "
                         "syn_store, a third LRU insert")
                 if off:
-                    txt += (f" (retries off: {max(v['ratio'] for v in off):.2f}x, so the stored SYN "
-                            f"costs about {med([v['ns'] for v in syn]) - med([v['ns'] for v in off]):.0f} ns)")
+                    txt += (f" (with retries off: {min(v['ratio'] for v in off):.2f}-"
+                            f"{max(v['ratio'] for v in off):.2f}x)")
                 txt += (". What would close it: one flow entry per connection written at the SYN "
                         "(the reverse entry only when the SYN-ACK comes back, keyed from the "
                         "forward one), the SYN copy kept inside that entry instead of a map of its "
@@ -423,7 +530,7 @@ def report(a):
     out.append("## Figure 5: daemon cost\n")
     out.append("`failsteer run` in the edge namespace at tick_ms 100 with 1, 100 and 10,000 "
                "services (two backends each, idle: no traffic, so no probes), max_services and "
-               "max_backends raised to fit; CPU is utime+stime from /proc/PID/stat over 15 s after "
+               f"max_backends raised to fit; CPU is utime+stime from /proc/PID/stat over {prm['cpu_s']} s after "
                "a 2 s settling time, scaled to an hour; resident memory is VmRSS. Map memory is the "
                "kernel's accounting (`bpftool map show`, bytes_memlock) with flow_table_size = 100,000 "
                "entries (two per connection: 50,000 connections).\n")
@@ -435,6 +542,20 @@ def report(a):
             rows.append([f"{int(n):,}", f"{med(cpu):.1f}", f"{med(rss) / 1024:.1f}"])
     out.append(table(["services", "CPU s per hour", "VmRSS MiB"], rows))
     out.append("")
+    c1, c10k = med(g("daemon", "1", "cpu_s_per_h")), med(g("daemon", "10000", "cpu_s_per_h"))
+    if c1 is not None and c10k is not None and c10k > 100 * max(c1, 1):
+        out.append(f"The daemon's cost grows with the number of services even when they are idle: "
+                   f"{c10k:.0f} CPU s per hour at 10,000 services is {c10k / 36:.0f}% of a core. Each "
+                   "100 ms tick reads every backend's per-CPU counters (fs_backend_stats, 360 bytes "
+                   "per CPU, 20,000 backends: 14 MB at 2 CPUs) and writes every backend's model "
+                   "(488 bytes each, 10 MB) and every service's state back into their maps, whether "
+                   "anything changed or not. A perf profile of the daemon at 10,000 services, taken "
+                   "separately while this benchmark was written, puts about half of its time in the "
+                   "kernel's batch map copies (generic_map_lookup_batch / update_batch, copy_to/"
+                   "from_user) and a quarter in the model step. What would cut it: write back only "
+                   "models and states that changed (an idle service's do not), persist them once a "
+                   "second rather than every tick, and skip the model step of a service whose "
+                   "counters did not move.\n")
     if mapmem:
         mm = {name: (entries, b) for name, entries, b in mapmem}
         flow_maps = [m for m in ("flows", "syn_store", "deadlines") if m in mm]
@@ -446,11 +567,69 @@ def report(a):
         out.append(table(["map (flow_table_size = 100,000)", "entries", "MiB"], rows))
         out.append("")
 
+    # What failsteer itself counted
+    keys = ("attempts", "established", "timeouts", "syn_retransmits", "flow_misses", "answered_deadlines", "evicted")
+    sets = []
+    for fig, label in (("fsstate", "figure 1 saturation runs (64,512 client ports)"),
+                       ("fsreuse", "port reuse check (1,024 client ports, 3 s)")):
+        ev = {k: g(fig, "failsteer", k) for k in keys}
+        if ev["attempts"]:
+            sets.append((label, len(ev["attempts"]), {k: int(sum(x or 0 for x in v)) for k, v in ev.items()}))
+    if sets:
+        out.append("## What failsteer counted under saturation\n")
+        out.append("failsteer's own counters (`failsteer status --json`) and its daemon's last log lines "
+                   "after the failsteer saturation runs of figure 1, and after one more run with the "
+                   "client's port range cut to 1,024 ports, so that a 4-tuple comes back every ~45 ms, "
+                   "well within the connect timeout:\n")
+        out.append(table(["runs", "connections steered", "SYN-ACKs seen", "SYN retransmissions",
+                          "connect timeouts counted", "timeouts the daemon found already answered",
+                          "flow-table evictions", "non-SYN packets without a flow entry"],
+                         [[f"{label} x{n}", f"{t['attempts']:,}", f"{t['established']:,}",
+                           t["syn_retransmits"], t["timeouts"], t["answered_deadlines"],
+                           f"{t['evicted']:,}", t["flow_misses"]] for label, n, t in sets]))
+        out.append("")
+        false_to = [(label, t) for label, n, t in sets
+                    if t["timeouts"] and t["established"] >= t["attempts"] and not t["syn_retransmits"]]
+        if false_to:
+            out.append("Every SYN was answered (as many SYN-ACKs as connections, no SYN retransmission), "
+                       "yet connect timeouts were counted ("
+                       + ", ".join(f"{t['timeouts']} in {t['attempts']:,} connections, {label}"
+                                   for label, t in false_to)
+                       + ") and fed to the detector as failures; the daemon, handed them for a "
+                       "zero-error retry, found those flows already answered. The cause: a slot of the "
+                       "deadline ring (struct fs_deadline) names its flow by the REV 4-tuple alone. "
+                       "When a client reuses the 4-tuple within connect_timeout_ms (+ up to 50 ms) of "
+                       "an earlier connection, the earlier connection's deadline is checked against "
+                       "the new connection's REV entry, which is in SYN_SENT for the few hundred "
+                       "microseconds of its handshake; the rate of such timeouts grows with how fast "
+                       "ports come back. Fix: keep the flow's client_isn (or syn_ns) in fs_deadline "
+                       "and count the timeout only if the REV entry still carries it "
+                       "(bpf/failsteer.bpf.c, deadline_sweep_one / connect_deadline). Harmless at "
+                       "this rate (P(down) stays near 0), but it is false evidence, and busy NATed "
+                       "clients reuse ports fast.\n")
+        tot = sets[0][2]
+        if tot["evicted"]:
+            out.append(f"The flow table (default 262,144 entries) evicted {tot['evicted']:,} entries in the "
+                       "figure 1 runs and the daemon warned `raise flow_table_size`: closed flows stay "
+                       "for FIN_LINGER (30 s), two entries per connection, so the default table holds "
+                       "the closed flows of about 4,400 connections/s; above that the LRU evicts them"
+                       + (f", and {tot['flow_misses']} packet(s) of live connections found no entry "
+                          "(passed unsteered: harmless when the service address is the primary's own, "
+                          "a broken connection on a virtual address)" if tot["flow_misses"] else "")
+                       + ". Sizing the table for the connection rate, or a shorter linger once both "
+                       "FINs have been seen, avoids it.\n")
+
     # Targets
     out.append("## Targets\n")
     for name, met, txt in verdicts:
         out.append(f"- **{name}: {'met' if met else 'MISSED'}.** {txt}.")
     out.append("")
+    console = os.path.join(work, "console.log")
+    if os.path.exists(console):
+        out.append("## Run log\n")
+        out.append("What `make bench` printed while it ran (the tables above are built from the same "
+                   "measurements):\n")
+        out.append("```\n" + open(console).read().rstrip("\n") + "\n```\n")
     out.append("## How to run\n")
     out.append("`make bench` as root (installs HAProxy and the other Debian packages it needs). "
                "`BENCH_REPS`/`BENCH_FO_REPS` change the repetitions, `BENCH_KEEP=DIR` keeps the raw "
@@ -467,7 +646,7 @@ def report(a):
 
 def main():
     ap = argparse.ArgumentParser(description="failsteer benchmark numbers and report")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="sub", required=True)
     fo = sub.add_parser("failover")
     fo.add_argument("log")
     fo.add_argument("--candidate", required=True)
@@ -480,8 +659,14 @@ def main():
     rp.add_argument("--work", required=True)
     rp.add_argument("--doc", required=True)
     rp.add_argument("--elapsed", default="?")
+    bs = sub.add_parser("bpfstats")
+    bs.add_argument("--pin", required=True)
+    bs.add_argument("command", nargs=argparse.REMAINDER)
     a = ap.parse_args()
-    return failover(a) if a.cmd == "failover" else report(a)
+    if a.sub == "bpfstats":
+        a.command = a.command[1:] if a.command and a.command[0] == "--" else a.command
+        return bpfstats(a)
+    return failover(a) if a.sub == "failover" else report(a)
 
 
 if __name__ == "__main__":
