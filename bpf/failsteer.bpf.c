@@ -197,7 +197,7 @@ static __always_inline struct fs_deadline_ctl *deadline_ctl_get(void)
 }
 
 /* Records that the flow with REV key rkey must be answered by due_ns. */
-static __always_inline void deadline_push(const struct fs_flow_key *rkey, __u64 due_ns)
+static __always_inline void deadline_push(const struct fs_flow_key *rkey, __u32 isn, __u64 due_ns)
 {
 	struct fs_deadline_ctl *ctl = deadline_ctl_get();
 	struct fs_global_stats *g;
@@ -219,6 +219,7 @@ static __always_inline void deadline_push(const struct fs_flow_key *rkey, __u64 
 		__sync_fetch_and_add(&ctl->pending, 1);
 	}
 	d->rkey = *rkey;
+	d->client_isn = isn;
 	d->due_ns = due_ns;
 }
 
@@ -236,15 +237,17 @@ static long deadline_sweep_one(__u64 i, struct sweep_ctx *c)
 	struct fs_flow_key key;
 	struct fs_deadline *d;
 	struct fs_flow *f;
+	__u32 isn;
 
 	d = bpf_map_lookup_elem(&deadlines, &slot);
 	if (!d || !d->due_ns || d->due_ns > c->now)
 		return 0;
 	key = d->rkey;
+	isn = d->client_isn;
 	d->due_ns = 0;
 	__sync_fetch_and_sub(&c->ctl->pending, 1);
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (f)
+	if (f && f->client_isn == isn) /* not a later connection on the same ports */
 		connect_deadline(&key, f);
 	return 0;
 }
@@ -331,7 +334,7 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 #undef rev
 
 	if (svc->connect_timeout_ms)
-		deadline_push(&rkey, now + (__u64)svc->connect_timeout_ms * 1000000);
+		deadline_push(&rkey, isn, now + (__u64)svc->connect_timeout_ms * 1000000);
 	return 0;
 }
 

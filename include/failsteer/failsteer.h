@@ -102,9 +102,11 @@ _Static_assert(sizeof(struct fs_flow) == 64, "fs_flow layout");
  * connect timeout expires. Written by the programs, cleared by the sweeping timer. */
 struct fs_deadline {
 	struct fs_flow_key rkey;
-	__u64 due_ns; /* 0: free slot */
+	__u32 client_isn; /* which connection on these ports: a reused tuple is another one */
+	__u32 pad;
+	__u64 due_ns;     /* 0: free slot */
 };
-_Static_assert(sizeof(struct fs_deadline) == 48, "fs_deadline layout");
+_Static_assert(sizeof(struct fs_deadline) == 56, "fs_deadline layout");
 
 /* deadline_ctl map value (array, one slot): the sweeping timer and the ring's cursors. */
 struct fs_deadline_ctl {

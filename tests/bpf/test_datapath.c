@@ -637,6 +637,36 @@ static void test_port_reuse_new_connection(void **state)
 	assert_int_equal(backend(10).established, 2);
 }
 
+/* A connection on the ports of an earlier one that was answered is not timed out by the
+ * earlier one's deadline. */
+static void test_port_reuse_keeps_deadlines_apart(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 41100, 600, 700 };
+	struct pkt_spec in, want;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 0, 1000);
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	expect_rewrite(&in, &want);
+	usleep(500000);
+	c.isn = 66666; /* same ports, a new connection, still handshaking at the old deadline */
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	usleep(650000); /* past the first deadline (1 s) plus a sweep pass, before the second */
+	assert_int_equal(backend(10).timeouts, 0);
+	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	expect_rewrite(&in, &want);
+	usleep(500000);
+	assert_int_equal(backend(10).timeouts, 0);
+	assert_int_equal(backend(10).established, 2);
+}
+
 /* Zero-error failover: with the retry flag, a reset answering a never-answered SYN becomes
  * that SYN, sent to the next backend; the client never sees the reset. */
 static void retry_reset_becomes_syn(const struct conn *c, const char *vip, __u32 id_pri,
@@ -816,6 +846,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connect_timeout_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_flow_table_evicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_port_reuse_keeps_deadlines_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v4, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_budget_and_last_error, setup, teardown),
