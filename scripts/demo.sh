@@ -106,8 +106,9 @@ print('   fault at    ', at($fault))
 print('   failover at ', at(r['first_backup_after_fault']), '  (first request served by the backup, %.0f ms after the fault)' % (1000 * (r['failover_s'] or 0)))
 print('   repair at   ', at($repair))
 print('   failback at ', at(r['first_primary_after_repair']), '  (first request served by the primary again, %.1f s after the repair)' % (r['failback_s'] or 0))
-print('   requests    ', r['total'], 'sent,', r['ok'], 'ok,', r['failed'], 'failed (all in the moment before the switch)' if r['failed'] else 'failed')
-print('   long-lived connections broken:', r['long_breaks'], '(they were on the primary when it died)' if r['long_breaks'] else '')
+new_failed = r['failed'] - r['long_breaks']
+print('   requests    ', r['total'], 'sent,', r['ok'], 'ok,', r['failed'], 'failed:',
+      new_failed, 'on new connections,', r['long_breaks'], 'on the long-lived connections open on the primary when it died')
 ok = r['first_backup_after_fault'] is not None and r['first_primary_after_repair'] is not None
 sys.exit(0 if ok else 1)
 "
