@@ -584,10 +584,10 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 
 	flow_rev_key(&rkey, &p->key, &t->ep);
 	r = bpf_map_lookup_elem(&flows, &rkey);
-	flow_endpoint(&svc_ep, &p->key, true);
-	svc = bpf_map_lookup_elem(&services, &svc_ep);
 	if (r && r->state == FS_ST_ESTABLISHED && p->seq == f->client_isn && !retry)
 		return 0; /* a duplicate of the SYN that was answered: same backend */
+	flow_endpoint(&svc_ep, &p->key, true);
+	svc = bpf_map_lookup_elem(&services, &svc_ep);
 	if (r && r->state == FS_ST_SYN_SENT && p->seq == f->client_isn) {
 		if (!svc)
 			return 0;

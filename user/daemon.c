@@ -155,6 +155,25 @@ static bool same_ep(const struct fs_endpoint *a, const struct fs_endpoint *b)
 	return !memcmp(a, b, sizeof(*a));
 }
 
+/* Backends the model believes down, as the data path's retries read them. */
+static __u8 down_mask_of(const struct service_rt *s)
+{
+	__u8 mask = 0;
+
+	for (int b = 0; b < s->cfg.n_backends; b++)
+		if (s->det.models[b].p_down >= DOWN_MASK_P)
+			mask |= (__u8)(1u << b);
+	return mask;
+}
+
+/* The interface of the route to ep, 0 when there is none. */
+static __u32 oif_hint(const struct fs_endpoint *ep)
+{
+	int oif = route_oif(ep);
+
+	return oif > 0 ? (__u32)oif : 0;
+}
+
 static void free_runtime(struct daemon *d)
 {
 	free(d->svcs);
@@ -321,14 +340,13 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 		s->val.n_backends = (__u8)s->cfg.n_backends;
 		s->val.connect_timeout_ms = s->cfg.connect_timeout_ms;
 		s->val.flags = s->cfg.zero_error_retry ? FS_SVC_F_RETRY : 0;
-		s->val.down_mask = 0;
 		for (int b = 0; b < s->cfg.n_backends; b++) {
 			struct backend_rt *be = &s->be[b];
 			bool reused = false;
 
 			be->ep = s->cfg.backends[b];
 			s->val.backends[b] = be->ep;
-			s->val.backend_ifindex[b] = (__u32)(route_oif(&be->ep) > 0 ? route_oif(&be->ep) : 0);
+			s->val.backend_ifindex[b] = oif_hint(&be->ep);
 			s->val.backend_ids[b] = be->id;
 			d->owner[be->id] = s;
 			d->owner_idx[be->id] = b;
@@ -345,9 +363,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 				memset(be->rate, 0, sizeof(be->rate));
 			}
 		}
-		for (int b = 0; b < s->cfg.n_backends; b++)
-			if (s->det.models[b].p_down >= DOWN_MASK_P)
-				s->val.down_mask |= (__u8)(1u << b);
+		s->val.down_mask = down_mask_of(s);
 		if (reused_svc) {
 			s->st = d->states[s->svc_id];
 			s->det.backoff_level = (int)(s->st.backoff_level <= DET_MAX_BACKOFF ? s->st.backoff_level : 0);
@@ -426,8 +442,7 @@ static void refresh_routes(struct daemon *d)
 		bool changed = false;
 
 		for (int b = 0; b < s->cfg.n_backends; b++) {
-			int oif = route_oif(&s->be[b].ep);
-			__u32 v = oif > 0 ? (__u32)oif : 0;
+			__u32 v = oif_hint(&s->be[b].ep);
 
 			if (v != s->val.backend_ifindex[b]) {
 				s->val.backend_ifindex[b] = v;
@@ -477,11 +492,8 @@ static void apply_decision(struct daemon *d, struct service_rt *s, enum det_even
 /* The data path's zero-error retries skip backends the model believes down. */
 static void update_down_mask(struct daemon *d, struct service_rt *s)
 {
-	__u8 mask = 0;
+	__u8 mask = down_mask_of(s);
 
-	for (int b = 0; b < s->cfg.n_backends; b++)
-		if (s->det.models[b].p_down >= DOWN_MASK_P)
-			mask |= (__u8)(1u << b);
 	if (mask == s->val.down_mask)
 		return;
 	s->val.down_mask = mask;
@@ -509,7 +521,7 @@ static int on_retry_event(void *ctx, void *data, size_t len)
 		if (same_ep(&d->svcs[i].cfg.address, &svc_ep))
 			s = &d->svcs[i];
 	for (int b = 0; s && b < s->cfg.n_backends && next < 0; b++)
-		if (!(fwd.tried & (1u << b)) && s->det.models[b].p_down < DOWN_MASK_P)
+		if (!(fwd.tried & (1u << b)) && !(s->val.down_mask & (1u << b)))
 			next = b;
 	rc = next >= 0 ? retrier_resend(d->retrier, ev, (int)s->val.backend_ifindex[next])
 		       : retrier_reset_client(d->retrier, ev);
