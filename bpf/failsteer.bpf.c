@@ -223,48 +223,95 @@ static __always_inline void deadline_push(const struct fs_flow_key *rkey, __u32 
 	d->due_ns = due_ns;
 }
 
+/* Frees slot d of the ring and, if its connection is still waiting, expires it. */
+static __always_inline void deadline_expire(struct fs_deadline *d, struct fs_deadline_ctl *ctl)
+{
+	struct fs_flow_key key = d->rkey;
+	__u32 isn = d->client_isn;
+	struct fs_flow *f;
+
+	d->due_ns = 0;
+	__sync_fetch_and_sub(&ctl->pending, 1);
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (f && f->client_isn == isn) /* not a later connection on the same ports */
+		connect_deadline(&key, f);
+}
+
 struct sweep_ctx {
 	__u64 now;
 	__u64 start;
+	__u64 next_due; /* walk: the first deadline not due yet, 0 if none */
 	struct fs_deadline_ctl *ctl;
 };
 
-/* One slot of the sweep. The context stays the same across iterations (the count of
+/* One step of the in-order walk from the tail: expire a due deadline, pass a free slot, or
+ * stop at the first deadline not due yet (or at the head). */
+static long deadline_walk_one(__u64 i, struct sweep_ctx *c)
+{
+	struct fs_deadline_ctl *ctl = c->ctl;
+	__u64 tail = ctl->tail, head = ctl->head;
+	struct fs_deadline *d;
+	__u32 slot;
+
+	if (tail >= head)
+		return 1;
+	if (head - tail > deadline_slots) { /* the ring wrapped over the tail */
+		ctl->tail = head - deadline_slots;
+		return 0;
+	}
+	slot = (__u32)(tail % deadline_slots);
+	d = bpf_map_lookup_elem(&deadlines, &slot);
+	if (!d)
+		return 1;
+	if (d->due_ns > c->now) {
+		c->next_due = d->due_ns;
+		return 1;
+	}
+	/* A free slot at the head may be one a writer has claimed but not filled yet. */
+	if (!d->due_ns && tail + 1 >= head)
+		return 1;
+	if (d->due_ns)
+		deadline_expire(d, ctl);
+	ctl->tail = tail + 1;
+	return 0;
+}
+
+/* One slot of the slice sweep. The context stays the same across iterations (the count of
  * cleared slots goes straight to ctl->pending) so the verifier sees the loop converge. */
 static long deadline_sweep_one(__u64 i, struct sweep_ctx *c)
 {
 	__u32 slot = (__u32)((c->start + i) % deadline_slots);
-	struct fs_flow_key key;
 	struct fs_deadline *d;
-	struct fs_flow *f;
-	__u32 isn;
 
 	d = bpf_map_lookup_elem(&deadlines, &slot);
-	if (!d || !d->due_ns || d->due_ns > c->now)
-		return 0;
-	key = d->rkey;
-	isn = d->client_isn;
-	d->due_ns = 0;
-	__sync_fetch_and_sub(&c->ctl->pending, 1);
-	f = bpf_map_lookup_elem(&flows, &key);
-	if (f && f->client_isn == isn) /* not a later connection on the same ports */
-		connect_deadline(&key, f);
+	if (d && d->due_ns && d->due_ns <= c->now)
+		deadline_expire(d, c->ctl);
 	return 0;
 }
 
-/* Every FS_DEADLINE_PERIOD_NS: look at the next slice of the ring, so that every slot is
- * seen within FS_DEADLINE_PASS_NS; nothing to do while no deadline is pending. */
+/* Walks the due deadlines in order, every FS_DEADLINE_PERIOD_NS also sweeps the next slice
+ * of the ring (every slot seen within FS_DEADLINE_PASS_NS), and fires again when the next
+ * deadline in order is due. Nothing to do while no deadline is pending. */
 static int deadline_timer_cb(void *map, __u32 *key, struct fs_deadline_ctl *ctl)
 {
 	struct sweep_ctx c = { .now = bpf_ktime_get_ns(), .start = ctl->cursor, .ctl = ctl };
 	__u32 slice = deadline_slots / (FS_DEADLINE_PASS_NS / FS_DEADLINE_PERIOD_NS) + 1;
+	__u64 delay = FS_DEADLINE_PERIOD_NS;
 
 	ctl->sweeps++;
 	if (ctl->pending && deadline_slots) {
-		bpf_loop(slice, deadline_sweep_one, &c, 0);
-		ctl->cursor = (c.start + slice) % deadline_slots;
+		bpf_loop(FS_DEADLINE_WALK_MAX, deadline_walk_one, &c, 0);
+		if (c.now - ctl->slice_ns >= FS_DEADLINE_PERIOD_NS) {
+			ctl->slice_ns = c.now;
+			bpf_loop(slice, deadline_sweep_one, &c, 0);
+			ctl->cursor = (c.start + slice) % deadline_slots;
+		}
 	}
-	bpf_timer_start(&ctl->timer, FS_DEADLINE_PERIOD_NS, 0);
+	if (c.next_due && c.next_due - c.now < delay)
+		delay = c.next_due - c.now;
+	if (delay < FS_DEADLINE_MIN_NS)
+		delay = FS_DEADLINE_MIN_NS;
+	bpf_timer_start(&ctl->timer, delay, 0);
 	return 0;
 }
 

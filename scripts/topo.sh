@@ -12,7 +12,10 @@
 # veth devices are ${PREFIX}{c0,e0,e1,e2,p0,b0}. Nothing on the host is touched.
 #
 # Functions (PREFIX: 1-6 chars [a-z0-9], starting with a letter):
-#   topo_up PREFIX [off|on]        build it (off: veth tx/rx checksum offload off)
+#   topo_up PREFIX [off|on|mixed]  build it (off: veth tx/rx checksum offload off; mixed:
+#                                  on, except tx off on the edge's devices and rx off on
+#                                  their peers, so CHECKSUM_PARTIAL skbs reach the edge and
+#                                  what leaves it is checksummed in software and verified)
 #   topo_down PREFIX               kill everything inside, delete it (never fails)
 #   topo_cleanup_stale PREFIX      alias of topo_down
 #   topo_ns PREFIX cli|edge|pri|bak   print a namespace name
@@ -70,16 +73,23 @@ _topo_link() {
 		_topo_run "address on $dev" ip -n "$ns" addr add "$a4/24" dev "$dev" || return 1
 		_topo_run "address on $dev" ip -n "$ns" -6 addr add "$a6/64" dev "$dev" nodad || return 1
 		_topo_run "link up $dev" ip -n "$ns" link set "$dev" up || return 1
-		if [ "$offload" = off ]; then
-			_topo_run "ethtool on $dev" ip netns exec "$ns" ethtool -K "$dev" tx off rx off || return 1
-		fi
+		case $offload in
+		off) _topo_run "ethtool on $dev" ip netns exec "$ns" ethtool -K "$dev" tx off rx off || return 1 ;;
+		mixed)
+			if [ "$ns" = "${ns%edge}edge" ]; then
+				_topo_run "ethtool on $dev" ip netns exec "$ns" ethtool -K "$dev" tx off || return 1
+			else
+				_topo_run "ethtool on $dev" ip netns exec "$ns" ethtool -K "$dev" rx off || return 1
+			fi
+			;;
+		esac
 	done
 }
 
 topo_up() { # PREFIX [off|on]
 	local p=${1:-} offload=${2:-off} role
 	_topo_check_prefix "$p" || return 1
-	case $offload in on | off) ;; *) echo "topo_up: offload must be on|off, not '$offload'" >&2; return 1 ;; esac
+	case $offload in on | off | mixed) ;; *) echo "topo_up: offload must be on|off|mixed, not '$offload'" >&2; return 1 ;; esac
 	for role in cli edge pri bak; do
 		if [ -e "/var/run/netns/$p$role" ]; then
 			echo "topo_up: namespace $p$role already exists (run topo_down $p first)" >&2

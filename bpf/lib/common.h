@@ -13,6 +13,12 @@
 #define ETH_P_8021AD 0x88A8
 #define ETH_ALEN 6
 
+/* skb->ip_summed */
+#define CHECKSUM_NONE 0
+#define CHECKSUM_UNNECESSARY 1
+#define CHECKSUM_COMPLETE 2
+#define CHECKSUM_PARTIAL 3
+
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 #define TC_ACT_REDIRECT 7

@@ -1,67 +1,141 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Address/port rewriting of a parsed TCP packet in a TC skb, with incremental checksums.
- * The helpers handle CHECKSUM_PARTIAL skbs (only the pseudo-header part is patched then). */
+/* Address/port rewriting of a parsed TCP packet in a TC skb, with incremental checksums
+ * (RFC 1624) written through direct packet access. The TCP checksum depends on the skb's
+ * ip_summed: CHECKSUM_PARTIAL holds only the pseudo-header sum (the port is summed later, by
+ * the stack or the NIC), NONE/UNNECESSARY the full checksum; CHECKSUM_COMPLETE also needs
+ * skb->csum fixed, which only bpf_l4_csum_replace can do. */
 #ifndef FS_BPF_NAT_H
 #define FS_BPF_NAT_H
 
 #include "common.h"
 #include "parse.h"
+#include <bpf/bpf_core_read.h>
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* The skb's ip_summed (CHECKSUM_*). bpf_cast_to_kern_ctx costs nothing: the verifier turns
+ * it into a register move. */
+static __always_inline int skb_ip_summed(struct __sk_buff *ctx)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(ctx);
+
+	return (int)BPF_CORE_READ_BITFIELD(kskb, ip_summed);
+}
 
 #define IPV4_CSUM_OFF 10
-#define IPV4_SRC_OFF 12
 #define IPV4_DST_OFF 16
-#define IPV6_SRC_OFF 8
 #define IPV6_DST_OFF 24
 #define TCP_CSUM_OFF 16
+#define NAT_MAX_OFF 0x7fff /* headers deeper than this are not in a linear skb head */
 
-/* Rewrites the destination (dst_side) or source of p to ep. Returns 0 or a negative error;
- * packet pointers are invalid afterwards. */
+/* 16-bit ones' complement sum of a 32-bit word; byte order does not matter as long as every
+ * word of one checksum is taken the same way. */
+static __always_inline __u32 csum_word32(__u32 w)
+{
+	return (w & 0xffff) + (w >> 16);
+}
+
+static __always_inline __u16 csum_fold16(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/* What a checksum gains when the words in old[0..n) become new[0..n): ~old + new. */
+static __always_inline __u32 csum_delta(const __u32 *old, const __u32 *new, int n)
+{
+	__u32 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		if (i < n)
+			sum += csum_word32(~old[i]) + csum_word32(new[i]);
+	return csum_fold16(sum);
+}
+
+/* Rewrites the destination (dst_side) or source of p to ep. Returns 0 or a negative error
+ * (then the packet is unchanged); packet pointers are invalid afterwards. */
 static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct pkt *p, bool dst_side,
 				       const struct fs_endpoint *ep)
 {
 	const __u32 *old_addr = dst_side ? p->key.dst : p->key.src;
 	__u16 old_port = dst_side ? p->key.dport : p->key.sport;
-	__u32 tcsum = p->l4_off + TCP_CSUM_OFF;
-	__u32 port_off = p->l4_off + (dst_side ? 2 : 0);
+	__u32 l3 = p->l3_off, l4 = p->l4_off, addr_delta = 0;
+	bool addr_moved = false;
+	int n = p->family == FS_AF_INET ? 1 : 4;
+	void *data, *end;
+	struct tcphdr *th;
 	int err;
 
-	if (p->family == FS_AF_INET) {
-		__u32 off = p->l3_off + (dst_side ? IPV4_DST_OFF : IPV4_SRC_OFF);
+	if (l3 > NAT_MAX_OFF || l4 > NAT_MAX_OFF)
+		return -1;
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	th = data + l4;
+	if ((void *)(th + 1) > end)
+		return -1;
+	if (old_addr[0] != ep->addr[0] || old_addr[1] != ep->addr[1] ||
+	    old_addr[2] != ep->addr[2] || old_addr[3] != ep->addr[3]) {
+		addr_moved = true;
+		addr_delta = csum_delta(old_addr, ep->addr, n);
+		if (p->family == FS_AF_INET) {
+			struct iphdr *ip = data + l3;
 
-		if (old_addr[0] != ep->addr[0]) {
-			err = bpf_skb_store_bytes(skb, off, &ep->addr[0], 4, 0);
-			if (!err)
-				err = bpf_l3_csum_replace(skb, p->l3_off + IPV4_CSUM_OFF, old_addr[0],
-							  ep->addr[0], 4);
-			if (!err)
-				err = bpf_l4_csum_replace(skb, tcsum, old_addr[0], ep->addr[0],
-							  BPF_F_PSEUDO_HDR_FLAG | 4);
-			if (err)
-				return err;
-		}
-	} else {
-		__u32 off = p->l3_off + (dst_side ? IPV6_DST_OFF : IPV6_SRC_OFF);
+			if ((void *)(ip + 1) > end)
+				return -1;
+			if (dst_side)
+				ip->daddr = ep->addr[0];
+			else
+				ip->saddr = ep->addr[0];
+			ip->check = ~csum_fold16((__u16)~ip->check + addr_delta);
+		} else {
+			struct ipv6hdr *ip6 = data + l3;
 
-		if (old_addr[0] != ep->addr[0] || old_addr[1] != ep->addr[1] ||
-		    old_addr[2] != ep->addr[2] || old_addr[3] != ep->addr[3]) {
-			__s64 diff = bpf_csum_diff((__be32 *)old_addr, 16, (__be32 *)ep->addr, 16, 0);
-
-			if (diff < 0)
-				return diff;
-			err = bpf_skb_store_bytes(skb, off, ep->addr, 16, 0);
-			if (!err)
-				err = bpf_l4_csum_replace(skb, tcsum, 0, diff, BPF_F_PSEUDO_HDR_FLAG);
-			if (err)
-				return err;
+			if ((void *)(ip6 + 1) > end)
+				return -1;
+			if (dst_side)
+				__builtin_memcpy(&ip6->daddr, ep->addr, 16);
+			else
+				__builtin_memcpy(&ip6->saddr, ep->addr, 16);
 		}
 	}
+	if (!addr_moved && old_port == ep->port)
+		return 0;
 	if (old_port != ep->port) {
-		err = bpf_skb_store_bytes(skb, port_off, &ep->port, 2, 0);
-		if (!err)
-			err = bpf_l4_csum_replace(skb, tcsum, old_port, ep->port, 2);
+		if (dst_side)
+			th->dest = ep->port;
+		else
+			th->source = ep->port;
+	}
+	switch (skb_ip_summed(skb)) {
+	case CHECKSUM_PARTIAL:
+		if (addr_moved)
+			th->check = csum_fold16((__u32)th->check + addr_delta);
+		return 0;
+	case CHECKSUM_COMPLETE:
+		break;
+	default:
+		if (old_port != ep->port)
+			addr_delta += (__u16)~old_port + (__u32)ep->port;
+		th->check = ~csum_fold16((__u16)~th->check + addr_delta);
+		return 0;
+	}
+	/* CHECKSUM_COMPLETE: skb->csum changes with the TCP checksum for IPv4 (whose header
+	 * checksum absorbs the address change) but not for IPv6 (whose address is summed in the
+	 * data); the helpers know. */
+	if (addr_moved) {
+		if (p->family == FS_AF_INET)
+			err = bpf_l4_csum_replace(skb, l4 + TCP_CSUM_OFF, old_addr[0], ep->addr[0],
+						  BPF_F_PSEUDO_HDR_FLAG | 4);
+		else
+			err = bpf_l4_csum_replace(skb, l4 + TCP_CSUM_OFF, 0, addr_delta,
+						  BPF_F_PSEUDO_HDR_FLAG);
 		if (err)
 			return err;
 	}
+	if (old_port != ep->port)
+		return bpf_l4_csum_replace(skb, l4 + TCP_CSUM_OFF, old_port, ep->port, 2);
 	return 0;
 }
 

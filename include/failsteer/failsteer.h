@@ -94,9 +94,15 @@ _Static_assert(sizeof(struct fs_flow) == 64, "fs_flow layout");
 
 /* Connect deadlines. Per-flow BPF timers cannot be relied on (their allocation fails under
  * load in softirq context), so each new or moved flow writes its deadline into a ring and
- * one periodic BPF timer sweeps the ring, not the flow table. */
-#define FS_DEADLINE_PERIOD_NS (5ull * 1000 * 1000) /* timer period */
-#define FS_DEADLINE_PASS_NS (50ull * 1000 * 1000)  /* a full sweep of the ring takes at most this */
+ * one BPF timer works through the ring, not the flow table. Deadlines of services with the
+ * same connect timeout enter the ring in the order they fall due: the timer walks them in
+ * order from the tail and fires again when the next one is due (at most FS_DEADLINE_MIN_NS
+ * late). A deadline that overtakes an earlier, longer one (mixed timeouts) is found by a
+ * slice sweep that sees every slot within FS_DEADLINE_PASS_NS. */
+#define FS_DEADLINE_PERIOD_NS (5ull * 1000 * 1000) /* longest timer interval, slice sweep period */
+#define FS_DEADLINE_PASS_NS (50ull * 1000 * 1000)  /* a full slice sweep of the ring takes this */
+#define FS_DEADLINE_MIN_NS (1ull * 1000 * 1000)    /* shortest timer interval */
+#define FS_DEADLINE_WALK_MAX 8192                   /* deadlines handled in order per timer run */
 
 /* deadlines map value (array, a ring): the REV key of a connecting flow and when its
  * connect timeout expires. Written by the programs, cleared by the sweeping timer. */
@@ -112,11 +118,13 @@ _Static_assert(sizeof(struct fs_deadline) == 56, "fs_deadline layout");
 struct fs_deadline_ctl {
 	struct bpf_timer timer;
 	__u64 head;     /* next slot to write (mod ring size), advanced atomically */
-	__u64 cursor;   /* next slot the sweep looks at */
-	__u64 pending;  /* occupied slots; the sweep is skipped while zero */
+	__u64 tail;     /* oldest slot the in-order walk has not passed yet */
+	__u64 cursor;   /* next slot the slice sweep looks at */
+	__u64 pending;  /* occupied slots; nothing to do while zero */
 	__u64 sweeps;   /* timer runs, for inspection */
+	__u64 slice_ns; /* when the last slice sweep ran */
 };
-_Static_assert(sizeof(struct fs_deadline_ctl) == 48, "fs_deadline_ctl layout");
+_Static_assert(sizeof(struct fs_deadline_ctl) == 64, "fs_deadline_ctl layout");
 
 /* syn_store map value (LRU, keyed by the FWD flow key): the client's SYN as received, IP and
  * TCP headers with options, kept until the flow is answered so it can be re-sent elsewhere. */

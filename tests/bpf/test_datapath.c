@@ -569,6 +569,31 @@ static void test_connect_timeout_counted(void **state)
 	assert_int_equal(backend(ID_PRI).established, 1);
 }
 
+/* Deadlines of two services with different timeouts: the short one, pushed after the long
+ * one, overtakes it in the ring; it is still counted long before the long one falls due, and
+ * the long one not early. IPv6 primary of a second service: its own backend counters. */
+static void test_connect_timeouts_out_of_order(void **state)
+{
+	struct conn slow = conn6, fast = conn4;
+	struct pkt_spec in, want;
+
+	(void)state;
+	put_service(VIP6, PRI6, BAK6, ID_PRI6, ID_BAK6, 0, 3000);
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 20);
+	slow.cport = 40700;
+	fast.cport = 40701;
+	in = c_syn(&slow, VIP6, PORT);
+	want = c_syn(&slow, PRI6, PORT);
+	expect_rewrite(&in, &want);
+	in = c_syn(&fast, VIP4, PORT);
+	want = c_syn(&fast, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	for (int i = 0; i < 150 && backend(ID_PRI).timeouts == 0; i++)
+		sleep_ms(10);
+	assert_int_equal(backend(ID_PRI).timeouts, 1);
+	assert_int_equal(backend(ID_PRI6).timeouts, 0);
+}
+
 /* A full flow table evicts the least recently used entries, and that shows. */
 static void test_full_flow_table_evicts(void **state)
 {
@@ -844,6 +869,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_traffic_passes_identical, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_egress_steers_local_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_timeout_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connect_timeouts_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_flow_table_evicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_keeps_deadlines_apart, setup, teardown),

@@ -2,8 +2,11 @@
 # Data path smoke test: real TCP connections from a client namespace through the edge node
 # (gateway mode) and from the edge node itself (host mode), IPv4 and IPv6, before and after
 # the active backend is switched, with checksum offload off (a wrong checksum then fails the
-# connection) and on (CHECKSUM_PARTIAL skbs). A connection opened before a switch stays on
-# its backend.
+# connection), on (CHECKSUM_PARTIAL skbs, never verified) and mixed (CHECKSUM_PARTIAL skbs
+# rewritten at the edge, then checksummed in software and verified by the receiver). Services on the primary's own address (only
+# the backup's address is rewritten) and on virtual addresses with another port (address
+# and port rewritten both ways, for every connection). A connection opened before a switch
+# stays on its backend.
 set -eu
 E2E_ARG_BUILD=${1:-build}
 source "$(dirname "$0")/lib.sh"
@@ -11,31 +14,47 @@ e2e_init sm
 
 URL4="http://$PRI4:$SVC_PORT/classify"
 URL6="http://[$PRI6]:$SVC_PORT/classify"
+VIP4=198.18.9.9
+VIP6=2001:db8:9::9
+VURL4="http://$VIP4:80/classify"
+VURL6="http://[$VIP6]:80/classify"
 
-for offload in off on; do
+for offload in off on mixed; do
 	echo "-- checksum offload $offload"
 	topo_down "$P"
 	topo_up "$P" "$offload"
 	start_site "$P" primary
 	start_site "$P" backup
 	e2e_config "[service classifier6]" "address = [$PRI6]:$SVC_PORT" \
-		"backends = [$PRI6]:$SVC_PORT [$BAK6]:$SVC_PORT"
+		"backends = [$PRI6]:$SVC_PORT [$BAK6]:$SVC_PORT" \
+		"[service vip4]" "address = $VIP4:80" "backends = $PRI4:$SVC_PORT $BAK4:$SVC_PORT" \
+		"[service vip6]" "address = [$VIP6]:80" "backends = [$PRI6]:$SVC_PORT [$BAK6]:$SVC_PORT"
 	e2e_start_daemon
 
 	e2e_check "gateway v4 before switch: primary answers" eq "$(site_of "${P}cli" "$URL4")" primary
 	e2e_check "host v4 before switch: primary answers" eq "$(site_of "${P}edge" "$URL4")" primary
 	e2e_check "gateway v6 before switch: primary answers" eq "$(site_of "${P}cli" "$URL6")" primary
+	e2e_check "gateway v4 virtual address and port: primary answers" \
+		eq "$(site_of "${P}cli" "$VURL4")" primary
+	e2e_check "gateway v6 virtual address and port: primary answers" \
+		eq "$(site_of "${P}cli" "$VURL6")" primary
 
 	# A long-lived connection (and a little new-connection load) across both switches.
 	load_start "${P}cli" "long-$offload" "$PRI4:$SVC_PORT" 5 5 --long-lived 1 --long-interval-ms 100
 	sleep 1.5
 	fsctl failover classifier 1 >/dev/null
 	fsctl failover classifier6 1 >/dev/null
+	fsctl failover vip4 1 >/dev/null
+	fsctl failover vip6 1 >/dev/null
 	e2e_check "gateway v4 after failover: backup answers" eq "$(site_of "${P}cli" "$URL4")" backup
 	e2e_check "host v4 after failover: backup answers (FIB redirect to another interface)" \
 		eq "$(site_of "${P}edge" "$URL4")" backup
 	e2e_check "gateway v6 after failover: backup answers" eq "$(site_of "${P}cli" "$URL6")" backup
 	e2e_check "host v6 after failover: backup answers" eq "$(site_of "${P}edge" "$URL6")" backup
+	e2e_check "gateway v4 virtual address and port after failover: backup answers" \
+		eq "$(site_of "${P}cli" "$VURL4")" backup
+	e2e_check "gateway v6 virtual address and port after failover: backup answers" \
+		eq "$(site_of "${P}cli" "$VURL6")" backup
 	sleep 1.5
 	fsctl failback classifier >/dev/null
 	fsctl failback classifier6 >/dev/null
