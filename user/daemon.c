@@ -72,6 +72,9 @@ struct daemon {
 	struct fs_backend_stats *stats;
 	struct fs_backend_model *models;
 	struct fs_service_state *states;
+	struct fs_backend_model *models_saved; /* what the maps hold, once saved_valid */
+	struct fs_service_state *states_saved;
+	bool saved_valid;
 	struct fs_service_ctl *ctls;
 	double next_sweep_s;
 	double next_routes_s;
@@ -182,6 +185,8 @@ static void free_runtime(struct daemon *d)
 	free(d->stats);
 	free(d->models);
 	free(d->states);
+	free(d->models_saved);
+	free(d->states_saved);
 	free(d->ctls);
 	d->svcs = NULL;
 	d->owner = NULL;
@@ -189,6 +194,9 @@ static void free_runtime(struct daemon *d)
 	d->stats = NULL;
 	d->models = NULL;
 	d->states = NULL;
+	d->models_saved = NULL;
+	d->states_saved = NULL;
+	d->saved_valid = false;
 	d->ctls = NULL;
 	d->n_svcs = 0;
 }
@@ -295,8 +303,12 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 	d->stats = calloc(d->n_backend_ids + 1, sizeof(*d->stats));
 	d->models = calloc(d->n_backend_ids + 1, sizeof(*d->models));
 	d->states = calloc(d->n_svc_ids + 1, sizeof(*d->states));
+	d->models_saved = calloc(d->n_backend_ids + 1, sizeof(*d->models_saved));
+	d->states_saved = calloc(d->n_svc_ids + 1, sizeof(*d->states_saved));
+	d->saved_valid = false;
 	d->ctls = calloc(d->n_svc_ids + 1, sizeof(*d->ctls));
-	if (!d->owner || !d->owner_idx || !d->stats || !d->models || !d->states || !d->ctls) {
+	if (!d->owner || !d->owner_idx || !d->stats || !d->models || !d->states ||
+	    !d->models_saved || !d->states_saved || !d->ctls) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -530,6 +542,36 @@ static int on_retry_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+/* Writes models and service states back to their maps, so that a restarted daemon, the
+ * CLI and the metrics see them: all of them after a (re)load, then only what changed (an
+ * idle service's model settles and costs nothing). */
+static void persist_models(struct daemon *d)
+{
+	struct fs_maps *m = &d->ld.maps;
+	int rc;
+
+	if (!d->saved_valid) {
+		rc = maparray_write(m->backend_model, d->n_backend_ids, sizeof(*d->models), d->models);
+		if (!rc)
+			rc = maparray_write(m->service_state, d->n_svc_ids, sizeof(*d->states), d->states);
+		if (!rc) {
+			memcpy(d->models_saved, d->models, d->n_backend_ids * sizeof(*d->models));
+			memcpy(d->states_saved, d->states, d->n_svc_ids * sizeof(*d->states));
+			d->saved_valid = true;
+		}
+	} else {
+		rc = maparray_write_changed(m->backend_model, d->n_backend_ids, sizeof(*d->models),
+					    d->models, d->models_saved);
+		if (rc >= 0)
+			rc = maparray_write_changed(m->service_state, d->n_svc_ids, sizeof(*d->states),
+						    d->states, d->states_saved);
+	}
+	if (rc < 0) {
+		d->saved_valid = false; /* some writes may be lost: write everything next time */
+		log_warn("persisting model state: %s", strerror(-rc));
+	}
+}
+
 static void tick(struct daemon *d, double now, double dt)
 {
 	struct fs_maps *m = &d->ld.maps;
@@ -587,9 +629,7 @@ static void tick(struct daemon *d, double now, double dt)
 			model_save(s, b, &d->mp, &d->models[s->be[b].id]);
 		schedule_probes(d, s, now);
 	}
-	if (maparray_write(m->backend_model, d->n_backend_ids, sizeof(*d->models), d->models) ||
-	    maparray_write(m->service_state, d->n_svc_ids, sizeof(*d->states), d->states))
-		log_warn("persisting model state: %s", strerror(errno));
+	persist_models(d);
 	d->ticks++;
 }
 

@@ -68,6 +68,49 @@ int maparray_write(int fd, __u32 n, size_t value_size, const void *in)
 	return 0;
 }
 
+/* Writes cnt gathered elements: one batch call, or one call each where batches fail. */
+static int write_gathered(int fd, __u32 *keys, const char *vals, __u32 cnt, size_t value_size)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 count = cnt;
+
+	if (!cnt || !bpf_map_update_batch(fd, keys, vals, &count, &opts))
+		return 0;
+	for (__u32 i = 0; i < cnt; i++)
+		if (bpf_map_update_elem(fd, &keys[i], vals + i * value_size, BPF_ANY))
+			return -errno;
+	return 0;
+}
+
+int maparray_write_changed(int fd, __u32 n, size_t value_size, const void *in, void *shadow)
+{
+	__u32 keys[CHUNK], cnt = 0;
+	int written = 0, rc = 0;
+	char *vals = malloc(value_size * CHUNK);
+
+	if (!vals)
+		return -ENOMEM;
+	for (__u32 i = 0; i < n && !rc; i++) {
+		const char *v = (const char *)in + (size_t)i * value_size;
+		char *sh = (char *)shadow + (size_t)i * value_size;
+
+		if (!memcmp(v, sh, value_size))
+			continue;
+		keys[cnt] = i;
+		memcpy(vals + (size_t)cnt * value_size, v, value_size);
+		memcpy(sh, v, value_size);
+		written++;
+		if (++cnt == CHUNK) {
+			rc = write_gathered(fd, keys, vals, cnt, value_size);
+			cnt = 0;
+		}
+	}
+	if (!rc)
+		rc = write_gathered(fd, keys, vals, cnt, value_size);
+	free(vals);
+	return rc ? rc : written;
+}
+
 int maparray_read_percpu_sum(int fd, __u32 n, size_t value_size, void *out)
 {
 	int ncpu = libbpf_num_possible_cpus();

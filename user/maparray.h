@@ -9,6 +9,9 @@
 int maparray_read(int fd, __u32 n, size_t value_size, void *out);
 /* Writes elements [0, n) from in. 0 or -errno. */
 int maparray_write(int fd, __u32 n, size_t value_size, const void *in);
+/* Writes the elements of in [0, n) that differ from shadow (what the map was last given),
+ * then copies them into shadow. Returns how many were written, or -errno. */
+int maparray_write_changed(int fd, __u32 n, size_t value_size, const void *in, void *shadow);
 /* Per-CPU array: reads [0, n) and sums every CPU's u64 words into out. 0 or -errno. */
 int maparray_read_percpu_sum(int fd, __u32 n, size_t value_size, void *out);
 

@@ -43,6 +43,12 @@ e2e_check "... and the running daemon still owns the data path" kill -0 "$E2E_DA
 fsctl failover classifier 1 >/dev/null
 sleep 1
 flows_before=$(bpftool map dump pinned "$PIN/flows" 2>/dev/null | grep -c '"dir"')
+# Learned models are persisted in backend_model (only what changed, each tick).
+evidence() {
+	bpftool -j map dump pinned "$PIN/backend_model" 2>/dev/null |
+		$PY -c 'import json,sys; print(max(e.get("formatted", e)["value"]["evidence_ticks"] for e in json.load(sys.stdin)))'
+}
+evidence_before=$(evidence)
 kill -KILL "$E2E_DAEMON_PID"
 wait "$E2E_DAEMON_PID" 2>/dev/null || true
 E2E_DAEMON_PID=""
@@ -51,12 +57,17 @@ e2e_check "daemon gone: new connections still go to the backup" eq "$(site_of "$
 e2e_check "daemon gone: filters stay attached" bash -c "edge() { nsenter --net=/run/netns/${P}edge \"\$@\"; }; edge tc filter show dev ${P}e0 ingress | grep -q fs_tc_ingress"
 
 e2e_start_daemon
+evidence_after=$(evidence) # at once: a model started afresh has only a tick or two
 e2e_check "restart adopts the pinned state" grep -q "adopted pinned state" "$DLOG"
 e2e_check "restart keeps the active backend (forced backup)" eq "$(active_backend)" 1
 e2e_check "restart keeps the operator's override" bash -c "$(declare -f edge fsctl); FS=$FS P=$P PIN=$PIN; fsctl status classifier | grep -q FORCED"
 flows_after=$(bpftool map dump pinned "$PIN/flows" 2>/dev/null | grep -c '"dir"')
 report "flow entries before kill -9: $flows_before, after restart: $flows_after"
 e2e_check "restart keeps the flow table" ge "$flows_after" 2
+report "model evidence ticks before kill -9: $evidence_before, after restart: $evidence_after"
+e2e_check "the models had learned from the traffic" ge "$evidence_before" 10
+e2e_check "restart adopts the learned models (evidence kept, not restarted from zero)" \
+	ge "$evidence_after" "$evidence_before"
 
 # -- SIGHUP: add a service; a broken file is refused and the old config stays
 e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
