@@ -20,11 +20,13 @@
 struct steer_target {
 	struct fs_endpoint ep;
 	__u32 backend_id;
-	__u32 oif; /* host mode: interface of the route to ep, 0 = unknown */
+	__u32 oif;      /* host mode: interface of the route to ep, 0 = unknown */
+	__u32 syn_slot; /* the flow's fs_flow.syn_slot, carried when it moves */
 };
 
-/* Set by the loader to the deadlines map's size. */
+/* Set by the loader to the deadlines and syn_store maps' sizes. */
 const volatile __u32 deadline_slots = FS_DEFAULT_FLOW_TABLE_SIZE / 16;
+const volatile __u32 syn_slots = FS_DEFAULT_FLOW_TABLE_SIZE / 4;
 
 /* Services by the endpoint clients connect to; userspace writes, programs read. */
 struct {
@@ -81,11 +83,11 @@ struct {
 	__type(value, struct fs_backend_model);
 } backend_model SEC(".maps");
 
-/* Client SYNs of unanswered flows of retrying services, by FWD key; programs write. */
+/* Client SYNs of retrying services, a ring (see struct fs_syn); programs write. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, FS_DEFAULT_FLOW_TABLE_SIZE / 8);
-	__type(key, struct fs_flow_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FS_DEFAULT_FLOW_TABLE_SIZE / 4);
+	__type(key, __u32);
 	__type(value, struct fs_syn);
 } syn_store SEC(".maps");
 
@@ -185,6 +187,7 @@ static __always_inline void connect_deadline(const struct fs_flow_key *key, stru
 	 * program, which moves the flow. */
 	flow_fwd_key(&ev.fwd, key, &f->nat);
 	ev.client_isn = f->client_isn;
+	ev.syn_slot = f->syn_slot;
 	ev.backend_idx = f->backend_idx;
 	bpf_ringbuf_output(&retry_events, &ev, sizeof(ev), 0);
 }
@@ -343,7 +346,7 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 	fwd.nat = t->ep;
 	fwd.backend_id = svc->backend_ids[idx];
 	fwd.client_isn = isn;
-	fwd.connect_timeout_ms = svc->connect_timeout_ms;
+	fwd.syn_slot = t->syn_slot;
 	fwd.dir = FS_DIR_FWD;
 	fwd.backend_idx = idx;
 	fwd.tried = tried | (1u << idx);
@@ -497,39 +500,47 @@ static __always_inline void count_to(__u32 backend_id, const struct __sk_buff *s
 	}
 }
 
-/* Keeps the client's first SYN (IP and TCP headers) of a retrying service so it can be
- * re-sent to another backend. Only plain frames and SYNs without data (no TCP Fast Open). */
-static __always_inline void syn_save(struct __sk_buff *skb, const struct pkt *p)
+/* Keeps the client's first SYN (IP and TCP headers) of a retrying service in the next slot
+ * of the syn_store ring so it can be re-sent to another backend. Only plain frames and SYNs
+ * without data (no TCP Fast Open). Returns the flow's syn_slot (1 + slot), 0 if not kept. */
+static __always_inline __u32 syn_save(struct __sk_buff *skb, const struct pkt *p)
 {
-	__u32 zero = 0, len = p->l3_len;
+	struct fs_deadline_ctl *ctl = deadline_ctl_get();
+	__u32 len = p->l3_len, slot;
 	struct fs_syn *sc;
 
-	if (p->l3_off != ETH_HLEN || p->payload_len || len > FS_SYN_MAX || len < 40)
-		return;
-	sc = bpf_map_lookup_elem(&syn_scratch, &zero);
+	if (p->l3_off != ETH_HLEN || p->payload_len || len > FS_SYN_MAX || len < 40 || !ctl ||
+	    !syn_slots)
+		return 0;
+	slot = (__u32)(__sync_fetch_and_add(&ctl->syn_head, 1) % syn_slots);
+	sc = bpf_map_lookup_elem(&syn_store, &slot);
 	if (!sc)
-		return;
+		return 0;
 	sc->len = len;
 	sc->l4_off = p->l4_off - p->l3_off;
 	sc->family = p->family;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, sc->data, len))
-		return;
-	bpf_map_update_elem(&syn_store, &p->key, sc, BPF_ANY);
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, sc->data, len)) {
+		sc->len = 0;
+		return 0;
+	}
+	return slot + 1;
 }
 
 /* Rewrites the packet in skb (an error about fkey's SYN) into the client's SYN addressed to
  * backend 'to', checksums computed from scratch (the stored copy may carry a partial
  * checksum). Returns 0; -1 if the packet is untouched; -2 if it was damaged on the way. */
 static __noinline int syn_rebuild(struct __sk_buff *skb, const struct fs_flow_key *fkey,
-				  const struct fs_endpoint *to, __u32 isn)
+				  const struct fs_endpoint *to, __u32 isn, __u32 syn_slot)
 {
-	__u32 zero = 0, len, l4, ihl;
+	__u32 zero = 0, slot = syn_slot - 1, len, l4, ihl;
 	struct fs_syn *syn, *sc;
 	__u8 *tcp;
 	int err = 0;
 	__u16 c;
 
-	syn = bpf_map_lookup_elem(&syn_store, fkey);
+	if (!syn_slot)
+		return -1;
+	syn = bpf_map_lookup_elem(&syn_store, &slot);
 	sc = bpf_map_lookup_elem(&syn_scratch, &zero);
 	if (!syn || !sc)
 		return -1;
@@ -539,8 +550,9 @@ static __noinline int syn_rebuild(struct __sk_buff *skb, const struct fs_flow_ke
 	if (len > FS_SYN_MAX || l4 < 20 || l4 > 60 || len < l4 + 20 || len - l4 > 60)
 		return -1;
 	tcp = sc->data + (l4 & 63);
-	if (bpf_ntohl(*(__u32 *)(tcp + 4)) != isn)
-		return -1; /* a SYN of an earlier connection on the same ports */
+	/* The slot may have been reused by a later connection since. */
+	if (bpf_ntohl(*(__u32 *)(tcp + 4)) != isn || *(__u16 *)tcp != fkey->sport)
+		return -1;
 	if (sc->family == FS_AF_INET) {
 		ihl = l4;
 		__builtin_memcpy(sc->data + IPV4_DST_OFF, to->addr, 4);
@@ -580,7 +592,7 @@ static __noinline int retry_in_kernel(struct __sk_buff *skb, __u32 l3_off,
 	struct fs_service *svc;
 	struct fs_flow_key fkey;
 	struct fs_flow *r = bpf_map_lookup_elem(&flows, rkey);
-	__u32 old_id, isn;
+	__u32 old_id, isn, syn_slot;
 	__u8 tried;
 	int next, rc;
 
@@ -590,6 +602,7 @@ static __noinline int retry_in_kernel(struct __sk_buff *skb, __u32 l3_off,
 	svc_ep = r->nat;
 	old_id = r->backend_id;
 	isn = r->client_isn;
+	syn_slot = r->syn_slot;
 	tried = r->tried;
 	svc = bpf_map_lookup_elem(&services, &svc_ep);
 	if (!svc)
@@ -598,13 +611,14 @@ static __noinline int retry_in_kernel(struct __sk_buff *skb, __u32 l3_off,
 	if (next < 0 || next >= FS_MAX_BACKENDS)
 		return -1; /* every backend tried: the last error goes to the client */
 	flow_fwd_key(&fkey, rkey, &svc_ep);
-	rc = syn_rebuild(skb, &fkey, &svc->backends[next], isn);
+	rc = syn_rebuild(skb, &fkey, &svc->backends[next], isn, syn_slot);
 	if (rc) {
 		g = gstats();
 		if (g)
 			g->retry_failures++;
 		return rc == -1 ? -1 : TC_ACT_SHOT;
 	}
+	t.syn_slot = syn_slot;
 	if (flow_move(&fkey, isn, svc, next, tried, rkey, &t))
 		return TC_ACT_SHOT;
 	s = bstats(old_id);
@@ -668,10 +682,9 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 	 * first: the new one may have the very same key (same backend). */
 	if (r)
 		bpf_map_delete_elem(&flows, &rkey);
+	t->syn_slot = svc->flags & FS_SVC_F_RETRY ? syn_save(skb, p) : 0;
 	if (flow_steer(&p->key, p->seq, svc, svc->active, t))
 		return -1;
-	if (svc->flags & FS_SVC_F_RETRY)
-		syn_save(skb, p);
 	return 0;
 }
 
@@ -679,7 +692,8 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f,
 				      bool egress, bool retry)
 {
-	struct steer_target t = { .ep = f->nat, .backend_id = f->backend_id, .oif = f->oif };
+	struct steer_target t = { .ep = f->nat, .backend_id = f->backend_id, .oif = f->oif,
+				  .syn_slot = f->syn_slot };
 
 	if (is_pure_syn(p)) {
 		if (handle_fwd_syn(skb, p, f, &t, retry))
@@ -754,10 +768,6 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 				s->established++;
 				s->latency_sum_us += us;
 				s->latency_hist[log2_u64(us) & (FS_LAT_BUCKETS - 1)]++;
-			}
-			if (f->flags & FS_FL_RETRY) {
-				flow_fwd_key(&fkey, &p->key, &svc_ep);
-				bpf_map_delete_elem(&syn_store, &fkey);
 			}
 		}
 	} else {
@@ -874,10 +884,9 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry
 			g->flow_misses++;
 		return TC_ACT_OK;
 	}
+	t.syn_slot = svc->flags & FS_SVC_F_RETRY ? syn_save(skb, &p) : 0;
 	if (flow_steer(&p.key, p.seq, svc, svc->active, &t))
 		return TC_ACT_OK;
-	if (svc->flags & FS_SVC_F_RETRY)
-		syn_save(skb, &p);
 	count_to(t.backend_id, skb);
 	return steer_out(skb, &p, &t, egress);
 }

@@ -382,7 +382,8 @@ int main(int argc, char **argv)
 	if (!b.fs)
 		die("opening the failsteer object: %s", strerror(errno));
 	bpf_map__set_max_entries(b.fs->maps.flows, FLOW_TABLE_SIZE);
-	bpf_map__set_max_entries(b.fs->maps.syn_store, FLOW_TABLE_SIZE / 8);
+	b.fs->rodata->syn_slots = FLOW_TABLE_SIZE / 4;
+	bpf_map__set_max_entries(b.fs->maps.syn_store, FLOW_TABLE_SIZE / 4);
 	b.fs->rodata->deadline_slots = FLOW_TABLE_SIZE / 16;
 	bpf_map__set_max_entries(b.fs->maps.deadlines, FLOW_TABLE_SIZE / 16);
 	if (failsteer_bpf__load(b.fs))

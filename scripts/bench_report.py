@@ -501,14 +501,13 @@ def report(a):
                         "two entries into the LRU flow table (client->service and backend->client, "
                         "each an LRU node taken from a locked free list), pushes a connect deadline, "
                         "and with zero-error retries on (the default) copies the SYN's headers into "
-                        "syn_store, a third LRU insert")
+                        "the next slot of the syn_store ring")
                 if off:
                     txt += (f" (with retries off: {min(v['ratio'] for v in off):.2f}-"
                             f"{max(v['ratio'] for v in off):.2f}x)")
                 txt += (". What would close it: one flow entry per connection written at the SYN "
                         "(the reverse entry only when the SYN-ACK comes back, keyed from the "
-                        "forward one), the SYN copy kept inside that entry instead of a map of its "
-                        "own, and a per-CPU LRU (BPF_F_NO_COMMON_LRU) for the flow table. Only "
+                        "forward one). Only "
                         "the first packet of a connection pays this; figure 1 shows what it "
                         "costs a whole connection")
             verdicts.append(("new SYN <= 4x baseline", met, txt))

@@ -150,9 +150,10 @@ int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len)
 	bpf_map__set_max_entries(l->skel->maps.service_state, cfg->max_services);
 	bpf_map__set_max_entries(l->skel->maps.backend_stats, cfg->max_backends);
 	bpf_map__set_max_entries(l->skel->maps.backend_model, cfg->max_backends);
-	/* SYNs are kept only until answered: an eighth of the flow table is plenty. */
-	bpf_map__set_max_entries(l->skel->maps.syn_store,
-				 cfg->flow_table_size / 8 > 1024 ? cfg->flow_table_size / 8 : 1024);
+	/* A SYN is needed only until answered; a slot of the ring is reused after a quarter
+	 * of the flow table's worth of newer connections. */
+	l->skel->rodata->syn_slots = cfg->flow_table_size / 4 > 1024 ? cfg->flow_table_size / 4 : 1024;
+	bpf_map__set_max_entries(l->skel->maps.syn_store, l->skel->rodata->syn_slots);
 	/* Deadlines wait in the ring only while connecting: a sixteenth of the table. */
 	l->skel->rodata->deadline_slots = cfg->flow_table_size / 16 > 1024 ? cfg->flow_table_size / 16 : 1024;
 	bpf_map__set_max_entries(l->skel->maps.deadlines, l->skel->rodata->deadline_slots);

@@ -128,10 +128,15 @@ int retrier_resend(struct retrier *r, const struct fs_retry_event *ev, int ifind
 	struct fs_syn syn;
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_halen = ETH_ALEN };
 	__u8 frame[ETH_HLEN + FS_SYN_MAX] = { 0 };
+	__u32 slot = ev->syn_slot - 1, seq;
 	__u16 proto;
 
-	if (bpf_map_lookup_elem(r->maps.syn_store, &ev->fwd, &syn) || syn.len > FS_SYN_MAX ||
-	    syn.l4_off + 20 > syn.len)
+	if (!ev->syn_slot || bpf_map_lookup_elem(r->maps.syn_store, &slot, &syn) ||
+	    syn.len > FS_SYN_MAX || syn.l4_off < 20 || syn.l4_off + 20 > syn.len)
+		return -ENOENT;
+	/* The ring slot may hold a later connection's SYN by now. */
+	memcpy(&seq, syn.data + syn.l4_off + 4, 4);
+	if (ntohl(seq) != ev->client_isn || memcmp(syn.data + syn.l4_off, &ev->fwd.sport, 2))
 		return -ENOENT;
 	/* The stored copy may carry a partial checksum (offload): make it whole. */
 	retry_fix_checksums(syn.data, syn.len, syn.l4_off, syn.family);
@@ -197,7 +202,6 @@ int retrier_reset_client(struct retrier *r, const struct fs_retry_event *ev)
 	if (sendto(fd, pkt, l4 + 20, 0, (struct sockaddr *)&ss, sl) < 0)
 		return -errno;
 	r->counts.given_up++;
-	bpf_map_delete_elem(r->maps.syn_store, k);
 	return 0;
 }
 

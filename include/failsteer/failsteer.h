@@ -81,7 +81,7 @@ struct fs_flow {
 	__u32 backend_id;        /* index into backend_stats */
 	__u32 client_isn;        /* sequence number of the client's SYN */
 	__u32 srv_nxt;           /* REV: next sequence number expected from the backend */
-	__u32 connect_timeout_ms;
+	__u32 syn_slot;          /* 1 + slot of the client's SYN in syn_store, 0 = none kept */
 	__u8 dir;                /* FS_DIR_* */
 	__u8 state;              /* FS_ST_* (REV) */
 	__u8 backend_idx;        /* index in the service's backends[] */
@@ -114,7 +114,8 @@ struct fs_deadline {
 };
 _Static_assert(sizeof(struct fs_deadline) == 56, "fs_deadline layout");
 
-/* deadline_ctl map value (array, one slot): the sweeping timer and the ring's cursors. */
+/* deadline_ctl map value (array, one slot): the deadline timer and the cursors of the
+ * deadlines and syn_store rings. */
 struct fs_deadline_ctl {
 	struct bpf_timer timer;
 	__u64 head;     /* next slot to write (mod ring size), advanced atomically */
@@ -123,11 +124,16 @@ struct fs_deadline_ctl {
 	__u64 pending;  /* occupied slots; nothing to do while zero */
 	__u64 sweeps;   /* timer runs, for inspection */
 	__u64 slice_ns; /* when the last slice sweep ran */
+	__u64 syn_head; /* next slot of the syn_store ring, advanced atomically */
 };
-_Static_assert(sizeof(struct fs_deadline_ctl) == 64, "fs_deadline_ctl layout");
+_Static_assert(sizeof(struct fs_deadline_ctl) == 72, "fs_deadline_ctl layout");
 
-/* syn_store map value (LRU, keyed by the FWD flow key): the client's SYN as received, IP and
- * TCP headers with options, kept until the flow is answered so it can be re-sent elsewhere. */
+/* syn_store map value (array, a ring: each new connection of a retrying service takes the
+ * next slot, and its flow entries remember which): the client's SYN as received, IP and TCP
+ * headers with options, so it can be re-sent elsewhere while the flow is unanswered. A ring
+ * costs no hash insert nor delete per connection; a slot is reused only after ring-size
+ * newer connections (a quarter of the flow table), and a reader checks the SYN's sequence
+ * number and port before using it. */
 struct fs_syn {
 	__u16 len;      /* bytes in data: IP header + TCP header */
 	__u16 l4_off;   /* TCP header offset in data */
@@ -143,10 +149,11 @@ _Static_assert(sizeof(struct fs_syn) == 8 + FS_SYN_MAX, "fs_syn layout");
 struct fs_retry_event {
 	struct fs_flow_key fwd; /* client -> service */
 	__u32 client_isn;
+	__u32 syn_slot;         /* fs_flow.syn_slot: where the client's SYN is kept */
 	__u8 backend_idx;       /* the backend that timed out: stale if the flow moved since */
-	__u8 pad[3];
+	__u8 pad[7];
 };
-_Static_assert(sizeof(struct fs_retry_event) == 48, "fs_retry_event layout");
+_Static_assert(sizeof(struct fs_retry_event) == 56, "fs_retry_event layout");
 
 /* backend_stats map value (per-CPU array indexed by backend id). Written by BPF. */
 struct fs_backend_stats {

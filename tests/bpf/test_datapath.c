@@ -740,6 +740,45 @@ static void test_retry_reset_becomes_syn_v6(void **state)
 	retry_reset_becomes_syn(&conn6, VIP6, ID_PRI6, ID_BAK6);
 }
 
+/* The SYN copies live in a ring: once a later connection has reused a flow's slot, that
+ * flow can no longer be retried, and its reset reaches the client as it is. */
+static void test_retry_syn_slot_reused(void **state)
+{
+	struct conn a = conn4, b = conn4;
+	struct pkt_spec in, want;
+	struct fs_deadline_ctl ctl;
+	__u32 zero = 0;
+
+	(void)state;
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 0);
+	a.cport = 40800;
+	b.cport = 40801;
+	b.isn = 777000;
+	in = c_syn(&a, VIP4, PORT);
+	want = c_syn(&a, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	/* Wind the ring all the way round: b's SYN lands in a's slot. */
+	assert_int_equal(bpf_map__lookup_elem(E.skel->maps.deadline_ctl, &zero, sizeof(zero), &ctl,
+					      sizeof(ctl), 0), 0);
+	ctl.syn_head += E.skel->rodata->syn_slots - 1;
+	assert_int_equal(bpf_map__update_elem(E.skel->maps.deadline_ctl, &zero, sizeof(zero), &ctl,
+					      sizeof(ctl), BPF_EXIST), 0);
+	in = c_syn(&b, VIP4, PORT);
+	want = c_syn(&b, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	__u64 failures = global().retry_failures;
+	in = s_pkt(&a, PRI4, PORT, TH_RST | TH_ACK, 0, a.isn + 1);
+	expect_rewrite(&in, &in); /* not retried: the client gets the reset */
+	assert_int_equal(backend(ID_PRI).retried, 0);
+	assert_int_equal(global().retry_failures, failures + 1);
+	/* b owns the slot now and is retried as usual. */
+	in = s_pkt(&b, PRI4, PORT, TH_RST | TH_ACK, 0, b.isn + 1);
+	want = c_syn(&b, BAK4, BAK_PORT);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(ID_PRI).retried, 1);
+}
+
 static void test_retry_budget_and_last_error(void **state)
 {
 	struct conn c = conn4;
@@ -875,6 +914,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_port_reuse_keeps_deadlines_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v4, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v6, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_syn_slot_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_budget_and_last_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_icmp_becomes_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_mark_moves_timed_out_syn, setup, teardown),
