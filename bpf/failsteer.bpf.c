@@ -213,7 +213,9 @@ static __always_inline void deadline_push(const struct fs_flow_key *rkey, __u32 
 	d = bpf_map_lookup_elem(&deadlines, &slot);
 	if (!d)
 		return;
-	if (d->due_ns) {
+	/* Take the slot before filling it: the timer may be expiring what it held, and only
+	 * one of us may win it (see deadline_expire). due_ns is written last. */
+	if (__sync_lock_test_and_set(&d->due_ns, 0)) {
 		/* Ring full: the oldest deadline is lost; say so. */
 		g = gstats();
 		if (g)
@@ -226,14 +228,17 @@ static __always_inline void deadline_push(const struct fs_flow_key *rkey, __u32 
 	d->due_ns = due_ns;
 }
 
-/* Frees slot d of the ring and, if its connection is still waiting, expires it. */
-static __always_inline void deadline_expire(struct fs_deadline *d, struct fs_deadline_ctl *ctl)
+/* Frees slot d of the ring, seen holding deadline due, and if its connection is still
+ * waiting, expires it; nothing if a writer took the slot in the meantime. */
+static __always_inline void deadline_expire(struct fs_deadline *d, __u64 due,
+					    struct fs_deadline_ctl *ctl)
 {
 	struct fs_flow_key key = d->rkey;
 	__u32 isn = d->client_isn;
 	struct fs_flow *f;
 
-	d->due_ns = 0;
+	if (__sync_val_compare_and_swap(&d->due_ns, due, 0) != due)
+		return;
 	__sync_fetch_and_sub(&ctl->pending, 1);
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (f && f->client_isn == isn) /* not a later connection on the same ports */
@@ -252,7 +257,7 @@ struct sweep_ctx {
 static long deadline_walk_one(__u64 i, struct sweep_ctx *c)
 {
 	struct fs_deadline_ctl *ctl = c->ctl;
-	__u64 tail = ctl->tail, head = ctl->head;
+	__u64 tail = ctl->tail, head = ctl->head, due;
 	struct fs_deadline *d;
 	__u32 slot;
 
@@ -266,15 +271,16 @@ static long deadline_walk_one(__u64 i, struct sweep_ctx *c)
 	d = bpf_map_lookup_elem(&deadlines, &slot);
 	if (!d)
 		return 1;
-	if (d->due_ns > c->now) {
-		c->next_due = d->due_ns;
+	due = d->due_ns;
+	if (due > c->now) {
+		c->next_due = due;
 		return 1;
 	}
 	/* A free slot at the head may be one a writer has claimed but not filled yet. */
-	if (!d->due_ns && tail + 1 >= head)
+	if (!due && tail + 1 >= head)
 		return 1;
-	if (d->due_ns)
-		deadline_expire(d, ctl);
+	if (due)
+		deadline_expire(d, due, ctl);
 	ctl->tail = tail + 1;
 	return 0;
 }
@@ -285,26 +291,37 @@ static long deadline_sweep_one(__u64 i, struct sweep_ctx *c)
 {
 	__u32 slot = (__u32)((c->start + i) % deadline_slots);
 	struct fs_deadline *d;
+	__u64 due;
 
 	d = bpf_map_lookup_elem(&deadlines, &slot);
-	if (d && d->due_ns && d->due_ns <= c->now)
-		deadline_expire(d, c->ctl);
+	if (!d)
+		return 0;
+	due = d->due_ns;
+	if (due && due <= c->now)
+		deadline_expire(d, due, c->ctl);
 	return 0;
 }
 
-/* Walks the due deadlines in order, every FS_DEADLINE_PERIOD_NS also sweeps the next slice
- * of the ring (every slot seen within FS_DEADLINE_PASS_NS), and fires again when the next
- * deadline in order is due. Nothing to do while no deadline is pending. */
+/* Walks the due deadlines in order, at least every FS_DEADLINE_PERIOD_NS also sweeps a
+ * slice of the ring sized by the time since the last one (so every slot is seen within
+ * FS_DEADLINE_PASS_NS), and fires again when the next deadline in order is due. Nothing to
+ * do while no deadline is pending. */
 static int deadline_timer_cb(void *map, __u32 *key, struct fs_deadline_ctl *ctl)
 {
 	struct sweep_ctx c = { .now = bpf_ktime_get_ns(), .start = ctl->cursor, .ctl = ctl };
-	__u32 slice = deadline_slots / (FS_DEADLINE_PASS_NS / FS_DEADLINE_PERIOD_NS) + 1;
-	__u64 delay = FS_DEADLINE_PERIOD_NS;
+	__u64 delay = FS_DEADLINE_PERIOD_NS, since = c.now - ctl->slice_ns;
+	__u32 slice;
+	long walked;
 
 	ctl->sweeps++;
 	if (ctl->pending && deadline_slots) {
-		bpf_loop(FS_DEADLINE_WALK_MAX, deadline_walk_one, &c, 0);
-		if (c.now - ctl->slice_ns >= FS_DEADLINE_PERIOD_NS) {
+		walked = bpf_loop(FS_DEADLINE_WALK_MAX, deadline_walk_one, &c, 0);
+		if (walked >= FS_DEADLINE_WALK_MAX)
+			delay = FS_DEADLINE_MIN_NS; /* more are due: come back soon */
+		if (since >= FS_DEADLINE_PERIOD_NS) {
+			if (since > FS_DEADLINE_PASS_NS)
+				since = FS_DEADLINE_PASS_NS;
+			slice = (__u32)(deadline_slots * since / FS_DEADLINE_PASS_NS) + 1;
 			ctl->slice_ns = c.now;
 			bpf_loop(slice, deadline_sweep_one, &c, 0);
 			ctl->cursor = (c.start + slice) % deadline_slots;
@@ -532,7 +549,7 @@ static __always_inline __u32 syn_save(struct __sk_buff *skb, const struct pkt *p
 static __noinline int syn_rebuild(struct __sk_buff *skb, const struct fs_flow_key *fkey,
 				  const struct fs_endpoint *to, __u32 isn, __u32 syn_slot)
 {
-	__u32 zero = 0, slot = syn_slot - 1, len, l4, ihl;
+	__u32 zero = 0, slot = syn_slot - 1, len, l4, ihl, *src;
 	struct fs_syn *syn, *sc;
 	__u8 *tcp;
 	int err = 0;
@@ -551,7 +568,13 @@ static __noinline int syn_rebuild(struct __sk_buff *skb, const struct fs_flow_ke
 		return -1;
 	tcp = sc->data + (l4 & 63);
 	/* The slot may have been reused by a later connection since. */
-	if (bpf_ntohl(*(__u32 *)(tcp + 4)) != isn || *(__u16 *)tcp != fkey->sport)
+	if (bpf_ntohl(*(__u32 *)(tcp + 4)) != isn || *(__u16 *)tcp != fkey->sport ||
+	    sc->family != fkey->family)
+		return -1;
+	src = (__u32 *)(sc->data + (sc->family == FS_AF_INET ? IPV4_SRC_OFF : IPV6_SRC_OFF));
+	if (src[0] != fkey->src[0] || (sc->family == FS_AF_INET6 &&
+				      (src[1] != fkey->src[1] || src[2] != fkey->src[2] ||
+				       src[3] != fkey->src[3])))
 		return -1;
 	if (sc->family == FS_AF_INET) {
 		ihl = l4;

@@ -49,6 +49,12 @@ def failover(a):
     # Requests in flight when the fault hit are part of the window too.
     hit = [r for r in new if fault - 1.0 <= r["t_send"] < repair]
     after = [r for r in new if r["t_send"] >= repair]
+    # A request whose connection was up before the fault was accepted by the primary: it waits
+    # in the fault whatever steers it, so it is reported apart from what steering decides.
+    def accepted(r):
+        return r["connect_ms"] is not None and r["t_send"] + r["connect_ms"] / 1000 < fault
+    steered = [r["latency_ms"] for r in hit if r["outcome"] == "ok" and not accepted(r)]
+    stalled = [r["latency_ms"] for r in hit if r["outcome"] == "ok" and accepted(r)]
     res = {
         "candidate": a.candidate, "fault": a.fault, "rep": a.rep, "note": a.note,
         "requests": len(new),
@@ -56,7 +62,8 @@ def failover(a):
         "failover_s": round(fb - fault, 3) if fb is not None else None,
         "failed": sum(1 for r in win if r["outcome"] != "ok"),
         "failed_connect": sum(1 for r in win if r["outcome"] != "ok" and r["connect_ms"] is None),
-        "max_delay_ms": round(max((r["latency_ms"] for r in hit if r["outcome"] == "ok"), default=0), 1),
+        "max_delay_ms": round(max(steered, default=0), 1),
+        "max_delay_accepted_ms": round(max(stalled, default=0), 1),
         "long_broken_fault": sum(1 for r in long_ if r["outcome"] != "ok" and r["t_send"] < repair),
         "failback_s": round(fp - repair, 3) if fp is not None else None,
         "failed_after_repair": sum(1 for r in after if r["outcome"] != "ok"),
@@ -67,7 +74,8 @@ def failover(a):
     fo = f"{res['failover_s']:.3f} s" if res["failover_s"] is not None else "none"
     fbk = f"{res['failback_s']:.2f} s" if res["failback_s"] is not None else "none"
     res["summary"] = (f"failover {fo}, {res['failed']} failed of {len(win)}, largest delay "
-                      f"{res['max_delay_ms']} ms (normal {res['base_p50_ms']} ms); failback {fbk}, "
+                      f"{res['max_delay_ms']} ms (normal {res['base_p50_ms']} ms; on connections accepted "
+                      f"before the fault {res['max_delay_accepted_ms']} ms); failback {fbk}, "
                       f"{res['failed_after_repair']} failed after repair, long-lived broken "
                       f"{res['long_broken_fault']} at fault / {res['long_broken_after_repair']} at failback"
                       + (f" [{a.note}]" if a.note else ""))
@@ -315,7 +323,10 @@ def report(a):
                "Failover time: from the fault to the end of the first request answered by the backup; "
                "failed: new-connection requests sent before the repair that did not get an answer "
                "(connection refused, reset, timed out); largest delay: the slowest successful request "
-               "sent from 1 s before the fault until the repair (normal: the median before the fault). "
+               "sent from 1 s before the fault until the repair, leaving out requests whose "
+               "connection was up before the fault (the primary had accepted it: it waits in the fault "
+               "whatever steers it; the notes give the longest such wait where it stands out) "
+               "(normal: the median before the fault). "
                "Long-lived connections that were on the primary when it failed break whatever "
                "steers them (they are counted apart). failsteer runs with its defaults "
                "(connect_timeout_ms 300, zero-error retries on, probe_interval_ms 500); each run "
@@ -332,7 +343,14 @@ def report(a):
             dl = [r["max_delay_ms"] for r in rs]
             agg[(c, kind)] = {"failed_max": max(fl), "failed_sum": sum(fl), "delay_max": max(dl),
                               "delay_med": med(dl), "fo_med": med(fo)}
-            notes = "; ".join(sorted({r["note"] for r in rs if r["note"]}))
+            notes = sorted({r["note"] for r in rs if r["note"]})
+            acc = [r["max_delay_accepted_ms"] for r in rs
+                   if r["max_delay_accepted_ms"] > max(10 * (r["base_p50_ms"] or 1), r["max_delay_ms"])]
+            if acc:
+                notes.append(f"a request on a connection the primary had accepted before the fault "
+                             f"waited {max(acc):.0f} ms in the fault ({len(acc)} run(s)): no steering "
+                             "moves an accepted connection")
+            notes = "; ".join(notes)
             fo_txt = f"{f(med(fo), '{:.3f}')} ({spread(fo, '{:.3f}')})" if all(x is not None for x in fo) \
                 else f"{spread(fo, '{:.3f}')}, {sum(1 for x in fo if x is None)} run(s) without failover"
             rows.append([LABEL[c], kind, fo_txt,

@@ -875,8 +875,8 @@ out:
 		struct retrier_counts rc = retrier_counts(d.retrier);
 
 		log_info("zero-error retries: %llu SYNs re-sent after a connect timeout, %llu clients "
-			 "reset with every backend tried, %llu deadlines already answered",
-			 rc.resent, rc.given_up, rc.stale);
+			 "reset with every backend tried, %llu deadlines already answered, %llu without "
+			 "a stored SYN", rc.resent, rc.given_up, rc.stale, rc.no_syn);
 	}
 	ring_buffer__free(d.retry_rb);
 	retrier_free(d.retrier);

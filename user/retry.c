@@ -132,12 +132,19 @@ int retrier_resend(struct retrier *r, const struct fs_retry_event *ev, int ifind
 	__u16 proto;
 
 	if (!ev->syn_slot || bpf_map_lookup_elem(r->maps.syn_store, &slot, &syn) ||
-	    syn.len > FS_SYN_MAX || syn.l4_off < 20 || syn.l4_off + 20 > syn.len)
+	    syn.len > FS_SYN_MAX || syn.l4_off < 20 || syn.l4_off + 20 > syn.len) {
+		r->counts.no_syn++;
 		return -ENOENT;
+	}
 	/* The ring slot may hold a later connection's SYN by now. */
 	memcpy(&seq, syn.data + syn.l4_off + 4, 4);
-	if (ntohl(seq) != ev->client_isn || memcmp(syn.data + syn.l4_off, &ev->fwd.sport, 2))
+	if (ntohl(seq) != ev->client_isn || memcmp(syn.data + syn.l4_off, &ev->fwd.sport, 2) ||
+	    syn.family != ev->fwd.family ||
+	    memcmp(syn.data + (syn.family == FS_AF_INET ? 12 : 8), ev->fwd.src,
+		   syn.family == FS_AF_INET ? 4 : 16)) {
+		r->counts.no_syn++;
 		return -ENOENT;
+	}
 	/* The stored copy may carry a partial checksum (offload): make it whole. */
 	retry_fix_checksums(syn.data, syn.len, syn.l4_off, syn.family);
 	proto = syn.family == FS_AF_INET6 ? ETH_P_IPV6 : ETH_P_IP;

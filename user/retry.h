@@ -26,6 +26,7 @@ int retrier_reset_client(struct retrier *r, const struct fs_retry_event *ev);
 /* Counters for logs and status: SYNs re-sent, clients failed, events that found nothing. */
 struct retrier_counts {
 	unsigned long long resent, given_up, stale;
+	unsigned long long no_syn; /* no usable stored SYN (not kept, or its ring slot reused) */
 };
 struct retrier_counts retrier_counts(const struct retrier *r);
 

@@ -2,8 +2,11 @@
 /* Address/port rewriting of a parsed TCP packet in a TC skb, with incremental checksums
  * (RFC 1624) written through direct packet access. The TCP checksum depends on the skb's
  * ip_summed: CHECKSUM_PARTIAL holds only the pseudo-header sum (the port is summed later, by
- * the stack or the NIC), NONE/UNNECESSARY the full checksum; CHECKSUM_COMPLETE also needs
- * skb->csum fixed, which only bpf_l4_csum_replace can do. */
+ * the stack or the NIC), the others the full checksum. CHECKSUM_COMPLETE also carries
+ * skb->csum, the sum of the packet from the IP header on: for IPv6 the rewrite leaves it as
+ * it is (the TCP checksum cancels the address and port changes), for IPv4 it moves by the
+ * TCP checksum's change (the IP header checksum cancels the address change), which only
+ * bpf_l4_csum_replace can apply. */
 #ifndef FS_BPF_NAT_H
 #define FS_BPF_NAT_H
 
@@ -23,7 +26,9 @@ static __always_inline int skb_ip_summed(struct __sk_buff *ctx)
 }
 
 #define IPV4_CSUM_OFF 10
+#define IPV4_SRC_OFF 12
 #define IPV4_DST_OFF 16
+#define IPV6_SRC_OFF 8
 #define IPV6_DST_OFF 24
 #define TCP_CSUM_OFF 16
 #define NAT_MAX_OFF 0x7fff /* headers deeper than this are not in a linear skb head */
@@ -54,8 +59,10 @@ static __always_inline __u32 csum_delta(const __u32 *old, const __u32 *new, int 
 	return csum_fold16(sum);
 }
 
-/* Rewrites the destination (dst_side) or source of p to ep. Returns 0 or a negative error
- * (then the packet is unchanged); packet pointers are invalid afterwards. */
+/* Rewrites the destination (dst_side) or source of p to ep. Returns 0, or a negative error:
+ * the packet is then unchanged, except if a checksum helper failed on an IPv4
+ * CHECKSUM_COMPLETE skb after the rewrite (it cannot on a packet just written). Packet
+ * pointers are invalid afterwards. */
 static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct pkt *p, bool dst_side,
 				       const struct fs_endpoint *ep)
 {
@@ -114,23 +121,20 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct pkt *
 			th->check = csum_fold16((__u32)th->check + addr_delta);
 		return 0;
 	case CHECKSUM_COMPLETE:
-		break;
+		if (p->family == FS_AF_INET)
+			break;
+		/* fallthrough: IPv6 leaves skb->csum unchanged */
 	default:
 		if (old_port != ep->port)
 			addr_delta += (__u16)~old_port + (__u32)ep->port;
 		th->check = ~csum_fold16((__u16)~th->check + addr_delta);
 		return 0;
 	}
-	/* CHECKSUM_COMPLETE: skb->csum changes with the TCP checksum for IPv4 (whose header
-	 * checksum absorbs the address change) but not for IPv6 (whose address is summed in the
-	 * data); the helpers know. */
+	/* IPv4 CHECKSUM_COMPLETE: the helpers update skb->csum with the TCP checksum (the
+	 * pseudo-header flag) and not for the port, whose change the checksum cancels. */
 	if (addr_moved) {
-		if (p->family == FS_AF_INET)
-			err = bpf_l4_csum_replace(skb, l4 + TCP_CSUM_OFF, old_addr[0], ep->addr[0],
-						  BPF_F_PSEUDO_HDR_FLAG | 4);
-		else
-			err = bpf_l4_csum_replace(skb, l4 + TCP_CSUM_OFF, 0, addr_delta,
-						  BPF_F_PSEUDO_HDR_FLAG);
+		err = bpf_l4_csum_replace(skb, l4 + TCP_CSUM_OFF, old_addr[0], ep->addr[0],
+					  BPF_F_PSEUDO_HDR_FLAG | 4);
 		if (err)
 			return err;
 	}
