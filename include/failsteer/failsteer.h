@@ -101,7 +101,7 @@ _Static_assert(sizeof(struct fs_flow) == 64, "fs_flow layout");
  * slice sweep that sees every slot within FS_DEADLINE_PASS_NS. */
 #define FS_DEADLINE_PERIOD_NS (5ull * 1000 * 1000) /* longest timer interval, slice sweep period */
 #define FS_DEADLINE_PASS_NS (50ull * 1000 * 1000)  /* a full slice sweep of the ring takes this */
-#define FS_DEADLINE_MIN_NS (1ull * 1000 * 1000)    /* shortest timer interval */
+#define FS_DEADLINE_MIN_NS (100ull * 1000)         /* shortest timer interval */
 #define FS_DEADLINE_WALK_MAX 8192                   /* deadlines handled in order per timer run */
 
 /* deadlines map value (array, a ring): the REV key of a connecting flow and when its

@@ -196,6 +196,38 @@ undocumented=$(grep -v '^#' "$WORK/scrape.txt" | grep -o '^failsteer_[a-z_]*' | 
 	sort -u | while read -r m; do grep -q "\`$m\`" "$DOCS" || echo "$m"; done)
 e2e_check "every exported metric is explained in docs/operations.md${undocumented:+ (missing: $undocumented)}" eq "$undocumented" ""
 
+# ---- (1b) a hostile scraper (idle and half-sent requests filling every connection slot)
+# cannot stall the detector: ticks go on while /metrics is jammed, and it recovers after.
+ticks() { scrape | awk '$1 == "failsteer_daemon_ticks_total" { print $2 }'; }
+t0=$(ticks)
+ip netns exec "${P}edge" $PY - "$METRICS_PORT" <<'PY' >"$WORK/hostile.out" 2>&1
+import socket, sys, time
+conns = []
+for i in range(40):
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+        if i % 2:
+            s.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finished
+        conns.append(s)
+    except OSError:
+        pass
+time.sleep(3)
+jammed = 0
+try:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+    s.settimeout(1)
+    s.send(b"GET /metrics HTTP/1.0\r\n\r\n")
+    jammed = 0 if s.recv(64) else 1
+except OSError:
+    jammed = 1
+print(f"held {len(conns)} connections; a scrape while jammed got {'nothing' if jammed else 'an answer'}")
+PY
+t1=$(ticks)
+report "ticks before the hostile scraper: ${t0:-none}, after holding 40 connections for 3 s: ${t1:-none}; $(cat "$WORK/hostile.out")"
+e2e_check "a hostile scraper holding every metrics connection does not stall the detector (>= 25 ticks in 3 s)" \
+	ge "$(( ${t1:-0} - ${t0:-0} ))" 25
+e2e_check "... and /metrics answers again once it is gone" wait_until 5 daemon_serving
+
 # ---- (2) a reset failover seen through Prometheus
 T_FAULT=$(date +%s.%N)
 "$ROOT/scripts/fault.sh" "$P" reset >/dev/null
