@@ -214,7 +214,7 @@ static __always_inline void deadline_push(const struct fs_flow_key *rkey, __u32 
 	if (!d)
 		return;
 	/* Take the slot before filling it: the timer may be expiring what it held, and only
-	 * one of us may win it (see deadline_expire). due_ns is written last. */
+	 * one of us may win it (see deadline_settle). due_ns is written last. */
 	if (__sync_lock_test_and_set(&d->due_ns, 0)) {
 		/* Ring full: the oldest deadline is lost; say so. */
 		g = gstats();
@@ -228,21 +228,32 @@ static __always_inline void deadline_push(const struct fs_flow_key *rkey, __u32 
 	d->due_ns = due_ns;
 }
 
-/* Frees slot d of the ring, seen holding deadline due, and if its connection is still
- * waiting, expires it; nothing if a writer took the slot in the meantime. */
-static __always_inline void deadline_expire(struct fs_deadline *d, __u64 due,
+/* Settles slot d of the ring, seen holding deadline due: frees it, and if its connection
+ * is still waiting for an answer, expires it. A connection that was answered (or moved,
+ * closed, evicted) needs no deadline any more: its slot is freed before it is due, so that
+ * the timer only ever waits for connections that are still waiting. Returns false, leaving
+ * the slot alone, for a waiting connection whose deadline is not due yet (now < due); true
+ * when the slot was settled, or taken by a writer in the meantime. */
+static __always_inline bool deadline_settle(struct fs_deadline *d, __u64 due, __u64 now,
 					    struct fs_deadline_ctl *ctl)
 {
 	struct fs_flow_key key = d->rkey;
 	__u32 isn = d->client_isn;
 	struct fs_flow *f;
+	bool waiting;
 
-	if (__sync_val_compare_and_swap(&d->due_ns, due, 0) != due)
-		return;
-	__sync_fetch_and_sub(&ctl->pending, 1);
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (f && f->client_isn == isn) /* not a later connection on the same ports */
+	/* The ISN tells a later connection on the same ports from this one. */
+	waiting = f && f->client_isn == isn && f->dir == FS_DIR_REV &&
+		  f->state == FS_ST_SYN_SENT && !(f->flags & FS_FL_TIMED_OUT);
+	if (waiting && now < due)
+		return false;
+	if (__sync_val_compare_and_swap(&d->due_ns, due, 0) != due)
+		return true;
+	__sync_fetch_and_sub(&ctl->pending, 1);
+	if (waiting)
 		connect_deadline(&key, f);
+	return true;
 }
 
 struct sweep_ctx {
@@ -252,8 +263,9 @@ struct sweep_ctx {
 	struct fs_deadline_ctl *ctl;
 };
 
-/* One step of the in-order walk from the tail: expire a due deadline, pass a free slot, or
- * stop at the first deadline not due yet (or at the head). */
+/* One step of the in-order walk from the tail: settle a deadline that is due or no longer
+ * needed, pass a free slot, or stop at the first connection still waiting whose deadline
+ * is not due yet (or at the head). */
 static long deadline_walk_one(__u64 i, struct sweep_ctx *c)
 {
 	struct fs_deadline_ctl *ctl = c->ctl;
@@ -272,15 +284,13 @@ static long deadline_walk_one(__u64 i, struct sweep_ctx *c)
 	if (!d)
 		return 1;
 	due = d->due_ns;
-	if (due > c->now) {
-		c->next_due = due;
-		return 1;
-	}
 	/* A free slot at the head may be one a writer has claimed but not filled yet. */
 	if (!due && tail + 1 >= head)
 		return 1;
-	if (due)
-		deadline_expire(d, due, ctl);
+	if (due && !deadline_settle(d, due, c->now, ctl)) {
+		c->next_due = due;
+		return 1;
+	}
 	ctl->tail = tail + 1;
 	return 0;
 }
@@ -298,7 +308,7 @@ static long deadline_sweep_one(__u64 i, struct sweep_ctx *c)
 		return 0;
 	due = d->due_ns;
 	if (due && due <= c->now)
-		deadline_expire(d, due, c->ctl);
+		deadline_settle(d, due, c->now, c->ctl);
 	return 0;
 }
 

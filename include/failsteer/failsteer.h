@@ -96,8 +96,9 @@ _Static_assert(sizeof(struct fs_flow) == 64, "fs_flow layout");
  * load in softirq context), so each new or moved flow writes its deadline into a ring and
  * one BPF timer works through the ring, not the flow table. Deadlines of services with the
  * same connect timeout enter the ring in the order they fall due: the timer walks them in
- * order from the tail and fires again when the next one is due (at most FS_DEADLINE_MIN_NS
- * late). A deadline that overtakes an earlier, longer one (mixed timeouts) is found by a
+ * order from the tail, frees those of connections answered meanwhile (so that answered
+ * connections do not wake it), and fires again when the next connection still waiting is
+ * due (at most FS_DEADLINE_MIN_NS late). A deadline that overtakes an earlier, longer one (mixed timeouts) is found by a
  * slice sweep that sees every slot within FS_DEADLINE_PASS_NS. */
 #define FS_DEADLINE_PERIOD_NS (5ull * 1000 * 1000) /* longest timer interval, slice sweep period */
 #define FS_DEADLINE_PASS_NS (50ull * 1000 * 1000)  /* a full slice sweep of the ring takes this */
@@ -105,7 +106,8 @@ _Static_assert(sizeof(struct fs_flow) == 64, "fs_flow layout");
 #define FS_DEADLINE_WALK_MAX 8192                   /* deadlines handled in order per timer run */
 
 /* deadlines map value (array, a ring): the REV key of a connecting flow and when its
- * connect timeout expires. Written by the programs, cleared by the sweeping timer. */
+ * connect timeout expires. Written by the programs, cleared by the timer when due or when
+ * the connection was answered. */
 struct fs_deadline {
 	struct fs_flow_key rkey;
 	__u32 client_isn; /* which connection on these ports: a reused tuple is another one */

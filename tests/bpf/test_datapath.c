@@ -594,6 +594,56 @@ static void test_connect_timeouts_out_of_order(void **state)
 	assert_int_equal(backend(ID_PRI6).timeouts, 0);
 }
 
+static struct fs_deadline_ctl deadline_ctl(void)
+{
+	struct fs_deadline_ctl ctl;
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map__lookup_elem(E.skel->maps.deadline_ctl, &zero, sizeof(zero), &ctl,
+					      sizeof(ctl), 0), 0);
+	return ctl;
+}
+
+/* The timer waits only for connections still waiting: the deadline of an answered one is
+ * freed long before it is due (else, under a steady stream of answered connections, the
+ * timer would fire at every one of their deadlines), one still waiting behind it is kept
+ * and counted when due. */
+static void test_answered_deadline_freed_early(void **state)
+{
+	struct conn a = conn4, b = conn4;
+	struct pkt_spec in, want;
+	__u64 sweeps;
+	int i;
+
+	(void)state;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 400);
+	a.cport = 40900;
+	b.cport = 40901;
+	in = c_syn(&a, VIP4, PORT);
+	want = c_syn(&a, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	in = c_syn(&b, VIP4, PORT);
+	want = c_syn(&b, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	assert_int_equal(deadline_ctl().pending, 2);
+	in = s_pkt(&a, PRI4, PORT, TH_SYN | TH_ACK, a.srv_isn, a.isn + 1);
+	expect_rewrite(&in, &in);
+	for (i = 0; i < 100 && deadline_ctl().pending != 1; i++)
+		sleep_ms(2);
+	/* The timer comes back within FS_DEADLINE_PERIOD_NS: well inside 200 ms. */
+	assert_true(i < 100);
+	assert_int_equal(backend(ID_PRI).timeouts, 0);
+	/* Waiting for b only, not due for a while: the timer does not spin meanwhile. */
+	sweeps = deadline_ctl().sweeps;
+	sleep_ms(100);
+	assert_true(deadline_ctl().sweeps - sweeps <= 100 / 5 + 5);
+	for (i = 0; i < 100 && backend(ID_PRI).timeouts == 0; i++)
+		sleep_ms(10);
+	assert_int_equal(backend(ID_PRI).timeouts, 1);
+	assert_int_equal(backend(ID_PRI).established, 1);
+	assert_int_equal(deadline_ctl().pending, 0);
+}
+
 /* A full flow table evicts the least recently used entries, and that shows. */
 static void test_full_flow_table_evicts(void **state)
 {
@@ -909,6 +959,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_egress_steers_local_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_timeout_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_timeouts_out_of_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answered_deadline_freed_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_flow_table_evicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_keeps_deadlines_apart, setup, teardown),
