@@ -125,7 +125,9 @@ vmlinux:
 
 # The BPF object is embedded in the binary (skeleton), so the binary is all that runs.
 # The unit's paths follow PREFIX and SYSCONFDIR; the real config is left to the operator.
-SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+# A system prefix (/usr, /usr/local) keeps its configuration in /etc, a private one in
+# PREFIX/etc.
+SYSCONFDIR ?= $(if $(filter /usr /usr/local,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/failsteer
 install: $(BUILD)/failsteer

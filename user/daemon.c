@@ -703,6 +703,7 @@ static void publish_metrics(struct daemon *d, __u64 flows_live)
 		.flow_table_size = d->cfg.flow_table_size,
 		.evictions = d->evictions,
 		.probes_in_flight = (__u64)probes_in_flight(d->probes),
+		.tick_ms = d->cfg.tick_ms,
 	};
 
 	metrics_update_daemon(d->metrics, &md);

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "stats.h"
@@ -18,7 +19,35 @@ struct metrics {
 	pthread_mutex_t lock;          /* guards md; the tick only ever try-locks it */
 	struct metrics_daemon md;
 	bool have_md;
+	__u64 last_tick_ns;            /* atomic: when the daemon last published, 0 = never */
+	unsigned tick_ms;              /* atomic: its detector period */
 };
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
+
+unsigned metrics_health(__u64 now_ns, __u64 last_tick_ns, unsigned tick_ms, char *msg, size_t len)
+{
+	__u64 stale_ms = 10ull * tick_ms > 3000 ? 10ull * tick_ms : 3000, age_ms;
+
+	if (!last_tick_ns) {
+		snprintf(msg, len, "failsteer: the detector has not ticked yet\n");
+		return MHD_HTTP_SERVICE_UNAVAILABLE;
+	}
+	age_ms = now_ns > last_tick_ns ? (now_ns - last_tick_ns) / 1000000 : 0;
+	if (age_ms > stale_ms) {
+		snprintf(msg, len, "failsteer: the detector last ticked %llu ms ago (stalled: more than %llu)\n",
+			 (unsigned long long)age_ms, (unsigned long long)stale_ms);
+		return MHD_HTTP_SERVICE_UNAVAILABLE;
+	}
+	snprintf(msg, len, "ok: the detector ticked %llu ms ago\n", (unsigned long long)age_ms);
+	return MHD_HTTP_OK;
+}
 
 static const char *const state_names[2] = { "up", "down" };
 
@@ -116,7 +145,7 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 			/* Bucket i holds [2^i, 2^(i+1)) microseconds; bucket 0 also below 1. */
 			for (int k = 0; k < 24; k++) {
 				cum += be->stats.latency_hist[k];
-				fprintf(out, "failsteer_backend_connect_latency_seconds_bucket{%s,le=\"%g\"} %llu\n",
+				fprintf(out, "failsteer_backend_connect_latency_seconds_bucket{%s,le=\"%.6f\"} %llu\n",
 					l, (double)(1ull << (k + 1)) / 1e6, cum);
 			}
 			for (int k = 24; k < FS_LAT_BUCKETS; k++)
@@ -237,9 +266,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	out = open_memstream(&text, &len);
 	if (!out)
 		return MHD_NO;
-	if (strcmp(url, "/metrics")) {
+	if (!strcmp(url, "/healthz")) {
+		code = metrics_health(mono_ns(), __atomic_load_n(&m->last_tick_ns, __ATOMIC_ACQUIRE),
+				      __atomic_load_n(&m->tick_ms, __ATOMIC_RELAXED), err, sizeof(err));
+		fputs(err, out);
+	} else if (strcmp(url, "/metrics")) {
 		code = MHD_HTTP_NOT_FOUND;
-		fputs("failsteer: see /metrics\n", out);
+		fputs("failsteer: see /metrics (and /healthz)\n", out);
 	} else if ((m->maps.services < 0 && maps_open_pinned(m->pin_path, &m->maps, err, sizeof(err))) ||
 		   view_read(&m->maps, &v)) {
 		code = MHD_HTTP_SERVICE_UNAVAILABLE;
@@ -299,12 +332,13 @@ struct metrics *metrics_new(const char *listen, const char *pin_path, char *err,
 		memcpy(&s4->sin_addr, ep.addr, 4);
 		s4->sin_port = ep.port;
 	}
-	/* One polling thread, few connections, short timeouts: a hostile scraper can only
-	 * slow other scrapers down, never the daemon. */
+	/* One polling thread, few connections (and fewer per client address), short
+	 * timeouts: a hostile scraper can only slow other scrapers down, never the daemon. */
 	m->httpd = MHD_start_daemon(flags, ntohs(ep.port), NULL, NULL, handle, m,
 				    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				    MHD_OPTION_CONNECTION_TIMEOUT, 5u,
 				    MHD_OPTION_CONNECTION_LIMIT, 16u,
+				    MHD_OPTION_PER_IP_CONNECTION_LIMIT, 4u,
 				    MHD_OPTION_END);
 	if (!m->httpd) {
 		snprintf(err, len, "metrics_listen %s: cannot listen (%s)", listen,
@@ -317,6 +351,8 @@ struct metrics *metrics_new(const char *listen, const char *pin_path, char *err,
 
 void metrics_update_daemon(struct metrics *m, const struct metrics_daemon *md)
 {
+	__atomic_store_n(&m->tick_ms, md->tick_ms, __ATOMIC_RELAXED);
+	__atomic_store_n(&m->last_tick_ns, mono_ns(), __ATOMIC_RELEASE);
 	/* Never wait for a scrape in progress: skip this update instead. */
 	if (pthread_mutex_trylock(&m->lock))
 		return;

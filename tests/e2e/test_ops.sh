@@ -121,6 +121,12 @@ e2e_check "... the commented example config (/etc/failsteer/failsteer.conf.examp
 e2e_check "... the systemd unit (/usr/lib/systemd/system/failsteer.service) running /usr/sbin/failsteer" \
 	grep -qx "ExecStart=/usr/sbin/failsteer run -c /etc/failsteer/failsteer.conf" "$R/usr/lib/systemd/system/failsteer.service"
 e2e_check "... and docs/operations.md" test -s "$R/usr/share/doc/failsteer/operations.md"
+R2=$WORK/root-default
+e2e_check "make install DESTDIR=\$WORK/root-default (default PREFIX=/usr/local)" make_install DESTDIR="$R2"
+e2e_check "... the unit runs /usr/local/sbin/failsteer with the config in /etc, where the docs put it" \
+	grep -qx "ExecStart=/usr/local/sbin/failsteer run -c /etc/failsteer/failsteer.conf" \
+	"$R2/usr/local/lib/systemd/system/failsteer.service"
+e2e_check "... and the example config next to it" test -s "$R2/etc/failsteer/failsteer.conf.example"
 # systemd-analyze verify needs the unit's ExecStart binary to exist: install for real
 # under a prefix in $WORK (the unit's paths follow PREFIX) and verify that unit as is.
 E=$WORK/prefix
@@ -227,6 +233,8 @@ report "ticks before the hostile scraper: ${t0:-none}, after holding 40 connecti
 e2e_check "a hostile scraper holding every metrics connection does not stall the detector (>= 25 ticks in 3 s)" \
 	ge "$(( ${t1:-0} - ${t0:-0} ))" 25
 e2e_check "... and /metrics answers again once it is gone" wait_until 5 daemon_serving
+healthz() { ip netns exec "${P}edge" curl -s -m 3 -o "$WORK/healthz.out" -w '%{http_code}' "http://127.0.0.1:$METRICS_PORT/healthz"; }
+e2e_check "/healthz (the liveness probe) answers 200 while the detector ticks" eq "$(healthz):$(cut -c1-3 "$WORK/healthz.out")" "200:ok:"
 
 # ---- (2) a reset failover seen through Prometheus
 T_FAULT=$(date +%s.%N)
