@@ -231,7 +231,7 @@ cores=$(nproc)
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 os=$(. /etc/os-release && echo "$PRETTY_NAME")
 $PY - "$WORK/machine.json" "$cpu" "$cores" "$(uname -r)" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$mem" "$os" \
-	"$(haproxy -v | head -1 | awk '{print $3}')" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
+	"$(haproxy -v | head -1 | awk '{print $3}')" "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)" <<'PY'
 import json, sys
 k = ["cpu", "cores", "kernel", "date", "memory", "os", "haproxy", "commit"]
 json.dump(dict(zip(k, sys.argv[2:])), open(sys.argv[1], "w"))

@@ -203,6 +203,34 @@ static void free_runtime(struct daemon *d)
 
 /* Builds the runtime from cfg and whatever the pinned maps hold (a previous daemon's
  * services, ids, active backends, models): the one path for start, restart and reload. */
+/* A service forced to a backend stays forced to that site (address) wherever the new
+ * config lists it; forcing a backend that is gone returns the service to auto. */
+static void forced_follow_site(struct fs_maps *m, const struct service_rt *s,
+			       const struct fs_service *was, struct fs_service_ctl *ctl)
+{
+	__u32 old_idx = ctl->forced_idx;
+	int now = -1;
+
+	if (ctl->mode != FS_MODE_FORCED)
+		return;
+	if (old_idx < was->n_backends && old_idx < FS_MAX_BACKENDS)
+		for (int b = 0; b < s->cfg.n_backends && now < 0; b++)
+			if (same_ep(&s->cfg.backends[b], &was->backends[old_idx]))
+				now = b;
+	if (now == (int)old_idx)
+		return;
+	if (now < 0) {
+		ctl->mode = FS_MODE_AUTO;
+		log_warn("service %s: the forced backend is no longer configured: back to auto",
+			 s->cfg.name);
+	} else {
+		ctl->forced_idx = (__u32)now;
+		log_info("service %s: still forced to the same backend, now index %d", s->cfg.name, now);
+	}
+	if (bpf_map_update_elem(m->service_ctl, &s->svc_id, ctl, BPF_ANY))
+		log_warn("service %s: writing forced mode: %s", s->cfg.name, strerror(errno));
+}
+
 static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 {
 	const struct cfg *cfg = &d->cfg;
@@ -339,11 +367,13 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 
 	for (int i = 0; i < d->n_svcs; i++) {
 		struct service_rt *s = &d->svcs[i];
+		const struct fs_service *was = NULL;
 		bool reused_svc = false;
 
 		for (int k = 0; k < nkeys; k++)
 			if (same_ep(&existing[k].key, &s->cfg.address) && existing[k].val.svc_id == s->svc_id)
-				reused_svc = true;
+				was = &existing[k].val;
+		reused_svc = was != NULL;
 		s->set.failover_threshold = s->cfg.failover_threshold;
 		s->set.failback_threshold = s->cfg.failback_threshold;
 		s->set.failback_hold_s = s->cfg.failback_hold_ms / 1000.0;
@@ -385,6 +415,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			 * history and a failback hold already under way. */
 			s->det.last_failback_s = s->st.last_failback_ms ? s->st.last_failback_ms / 1000.0 : -1;
 			s->det.good_since_s[0] = s->st.up_since_ms ? s->st.up_since_ms / 1000.0 : -1;
+			forced_follow_site(m, s, was, &d->ctls[s->svc_id]);
 		} else {
 			memset(&s->st, 0, sizeof(s->st));
 			memset(&d->ctls[s->svc_id], 0, sizeof(d->ctls[s->svc_id]));
@@ -770,6 +801,15 @@ int daemon_run(const char *cfg_path)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
 	model_default_params(&d.mp, d.cfg.tick_ms / 1000.0);
+	/* Before any map is touched: a start that cannot attach must not rewrite the services
+	 * a pinned data path is steering with. Exit 1, not 2: an interface may come later
+	 * (boot order), and a restart will find it. */
+	for (int i = 0; i < d.cfg.n_interfaces; i++)
+		if (!if_nametoindex(d.cfg.interfaces[i])) {
+			fprintf(stderr, "failsteer: %s: interface %s: %s\n", cfg_path, d.cfg.interfaces[i],
+				strerror(errno));
+			return 1;
+		}
 	rc = loader_prepare(&d.ld, &d.cfg, err, sizeof(err));
 	if (!rc)
 		rc = loader_load(&d.ld, &d.cfg, err, sizeof(err));

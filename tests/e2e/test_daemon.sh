@@ -76,6 +76,16 @@ sleep 0.5
 e2e_check "SIGHUP reload adds the new service" bash -c "$(declare -f edge fsctl); FS=$FS P=$P PIN=$PIN; fsctl status extra | grep -q 198.18.9.9"
 e2e_check "... and keeps the active backend of the others" eq "$(active_backend)" 1
 e2e_check "the new service steers (virtual IP)" eq "$(site_of "${P}cli" "http://198.18.9.9:80/classify")" backup
+# The backends listed the other way round: the service stays forced to the same site.
+SVC_BACKENDS="$BAK4:$SVC_PORT $PRI4:$SVC_PORT" e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
+kill -HUP "$E2E_DAEMON_PID"
+sleep 0.5
+e2e_check "SIGHUP with the backends reordered: still forced to the backup, now index 0, and it serves" \
+	eq "$(active_backend):$(fsctl status classifier | grep -c FORCED):$(site_of "${P}cli" "http://$PRI4:$SVC_PORT/classify")" "0:1:backup"
+e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
+kill -HUP "$E2E_DAEMON_PID"
+sleep 0.5
+e2e_check "... and back in the first order: index 1 again" eq "$(active_backend)" 1
 cp "$WORK/bad.conf" "$CFG"
 kill -HUP "$E2E_DAEMON_PID"
 sleep 0.5
@@ -97,6 +107,15 @@ out=$(edge "$FS" run -c "$CFG" 2>&1) && rc=0 || rc=$?
 e2e_check "a different flow_table_size than the pinned table is refused with the reason" \
 	eq "$rc:$(grep -c 'has 65536 entries but the config asks for 64' <<<"$out")" "1:1"
 e2e_check "... and the pinned state is still there" test -e "$PIN/flows"
+# A config naming a missing interface, with the backends reordered: refused before the
+# pinned services map is touched.
+services_before=$(bpftool map dump pinned "$PIN/services" 2>/dev/null | md5sum)
+SVC_BACKENDS="$BAK4:$SVC_PORT $PRI4:$SVC_PORT" e2e_config
+sed -i "s/^interfaces = .*/& ${P}nosuch/" "$CFG"
+out=$(edge "$FS" run -c "$CFG" 2>&1) && rc=0 || rc=$?
+e2e_check "a missing interface is refused (exit 1, named) and the services map is untouched" \
+	eq "$rc:$(grep -c "interface ${P}nosuch: No such device" <<<"$out"):$(bpftool map dump pinned "$PIN/services" 2>/dev/null | md5sum)" \
+	"1:1:$services_before"
 e2e_config
 
 # -- detach removes filters and pins; the service is then reached directly

@@ -10,6 +10,9 @@ e2e_init fo
 
 CONNECT_TIMEOUT_MS=300
 FAILBACK_HOLD_MS=2000
+# The detector's story: zero-error retries (test_zero_error.sh) would answer the first
+# requests after a fault from the backup on their own and hide how fast the detector is.
+NO_RETRY="zero_error_retry = off"
 URL4="http://$PRI4:$SVC_PORT/classify"
 
 # Fresh topology, sites and daemon for one scenario.
@@ -22,7 +25,7 @@ setup() { # OFFLOAD [primary classifier args...]
 	topo_up "$P" "$offload"
 	start_site "$P" primary "$@"
 	start_site "$P" backup
-	e2e_config
+	e2e_config "$NO_RETRY"
 	DLOG_MARK=$(wc -l <"$DLOG" 2>/dev/null || echo 0)
 	e2e_start_daemon
 }
@@ -59,6 +62,7 @@ scenario_reset_repair() { # OFFLOAD [LABEL TARGET NS]
 	fb=$(af failback_s "$L" --fault-at "$fault" --repair-at "$repair")
 	report "failover ${fo}s, failed $failed, sent in the window $window, failback ${fb}s after repair (hold ${FAILBACK_HOLD_MS}ms)"
 	e2e_check "[$label] backup serves within 500 ms of the reset fault" le "$fo" 0.5
+	e2e_check "[$label] the detector failed over (once)" eq "$(log_events failover)" 1
 	e2e_check "[$label] failed requests <= those sent before the switch" le "$failed" "$window"
 	if [ "$label" = "v4 gateway, offload off" ]; then
 		local lb lt
@@ -117,10 +121,9 @@ scenario_flap() {
 	switches=$(($(log_events failover) + $(log_events failback)))
 	holds=$(scenario_log | grep -o "failover: backend 0 -> 1 (.*hold=[0-9.]*s" | grep -o "hold=[0-9.]*" | cut -d= -f2 | tr '\n' ' ')
 	report "switches $switches, failback hold at each failover: $holds"
-	e2e_check "[flap] at most 6 switches in 20 s of flapping (without back-off: 2 per 6 s period)" le "$switches" 6
-	e2e_check "[flap] at least one failover" ge "$(log_events failover)" 1
-	e2e_check "[flap] the hold grows after a failback that failed again" \
-		$PY -c "import sys; h=[float(x) for x in sys.argv[1:]]; sys.exit(0 if len(h)<2 or all(b>a for a,b in zip(h,h[1:])) else 1)" $holds
+	e2e_check "[flap] at most 5 switches in 20 s of flapping (without back-off: 2 per 6 s period, about 7)" le "$switches" 5
+	e2e_check "[flap] the hold grows after each failback that failed again (at least two failovers)" \
+		$PY -c "import sys; h=[float(x) for x in sys.argv[1:]]; sys.exit(0 if len(h)>=2 and all(b>a for a,b in zip(h,h[1:])) else 1)" $holds
 }
 
 # 6: 1% of requests reset by a healthy primary for 20 s: no failover.
@@ -169,6 +172,15 @@ scenario_kill9() {
 	fault=${fault##* }
 	sleep 1.5
 	e2e_check "[kill -9] failed over before the kill" eq "$(active_backend)" 1
+	# A restart now (the detector's own failover, not a forced one) keeps the backup and
+	# decides nothing: it adopts the active backend and the models.
+	e2e_stop_daemon KILL
+	local mark
+	mark=$(wc -l <"$DLOG")
+	e2e_start_daemon
+	sleep 1.5
+	e2e_check "[kill -9] restarted on the backup: still active, no new decision" \
+		eq "$(active_backend):$(tail -n "+$((mark + 1))" "$DLOG" | grep -c "service classifier: fail\(over\|back\):")" "1:0"
 	e2e_stop_daemon KILL
 	bash "$E2E_ROOT/scripts/fault.sh" "$P" blackhole >/dev/null
 	load_wait
@@ -187,7 +199,7 @@ scenario_preexisting() {
 	topo_up "$P" off
 	start_site "$P" primary
 	start_site "$P" backup
-	e2e_config
+	e2e_config "$NO_RETRY"
 	DLOG_MARK=$(wc -l <"$DLOG" 2>/dev/null || echo 0)
 	load_start "${P}cli" pre "$PRI4:$SVC_PORT" 1 6 --long-lived 2 --long-interval-ms 100
 	sleep 2
