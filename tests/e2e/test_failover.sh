@@ -126,16 +126,28 @@ scenario_flap() {
 		$PY -c "import sys; h=[float(x) for x in sys.argv[1:]]; sys.exit(0 if len(h)>=2 and all(b>a for a,b in zip(h,h[1:])) else 1)" $holds
 }
 
-# 6: 1% of requests reset by a healthy primary for 20 s: no failover.
+# 6: 1% of requests reset by a healthy primary for 20 s: no failover. Both kinds: 1% of
+# accepted requests reset by the server, and 1% of connection attempts refused (a reset
+# answering the SYN, which the detector weighs fully).
 scenario_background_resets() {
 	echo "-- 1% resets, no fault"
 	setup off --reset-fraction 0.01
+	ip netns exec "${P}pri" nft -f - <<NFT
+table inet fsbg {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		tcp dport $SVC_PORT tcp flags & (syn | ack) == syn numgen random mod 100 == 0 reject with tcp reset;
+	}
+}
+NFT
 	load_start "${P}cli" bg "$PRI4:$SVC_PORT" 100 20
 	load_wait
-	local resets
+	local resets refused
 	resets=$(awk -F'\t' 'NR>1 && $5=="reset"' "$WORK/bg.log" | wc -l)
-	report "requests reset by the primary: $resets; failovers $(log_events failover)"
-	e2e_check "[1% resets] the primary did reset some requests" ge "$resets" 5
+	refused=$(awk -F'\t' 'NR>1 && $5=="refused"' "$WORK/bg.log" | wc -l)
+	report "requests reset by the primary: $resets, connections refused: $refused; failovers $(log_events failover)"
+	e2e_check "[1% resets] the primary did reset some requests and refuse some connections" \
+		eq "$(test "$resets" -ge 5 && test "$refused" -ge 5 && echo yes)" yes
 	e2e_check "[1% resets] zero failovers" eq "$(log_events failover)" 0
 }
 

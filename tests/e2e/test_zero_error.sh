@@ -88,7 +88,7 @@ NFT
 		eq "$(awk -F'\t' 'NR>1 && $3=="new" && $5!="refused"' "$L" | wc -l)" 0
 }
 
-scenarios=${*:-"reset blackhole alldown hostmode ipv6"}
+scenarios=${*:-"reset blackhole alldown hostmode ipv6 offload hostmode-bh ipv6-bh"}
 for s in $scenarios; do
 	case $s in
 	reset) scenario "reset, v4 gateway" reset "$PRI4:$SVC_PORT" "${P}cli" 20 ;;
@@ -98,6 +98,15 @@ for s in $scenarios; do
 	ipv6)
 		SVC_ADDR="[$PRI6]:$SVC_PORT" SVC_BACKENDS="[$PRI6]:$SVC_PORT [$BAK6]:$SVC_PORT" \
 			scenario "reset, v6 gateway" reset "[$PRI6]:$SVC_PORT" "${P}cli" 20 ;;
+	# The re-sent SYN's checksums under CHECKSUM_PARTIAL skbs (edge devices without tx
+	# checksumming, peers verifying): a wrong one fails the connection.
+	offload) scenario "reset, v4 gateway, offloads mixed" reset "$PRI4:$SVC_PORT" "${P}cli" 20 mixed ;;
+	hostmode-bh) scenario "blackhole, v4 host mode" blackhole "$PRI4:$SVC_PORT" "${P}edge" \
+		$((CONNECT_TIMEOUT_MS + 2 * TICK_MS)) ;;
+	ipv6-bh)
+		SVC_ADDR="[$PRI6]:$SVC_PORT" SVC_BACKENDS="[$PRI6]:$SVC_PORT [$BAK6]:$SVC_PORT" \
+			scenario "blackhole, v6 gateway" blackhole "[$PRI6]:$SVC_PORT" "${P}cli" \
+			$((CONNECT_TIMEOUT_MS + 2 * TICK_MS)) ;;
 	alldown) scenario_all_down ;;
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac
