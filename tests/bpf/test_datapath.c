@@ -888,29 +888,45 @@ static void test_retry_budget_and_last_error(void **state)
 	assert_int_equal(backend(ID_PRI).retried, 1);
 }
 
-static void test_retry_icmp_becomes_syn(void **state)
+static void retry_icmp_becomes_syn(const struct conn *conn, const char *vip, const char *router,
+				   __u32 id_pri, __u32 id_bak)
 {
-	struct conn c = conn4;
+	struct conn c = *conn;
 	struct pkt_spec in, sent, want;
 	uint8_t frame[PKT_MAX], icmp[PKT_MAX], out[PKT_MAX], fwant[PKT_MAX];
 	size_t flen, ilen, out_len, want_len;
 
-	(void)state;
-	svc_flags = FS_SVC_F_RETRY;
-	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 0);
 	c.cport = 40800;
-	in = c_syn(&c, VIP4, PORT);
-	sent = c_syn(&c, PRI4, PORT);
+	in = c_syn(&c, vip, PORT);
+	sent = c_syn(&c, c.pri, PORT);
 	expect_rewrite(&in, &sent);
 	flen = pkt_tcp(frame, &sent);
-	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, flen);
-	want = c_syn(&c, BAK4, BAK_PORT);
+	ilen = pkt_icmp_unreach(icmp, router, c.cli, frame, flen);
+	want = c_syn(&c, c.bak, BAK_PORT);
 	want_len = pkt_tcp(fwant, &want);
 	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
 	assert_int_equal(out_len, want_len);
+	assert_true(pkt_csums_ok(out, out_len));
 	assert_memory_equal(out, fwant, want_len);
-	assert_int_equal(backend(ID_PRI).icmp_errors, 1);
-	assert_int_equal(backend(ID_PRI).retried, 1);
+	assert_int_equal(backend(id_pri).icmp_errors, 1);
+	assert_int_equal(backend(id_pri).retried, 1);
+	assert_int_equal(backend(id_bak).attempts, 1);
+}
+
+static void test_retry_icmp_becomes_syn(void **state)
+{
+	(void)state;
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 0);
+	retry_icmp_becomes_syn(&conn4, VIP4, "198.18.2.1", ID_PRI, ID_BAK);
+}
+
+static void test_retry_icmp6_becomes_syn(void **state)
+{
+	(void)state;
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP6, PRI6, BAK6, ID_PRI6, ID_BAK6, 0, 0);
+	retry_icmp_becomes_syn(&conn6, VIP6, "2001:db8:2::1", ID_PRI6, ID_BAK6);
 }
 
 /* The daemon re-sends a timed-out SYN marked FS_RETRY_MARK through egress: it moves on. */
@@ -968,6 +984,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_syn_slot_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_budget_and_last_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_icmp_becomes_syn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_icmp6_becomes_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_mark_moves_timed_out_syn, setup, teardown),
 	};
 

@@ -66,7 +66,7 @@ size_t pkt_tcp(uint8_t *b, const struct pkt_spec *s)
 {
 	uint8_t src[16], dst[16];
 	int fam = pkt_addr(s->src, src);
-	size_t off, l3, l4, optlen = s->mss_option ? 8 : 0, thl = 20 + optlen, iplen;
+	size_t off, l3, l4, optlen = s->mss_option ? 20 : 0, thl = 20 + optlen, iplen;
 	uint8_t *th;
 
 	if (pkt_addr(s->dst, dst) != fam)
@@ -125,9 +125,12 @@ size_t pkt_tcp(uint8_t *b, const struct pkt_spec *s)
 	th[14] = 0xfa;
 	th[15] = 0xf0;
 	if (s->mss_option) {
-		const uint8_t opts[8] = { 2, 4, 0x05, 0xb4, 1, 3, 3, 7 };
+		/* What Linux puts in a SYN: MSS 1460, SACK permitted, timestamps, NOP, window
+		 * scale 7 (20 bytes). */
+		const uint8_t opts[20] = { 2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0x12, 0x34, 0x56, 0x78,
+					   0, 0, 0, 0, 1, 3, 3, 7 };
 
-		memcpy(th + 20, opts, 8);
+		memcpy(th + 20, opts, 20);
 	}
 	memset(th + thl, 'x', s->payload_len);
 	uint16_t c = l4_csum(fam, src, dst, 6, th, thl + s->payload_len);

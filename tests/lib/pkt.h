@@ -23,7 +23,8 @@ struct pkt_spec {
 	uint16_t payload_len;   /* bytes of 'x' */
 	bool vlan;              /* one 802.1Q tag */
 	bool ip_options;        /* IPv4: 4 bytes of NOP options; IPv6: an 8-byte destination-options header */
-	bool mss_option;        /* TCP MSS + window scale options, as a real SYN carries */
+	bool mss_option;        /* the 20 bytes of TCP options a Linux SYN carries (MSS, SACK
+				 * permitted, timestamps, window scale) */
 };
 
 /* Builds the frame into buf (PKT_MAX bytes); returns its length. */
