@@ -12,7 +12,9 @@ void det_service_init(struct det_service *s, int n_backends, int active)
 	for (int i = 0; i < FS_MAX_BACKENDS; i++) {
 		model_init(&s->models[i]);
 		s->good_since_s[i] = -1;
+		s->last_ok_s[i] = -1;
 	}
+	s->down_since_s = -1;
 	s->active = active >= 0 && active < n_backends ? active : 0;
 	s->mode = FS_MODE_AUTO;
 	s->forced_idx = 0;
@@ -79,6 +81,8 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 		struct model *m = &s->models[i];
 
 		model_step(m, mp, obs[i].successes + obs[i].failures, obs[i].failures);
+		if (obs[i].successes > 0)
+			s->last_ok_s[i] = now_s;
 		if (1 - m->p_down >= set->failback_threshold) {
 			if (s->good_since_s[i] < 0)
 				s->good_since_s[i] = now_s;
@@ -95,16 +99,35 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 
 	hold = det_hold_s(s, set);
 	if (s->models[s->active].p_down >= set->failover_threshold) {
-		for (int j = 0; j < s->n_backends; j++) {
+		int target = -1, unseen = -1;
+
+		if (s->down_since_s < 0)
+			s->down_since_s = now_s;
+		/* The first acceptable backend that recently answered; one nothing was heard
+		 * from (backups carry no traffic and are not probed while all is well) only
+		 * after the probes sent since the active one looked down had time to speak. */
+		for (int j = 0; j < s->n_backends && target < 0; j++) {
 			if (j == s->active || s->models[j].p_down >= ACCEPTABLE_P_DOWN)
 				continue;
+			if (s->last_ok_s[j] >= 0 && now_s - s->last_ok_s[j] <= DET_FRESH_S)
+				target = j;
+			else if (unseen < 0)
+				unseen = j;
+		}
+		if (target < 0 && unseen >= 0) {
+			if (now_s - s->down_since_s < DET_BLIND_S)
+				return DET_NONE;
+			target = unseen;
+		}
+		if (target >= 0) {
 			/* Failing soon after a failback: make the next failback wait longer. */
-			if (s->active < j && s->last_failback_s >= 0 &&
+			if (s->active < target && s->last_failback_s >= 0 &&
 			    now_s - s->last_failback_s < (FLAP_WINDOW_MIN_S > 4 * hold ? FLAP_WINDOW_MIN_S : 4 * hold) &&
 			    s->backoff_level < DET_MAX_BACKOFF)
 				s->backoff_level++;
 			s->all_down = false;
-			return switch_to(s, j, DET_FAILOVER, set, obs, why, whylen);
+			s->down_since_s = -1;
+			return switch_to(s, target, DET_FAILOVER, set, obs, why, whylen);
 		}
 		if (!s->all_down) {
 			int n = snprintf(why, whylen, "all-down: backend %d looks down and no backend is acceptable; "
@@ -118,6 +141,7 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 		return DET_NONE;
 	}
 	s->all_down = false;
+	s->down_since_s = -1;
 
 	for (int j = 0; j < s->active; j++) {
 		if (s->good_since_s[j] >= 0 && now_s - s->good_since_s[j] >= hold) {

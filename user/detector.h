@@ -10,6 +10,8 @@
 #include "model.h"
 
 #define DET_MAX_BACKOFF 6 /* failback hold grows up to 64x */
+#define DET_FRESH_S 30.0  /* a success this recent says a backend is up */
+#define DET_BLIND_S 1.0   /* how long a failover waits for such evidence about a backup */
 
 /* Per-service settings, from the config. */
 struct det_settings {
@@ -36,6 +38,8 @@ struct det_service {
 	int n_backends;
 	struct model models[FS_MAX_BACKENDS];
 	double good_since_s[FS_MAX_BACKENDS]; /* since when P(up) >= failback threshold, or <0 */
+	double last_ok_s[FS_MAX_BACKENDS];    /* last tick with a success, or <0 */
+	double down_since_s;    /* since when the active backend looks down, or <0 */
 	int active;
 	int mode;               /* FS_MODE_AUTO / FS_MODE_FORCED */
 	int forced_idx;

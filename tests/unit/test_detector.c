@@ -101,9 +101,10 @@ static void test_silence_never_fails_over(void **state)
 	for (int t = 0; t < 100000; t++)
 		assert_int_equal(sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 0, 0 }), DET_NONE);
 	assert_int_equal(x.s.active, 0);
-	/* Silence after a failover does not cause a failback either. */
-	sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 0 });
-	sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 0 });
+	/* Silence after a failover does not cause a failback either. (The backup, silent all
+	 * along, answers the probes sent once the primary looks down.) */
+	sim_tick(&x, (double[]){ 0, 1 }, (double[]){ 20, 0 });
+	sim_tick(&x, (double[]){ 0, 1 }, (double[]){ 20, 0 });
 	assert_int_equal(x.s.active, 1);
 	for (int t = 0; t < 1000; t++)
 		sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 0, 0 });
@@ -192,18 +193,21 @@ static void test_all_down_keeps_choice(void **state)
 {
 	struct sim x;
 	int alarms = 0;
+	char said[sizeof(x.why)] = "";
 
 	(void)state;
 	sim_init(&x, 2);
 	warm_up(&x, 100);
 	for (int t = 0; t < 100; t++)
-		if (sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 20 }) == DET_ALL_DOWN)
+		if (sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 20 }) == DET_ALL_DOWN) {
 			alarms++;
+			memcpy(said, x.why, sizeof(said));
+		}
 	assert_int_equal(x.s.active, 0);
 	assert_int_equal(x.switches, 0);
 	assert_int_equal(alarms, 1); /* said loudly, once per episode */
 	assert_true(x.s.all_down);
-	assert_non_null(strstr(x.why, "") );
+	assert_non_null(strstr(said, "all-down: backend 0 looks down"));
 }
 
 static void test_failover_skips_down_backup(void **state)
@@ -221,6 +225,62 @@ static void test_failover_skips_down_backup(void **state)
 	assert_int_equal(x.s.active, 2);
 }
 
+/* As the daemon sees it while all is well: traffic to the primary, nothing from the
+ * backups (no traffic, not probed). */
+static void quiet_warm_up(struct sim *x, int ticks)
+{
+	double ok[FS_MAX_BACKENDS] = { 20 }, bad[FS_MAX_BACKENDS] = { 0 };
+
+	for (int t = 0; t < ticks; t++)
+		sim_tick(x, ok, bad);
+}
+
+/* A backup nothing was heard from is not failed over to at once: the probes sent when the
+ * primary started to look down get their chance first (here: answered on the next tick). */
+static void test_failover_waits_for_word_from_the_backup(void **state)
+{
+	struct sim x;
+
+	(void)state;
+	sim_init(&x, 2);
+	quiet_warm_up(&x, 600);
+	assert_int_equal(sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 0 }), DET_NONE);
+	assert_int_equal(x.s.active, 0);
+	assert_int_equal(sim_tick(&x, (double[]){ 0, 1 }, (double[]){ 20, 0 }), DET_FAILOVER);
+	assert_int_equal(x.s.active, 1);
+}
+
+/* With no word at all (probes off, or unanswered yet not failed), it goes after
+ * DET_BLIND_S anyway: staying on a primary that is down helps nobody. */
+static void test_failover_blind_after_a_while(void **state)
+{
+	struct sim x;
+	int t;
+
+	(void)state;
+	sim_init(&x, 2);
+	quiet_warm_up(&x, 600);
+	for (t = 0; t < 100 && x.s.active == 0; t++)
+		sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 0 });
+	assert_int_equal(x.s.active, 1);
+	assert_true(t * TICK >= DET_BLIND_S - 1e-9);
+	assert_true(t * TICK <= DET_BLIND_S + 2 * TICK);
+}
+
+/* The first backup is silent, the second answers its probe: the second, at once, not the
+ * silent one after the wait. */
+static void test_failover_prefers_a_backup_that_answered(void **state)
+{
+	struct sim x;
+
+	(void)state;
+	sim_init(&x, 3);
+	quiet_warm_up(&x, 600);
+	sim_tick(&x, (double[]){ 0, 0, 0 }, (double[]){ 20, 0, 0 });
+	assert_int_equal(sim_tick(&x, (double[]){ 0, 0, 1 }, (double[]){ 20, 0, 0 }), DET_FAILOVER);
+	assert_int_equal(x.s.active, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +292,9 @@ int main(void)
 		cmocka_unit_test(test_manual_override_wins_until_auto),
 		cmocka_unit_test(test_all_down_keeps_choice),
 		cmocka_unit_test(test_failover_skips_down_backup),
+		cmocka_unit_test(test_failover_waits_for_word_from_the_backup),
+		cmocka_unit_test(test_failover_blind_after_a_while),
+		cmocka_unit_test(test_failover_prefers_a_backup_that_answered),
 	};
 	return cmocka_run_group_tests_name("detector", tests, NULL, NULL);
 }
