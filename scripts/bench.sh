@@ -28,7 +28,7 @@ FO_REPS=${BENCH_FO_REPS:-3}
 DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
 BUDGET_S=570 # stop adding repetitions beyond this (the whole run must stay under 10 minutes)
 
-P=bn$(printf '%03d' $(($$ % 1000)))
+topo_claim_prefix bn || exit 1
 PIN=/sys/fs/bpf/fs-bench-$P
 WORK=$(mktemp -d "/tmp/fs-bench-$P.XXXXXX")
 RES=$WORK/results.tsv # figure  candidate  key  rep  value
@@ -59,6 +59,7 @@ teardown() {
 	stop_haproxy
 	topo_down "$P"
 	[ -d "$PIN" ] && { rm -f "$PIN"/* 2>/dev/null; rmdir "$PIN" 2>/dev/null; }
+	topo_release_prefix
 	rm -f /tmp/"$P"-*.pid /tmp/"$P"-*.log /tmp/"$P"-*.args 2>/dev/null
 	if [ -n "${BENCH_KEEP:-}" ]; then
 		mkdir -p "$BENCH_KEEP" && cp -r "$WORK"/. "$BENCH_KEEP"/ && echo "bench: raw results in $BENCH_KEEP"

@@ -10,7 +10,7 @@ source "$ROOT/scripts/topo.sh"
 FS="$ROOT/$BUILD/failsteer"
 [ -x "$FS" ] || FS="$BUILD/failsteer"
 PY=/usr/bin/python3
-P=demo$(($$ % 100))
+topo_claim_prefix demo || exit 1
 PIN=/sys/fs/bpf/failsteer-$P
 WORK=$(mktemp -d "/tmp/failsteer-demo.XXXXXX")
 DURATION=32 FAULT_AT=8 REPAIR_AT=17
@@ -20,9 +20,11 @@ FS_PID=""
 
 teardown() {
 	local rc=$?
+	set +e # every step runs, whatever the one before did
 	[ -n "$FS_PID" ] && kill "$FS_PID" 2>/dev/null && wait "$FS_PID" 2>/dev/null
 	[ -e "/run/netns/${P}edge" ] && nsenter --net="/run/netns/${P}edge" "$FS" detach -p "$PIN" >/dev/null 2>&1
 	topo_down "$P"
+	topo_release_prefix
 	rm -f /tmp/"$P"-*.log
 	if [ $rc -ne 0 ]; then
 		echo "demo failed (exit $rc); failsteer's log:"

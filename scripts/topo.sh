@@ -19,6 +19,11 @@
 #   topo_down PREFIX               kill everything inside, delete it (never fails)
 #   topo_cleanup_stale PREFIX      alias of topo_down
 #   topo_ns PREFIX cli|edge|pri|bak   print a namespace name
+#   topo_claim_prefix BASE         set P to BASE + digits (6 chars in all) that no live
+#                                  run owns, and own it (/run/lock/failsteer-topo-$P.owner
+#                                  holds this shell's pid): parallel runs never share a
+#                                  prefix, and only its owner cleans a prefix's leftovers
+#   topo_release_prefix            give P up (teardown)
 #   start_site PREFIX primary|backup [classifier args...]
 #                                  start scripts/classifier.py in pri/bak on the
 #                                  site's v4+v6 address, port 8080; waits <= 5 s
@@ -42,6 +47,36 @@ _topo_check_prefix() {
 		echo "topo: bad prefix '${1:-}' (1-6 chars [a-z0-9], starting with a letter)" >&2
 		return 1
 	fi
+}
+
+topo_claim_prefix() { # BASE (1-3 letters)
+	local digits=$((6 - ${#1})) mod i owner f fd
+	((digits > 3)) && digits=3
+	mod=$((10 ** digits))
+	mkdir -p /run/lock
+	exec {fd}>/run/lock/failsteer-topo.lock
+	flock -w 10 "$fd" || { echo "topo: cannot lock /run/lock/failsteer-topo.lock" >&2; return 1; }
+	for ((i = 0; i < mod; i++)); do
+		P=$1$(printf "%0${digits}d" $((($$ + i) % mod)))
+		f=/run/lock/failsteer-topo-$P.owner
+		owner=$(cat "$f" 2>/dev/null || true)
+		# Taken while its owner lives (a dead owner's leftovers are ours to clean).
+		if [ -n "$owner" ] && [ "$owner" != "$$" ] && kill -0 "$owner" 2>/dev/null; then
+			continue
+		fi
+		echo "$$" >"$f"
+		exec {fd}>&-
+		return 0
+	done
+	exec {fd}>&-
+	echo "topo: every prefix $1* is taken" >&2
+	return 1
+}
+
+topo_release_prefix() {
+	[ "$(cat "/run/lock/failsteer-topo-${P:-}.owner" 2>/dev/null)" = "$$" ] &&
+		rm -f "/run/lock/failsteer-topo-$P.owner"
+	return 0
 }
 
 topo_ns() { # PREFIX ROLE

@@ -14,15 +14,14 @@ E2E_FAILS=0
 E2E_PASSES=0
 E2E_DAEMON_PID=""
 
-e2e_init() { # NAME (1-3 letters; the prefix adds the pid so parallel runs differ)
+e2e_init() { # NAME (1-3 letters; the prefix adds digits no live run uses)
 	E2E_NAME=$1
 	BUILD=${BUILD:-${E2E_ARG_BUILD:-build}}
 	FS="$E2E_ROOT/$BUILD/failsteer"
 	[ -x "$FS" ] || FS="$BUILD/failsteer"
 	[ -x "$FS" ] || { echo "SKIP: no failsteer binary in $BUILD"; exit 77; }
 	[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
-	P="$1$(printf '%03d' $(($$ % 1000)))"
-	P=${P:0:6}
+	topo_claim_prefix "$1" || exit 1
 	PIN="/sys/fs/bpf/fs-test-$P"
 	WORK=$(mktemp -d "/tmp/fs-e2e-$P.XXXXXX")
 	CFG="$WORK/failsteer.conf"
@@ -58,6 +57,7 @@ e2e_teardown() {
 	e2e_cleanup_stale
 	rm -f /tmp/"$P"-*.pid /tmp/"$P"-*.log /tmp/"$P"-*.args 2>/dev/null || true
 	rm -rf "$WORK"
+	topo_release_prefix
 	exit $rc
 }
 

@@ -19,7 +19,7 @@ done
 
 # shellcheck source=scripts/topo.sh
 . "$S/topo.sh"
-P=fi$(printf %04x $(($$ & 0xffff))) # unique per run, 6 chars
+topo_claim_prefix fi || exit 1
 WORK=$(mktemp -d "/tmp/$P-infra.XXXXXX")
 npass=0 nfail=0
 T0=$(date +%s)
@@ -36,6 +36,7 @@ cleanup() {
 		done
 	fi
 	topo_down "$P"
+	topo_release_prefix
 	rm -rf "$WORK" "/tmp/$P-primary.log" "/tmp/$P-backup.log" "/tmp/$P-rst.pid" "/tmp/$P-rst.log"
 	[ $rc -eq 0 ] && [ $nfail -ne 0 ] && rc=1
 	echo "== test_infra: $npass passed, $nfail failed, $(($(date +%s) - T0)) s =="
@@ -92,6 +93,22 @@ fault() {
 }
 
 has_fsfault() { ip netns exec "${P}pri" nft list tables 2>/dev/null | grep -q fsfault; }
+
+# ---------------------------------------------------------------------------
+# Prefixes: a run owns its prefix; a live owner's is skipped, a dead owner's reclaimed.
+claim() { (topo_claim_prefix zq && echo "$P"); }
+first=$(claim)
+sleep 30 &
+holder=$!
+echo "$holder" >"/run/lock/failsteer-topo-$first.owner"
+second=$(claim)
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+third=$(claim)
+ok "prefix claim: a prefix owned by a live run is skipped ($first taken -> $second)" \
+	test -n "$second" -a "$second" != "$first"
+ok "prefix claim: a dead owner's prefix is reclaimed ($third)" test "$third" = "$first"
+rm -f "/run/lock/failsteer-topo-$first.owner" "/run/lock/failsteer-topo-$second.owner"
 
 # ---------------------------------------------------------------------------
 echo "# analyze.py on a synthetic log"

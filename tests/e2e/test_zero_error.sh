@@ -55,9 +55,12 @@ scenario() { # LABEL FAULT TARGET NS DELAY_LIMIT_MS [offload]
 	base=$(base_latency "$L" "$fault")
 	fo=$(af failover_s "$L" --fault-at "$fault")
 	retried=$(fsctl status --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["backends"][0]["totals"]["retried"])')
-	report "requests $(af total "$L"), failed $failed (of which never connected: $failed_conn; the others were in flight on a connection the primary had accepted), largest latency after the fault ${maxlat} ms (median before it ${base} ms), backup serving after ${fo}s, connections retried $retried"
+	report "requests $(af total "$L"), failed $failed (never connected: $failed_conn; the others were in flight on a connection the primary had accepted), largest latency after the fault ${maxlat} ms (median before it ${base} ms), backup serving after ${fo}s, connections retried $retried"
 	e2e_check "[$label] no connection attempt failed" eq "$failed_conn" 0
-	e2e_check "[$label] at most two requests lost in flight on connections the primary had accepted" le "$failed" 2
+	# A connection the primary's kernel answered (in service, or waiting in the accept
+	# queue of a process being killed) is the primary's: how many there are when it dies is
+	# up to it, not to steering.
+	e2e_check "[$label] those lost in flight on connections the primary had accepted are few (<= 5)" le "$failed" 5
 	e2e_check "[$label] no request delayed by more than $limit ms" le "$maxlat" "$($PY -c "print($base + $limit)")"
 	e2e_check "[$label] the retries really happened" ge "$retried" 1
 }
