@@ -29,6 +29,9 @@ struct parse_ctx {
 	int err_line;
 	struct cfg_service *cur; /* section being filled, NULL in [global] */
 	bool in_global;          /* keys before any section belong to [global] */
+	bool had_section;        /* a [section] header was seen */
+	bool had_global;         /* a [global] header was seen */
+	int global_line;         /* its line, 0 if none */
 	char seen[16][32];       /* keys of the current section, to refuse repeats */
 	int n_seen;
 };
@@ -146,6 +149,9 @@ static int global_key(struct parse_ctx *ctx, const char *name, const char *value
 				return fail(ctx, "interfaces: at most %d", CFG_MAX_IFACES);
 			if (strlen(tok) >= IF_NAMESIZE)
 				return fail(ctx, "interfaces: '%s' is not an interface name", tok);
+			for (int i = 0; i < cfg->n_interfaces; i++)
+				if (!strcmp(cfg->interfaces[i], tok))
+					return fail(ctx, "interfaces: '%s' is listed twice", tok);
 			strcpy(cfg->interfaces[cfg->n_interfaces++], tok);
 		}
 		if (!cfg->n_interfaces)
@@ -247,10 +253,16 @@ static int begin_section(struct parse_ctx *ctx, const char *section)
 	const char *name;
 
 	ctx->cur = NULL;
+	/* Keys before any header are [global]'s: a [global] after them continues it. */
+	if (ctx->had_section || strcmp(section, "global"))
+		ctx->n_seen = 0;
+	ctx->had_section = true;
 	ctx->in_global = false;
-	ctx->n_seen = 0;
 	if (!strcmp(section, "global")) {
-		ctx->in_global = true;
+		if (ctx->had_global)
+			return fail(ctx, "duplicate section [global]");
+		ctx->had_global = ctx->in_global = true;
+		ctx->global_line = ctx->line;
 		return 1;
 	}
 	if (strncmp(section, "service ", 8))
@@ -347,8 +359,10 @@ static int validate(struct parse_ctx *ctx)
 	struct cfg *cfg = ctx->cfg;
 	int total_backends = 0;
 
+	ctx->line = ctx->global_line;
 	if (!cfg->n_interfaces)
-		return fail(ctx, "[global] interfaces: no interface to attach to");
+		return fail(ctx, "[global] interfaces: no interface to attach to (required)");
+	ctx->line = 0;
 	if (!cfg->n_services)
 		return fail(ctx, "no [service NAME] section");
 	for (int i = 0; i < cfg->n_services; i++) {
@@ -391,6 +405,11 @@ int cfg_load(const char *path, struct cfg *cfg, char *err, size_t errlen)
 	}
 	ctx.in_global = true; /* keys before any section belong to [global] */
 	rc = ini_parse_stream(read_line, &ctx, handler, &ctx);
+	if (ferror(ctx.file)) { /* a directory opens, but does not read */
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		fclose(ctx.file);
+		return -1;
+	}
 	fclose(ctx.file);
 	if (rc > 0 && !ctx.err[0]) {
 		ctx.line = rc;
@@ -399,7 +418,10 @@ int cfg_load(const char *path, struct cfg *cfg, char *err, size_t errlen)
 	if (!ctx.err[0])
 		validate(&ctx);
 	if (ctx.err[0]) {
-		snprintf(err, errlen, "%s:%d: %s", path, ctx.err_line, ctx.err);
+		if (ctx.err_line > 0)
+			snprintf(err, errlen, "%s:%d: %s", path, ctx.err_line, ctx.err);
+		else /* about the whole file, no line in particular */
+			snprintf(err, errlen, "%s: %s", path, ctx.err);
 		cfg_free(cfg);
 		return -1;
 	}

@@ -624,6 +624,9 @@ static void tick(struct daemon *d, double now, double dt)
 		int before = s->det.active;
 		enum det_event ev;
 
+		if (s->det.mode == FS_MODE_FORCED && ctl->mode != FS_MODE_FORCED)
+			log_info("service %s: auto: back to automatic decisions (operator), on backend %d",
+				 s->cfg.name, s->det.active);
 		s->det.mode = ctl->mode == FS_MODE_FORCED ? FS_MODE_FORCED : FS_MODE_AUTO;
 		s->det.forced_idx = (int)ctl->forced_idx;
 		for (int b = 0; b < s->cfg.n_backends; b++) {

@@ -12,6 +12,7 @@
 #include "log.h"
 
 #define DEFAULT_PIN_PATH "/sys/fs/bpf/failsteer"
+#define FS_VERSION "0.4.0"
 
 static const char usage_text[] =
 	"Usage: failsteer COMMAND [OPTIONS]\n"
@@ -40,7 +41,7 @@ static const char usage_text[] =
 	"  -j, --json            status as JSON\n"
 	"  -w, --watch           status refreshed every second\n"
 	"  -v, --verbose         debug logging, libbpf messages included\n"
-	"  -h, --help            this text\n"
+	"  -h, --help            this text (--version: the version)\n"
 	"\n"
 	"Exit status: 0 ok, 1 runtime error, 2 usage or configuration error.\n"
 	"\n"
@@ -85,11 +86,23 @@ int main(int argc, char **argv)
 	int c, nargs;
 	char **args;
 
+	static const char *const commands[] = { "run", "check", "status", "failover", "failback",
+						"auto", "detach" };
+	bool known = false;
+
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(usage_text, argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("failsteer %s (BPF programs built in)\n", FS_VERSION);
+		return EXIT_OK;
+	}
 	cmd = argv[1];
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		known |= !strcmp(cmd, commands[i]);
+	if (!known) /* before the options: 'failsteer typo -h' is not a success */
+		return usage_error("unknown command '%s'", cmd);
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "c:p:jwvh", opts, NULL)) != -1) {
 		switch (c) {

@@ -61,6 +61,16 @@ e2e_teardown() {
 	exit $rc
 }
 
+# wait_until SECONDS COMMAND...: polls every 0.2 s; status 1 on timeout.
+wait_until() {
+	local end=$(($(date +%s%N) + $1 * 1000000000))
+	shift
+	until "$@"; do
+		[ "$(date +%s%N)" -lt "$end" ] || return 1
+		sleep 0.2
+	done
+}
+
 e2e_check() { # DESCRIPTION COMMAND... : PASS if the command succeeds
 	local what=$1
 	shift

@@ -22,6 +22,10 @@ out=$("$FSAN" check -c "$WORK/missing.conf" 2>&1) && rc=0 || rc=$?
 e2e_check "check: unreadable file exits 2 and says so" eq "$rc:$(grep -c 'cannot read' <<<"$out")" "2:1"
 out=$("$FSAN" frobnicate 2>&1) && rc=0 || rc=$?
 e2e_check "unknown command exits 2" eq "$rc" 2
+out=$("$FSAN" frobnicate -h 2>&1) && rc=0 || rc=$?
+e2e_check "unknown command with -h still exits 2" eq "$rc" 2
+out=$("$FSAN" --version 2>&1) && rc=0 || rc=$?
+e2e_check "--version prints the version" eq "$rc:$(grep -c '^failsteer [0-9]' <<<"$out")" "0:1"
 out=$("$FSAN" status -p "$WORK/nothing-pinned" 2>&1) && rc=0 || rc=$?
 e2e_check "status without a daemon exits 1 with a hint" eq "$rc:$(grep -c 'is failsteer running' <<<"$out")" "1:1"
 
@@ -92,6 +96,7 @@ sleep 0.5
 e2e_check "SIGHUP with a bad file: warning with file:line, daemon keeps running" \
 	bash -c "grep -q 'reload: .*:6: failover_threshold' '$DLOG' && kill -0 $E2E_DAEMON_PID"
 fsctl auto classifier >/dev/null
+e2e_check "returning to auto is logged" wait_until 2 grep -q "service classifier: auto: back to automatic decisions" "$DLOG"
 load_wait
 L="$WORK/run.log"
 failed=$(awk -F'\t' 'NR>1 && $3!="reopen" && $5!="ok"' "$L" | wc -l)

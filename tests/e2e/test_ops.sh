@@ -38,16 +38,6 @@ done
 
 quiet() { "$@" >/dev/null 2>&1; }
 
-# wait_until SECONDS COMMAND...: polls every 0.2 s; status 1 on timeout.
-wait_until() {
-	local end=$(($(date +%s%N) + $1 * 1000000000))
-	shift
-	until "$@"; do
-		[ "$(date +%s%N)" -lt "$end" ] || return 1
-		sleep 0.2
-	done
-}
-
 # ---- (3) alert rules ------------------------------------------------------------------
 e2e_check "promtool check rules deploy/prometheus/alerts.yml" \
 	promtool check rules "$ROOT/deploy/prometheus/alerts.yml"

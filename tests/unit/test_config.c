@@ -119,9 +119,16 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nzero_error_retry = maybe\n", 6, "zero_error_retry: 'maybe'" },
 		{ GOOD_GLOBAL "tick_ms = 0\n", 3, "tick_ms: '0'" },
 		{ GOOD_GLOBAL "pin_path = relative\n", 3, "pin_path: 'relative'" },
-		{ "[global]\ntick_ms = 100\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n", 0, "no interface" },
+		{ "[global]\ntick_ms = 100\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n", 1, "no interface" },
 		{ GOOD_GLOBAL, 0, "no [service NAME] section" },
 		{ GOOD_GLOBAL "this is not ini\n", 3, "syntax error" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n[global]\ninterfaces = eth9\n", 6, "duplicate section [global]" },
+		{ "interfaces = eth0\n[global]\ninterfaces = eth1\n", 3, "'interfaces' given twice" },
+		{ "[global]\ninterfaces = eth0 eth1 eth0\n", 2, "'eth0' is listed twice" },
+		{ GOOD_GLOBAL "metrics_listen = localhost\n", 3, "metrics_listen" },
+		{ GOOD_GLOBAL "flow_table_size = 1\n", 3, "flow_table_size" },
+		{ GOOD_GLOBAL "[service a b]\n", 3, "a name is 1.." },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nprobe_interval_ms = often\n", 6, "probe_interval_ms: 'often'" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n  198.18.0.3:80\n", 6, "'backends' given twice" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\naddress = 198.18.0.9:80\n", 5, "'address' given twice" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = [2001:db8:1234:5678:9abc:def0:1234:1]:8080 [2001:db8:1234:5678:9abc:def0:1234:2]:8080 [2001:db8:1234:5678:9abc:def0:1234:3]:8080 [2001:db8:1234:5678:9abc:def0:1234:4]:8080 [2001:db8:1234:5678:9abc:def0:1234:5]:8080\n", 5, "line too long" },
@@ -143,6 +150,8 @@ static void test_errors_name_line_and_problem(void **state)
 	}
 	assert_int_equal(cfg_load("/nonexistent/failsteer.ini", &cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "/nonexistent/failsteer.ini: cannot read"));
+	assert_int_equal(cfg_load("/tmp", &cfg, err, sizeof(err)), -1); /* opens, does not read */
+	assert_non_null(strstr(err, "/tmp: cannot read: Is a directory"));
 	unlink(path);
 }
 
