@@ -41,6 +41,16 @@ quiet() { "$@" >/dev/null 2>&1; }
 # ---- (3) alert rules ------------------------------------------------------------------
 e2e_check "promtool check rules deploy/prometheus/alerts.yml" \
 	promtool check rules "$ROOT/deploy/prometheus/alerts.yml"
+# The Kubernetes scrape job: its name is the one the alerts select on; the rest passes
+# promtool (Debian's build has no Kubernetes discovery: static targets stand in for it).
+mkdir -p "$WORK/promk8s"
+cp "$ROOT/deploy/prometheus/alerts.yml" "$WORK/promk8s/"
+sed -e 's/^\( *\)kubernetes_sd_configs:/\1static_configs:/' -e 's/^\( *\)- role: pod/\1- targets: ["198.18.0.1:9469"]/' \
+	"$ROOT/deploy/prometheus/prometheus-kubernetes.yml" >"$WORK/promk8s/prometheus.yml"
+e2e_check "deploy/prometheus/prometheus-kubernetes.yml passes promtool check config, rules included" \
+	quiet promtool check config "$WORK/promk8s/prometheus.yml"
+e2e_check "... and its job is the one the alerts select on (job=\"failsteer\")" \
+	eq "$(grep -c '^  - job_name: failsteer$' "$ROOT/deploy/prometheus/prometheus-kubernetes.yml"):$(grep -c 'up{job="failsteer"}' "$ROOT/deploy/prometheus/alerts.yml")" "1:2"
 e2e_check "promtool test rules deploy/prometheus/alerts_test.yml (each alert fires when it should, only then)" \
 	bash -c "cd '$ROOT/deploy/prometheus' && promtool test rules alerts_test.yml"
 
