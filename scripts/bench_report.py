@@ -343,6 +343,7 @@ def report(a):
             fl = [r["failed"] for r in rs]
             dl = [r["max_delay_ms"] for r in rs]
             agg[(c, kind)] = {"failed_max": max(fl), "failed_sum": sum(fl), "delay_max": max(dl),
+                              "failed_connect": sum(r["failed_connect"] for r in rs),
                               "delay_med": med(dl), "fo_med": med(fo)}
             notes = sorted({r["note"] for r in rs if r["note"]})
             acc = [r["max_delay_inflight_ms"] for r in rs
@@ -385,6 +386,16 @@ def report(a):
         if not lost_ok:
             txt += (f"; lost {judged['failed_max'] - hp['failed_max']} more request(s) than tuned HAProxy in "
                     "its worst run")
+            if not judged["failed_connect"]:
+                hr = agg.get(("haproxy-tuned", "reset"))
+                txt += (". Why: none of them failed to connect: they were in flight on connections the "
+                        "primary had accepted before the fault, which no steering moves and no proxy "
+                        "retries"
+                        + (f" (tuned HAProxy lost {hr['failed_sum']} such request(s) in its reset runs here)"
+                           if hr and hr["failed_sum"] and not hr["failed_connect"] else "")
+                        + "; how many a run catches is chance. "
+                        "What would close it: nothing on the path; the client's own retry of an "
+                        "idempotent request")
         if not delay_ok:
             txt += f"; delayed a request {judged['delay_max'] - hp['delay_max']:.0f} ms longer"
             if kind == "blackhole":
@@ -576,6 +587,8 @@ def report(a):
         total_flow = sum(mm[m][1] for m in flow_maps)
         rows = [[m, f"{mm[m][0]:,}", f"{mm[m][1] / 1048576:.1f}"] for m in flow_maps]
         rows.append(["per 100k flow entries (these three)", "", f"**{total_flow / 1048576:.1f}**"])
+        # Two entries per connection; the rings are sized from the table, so all three double.
+        rows.append(["per 100k connections (flow_table_size 200,000)", "", f"**{2 * total_flow / 1048576:.1f}**"])
         rows.append(["all failsteer maps (incl. per-CPU counters for max_backends)", "",
                      f"{sum(b for _, b in mm.values()) / 1048576:.1f}"])
         out.append(table(["map (flow_table_size = 100,000)", "entries", "MiB"], rows))
