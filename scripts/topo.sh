@@ -22,7 +22,8 @@
 #   topo_claim_prefix BASE         set P to BASE + digits (6 chars in all) that no live
 #                                  run owns, and own it (/run/lock/failsteer-topo-$P.owner
 #                                  holds this shell's pid): parallel runs never share a
-#                                  prefix, and only its owner cleans a prefix's leftovers
+#                                  prefix, and only its owner cleans a prefix's leftovers;
+#                                  leftovers of runs that died (killed) are swept first
 #   topo_release_prefix            give P up (teardown)
 #   start_site PREFIX primary|backup [classifier args...]
 #                                  start scripts/classifier.py in pri/bak on the
@@ -56,6 +57,7 @@ topo_claim_prefix() { # BASE (1-3 letters)
 	mkdir -p /run/lock
 	exec {fd}>/run/lock/failsteer-topo.lock
 	flock -w 10 "$fd" || { echo "topo: cannot lock /run/lock/failsteer-topo.lock" >&2; return 1; }
+	_topo_sweep_dead_owners
 	for ((i = 0; i < mod; i++)); do
 		P=$1$(printf "%0${digits}d" $((($$ + i) % mod)))
 		f=/run/lock/failsteer-topo-$P.owner
@@ -71,6 +73,25 @@ topo_claim_prefix() { # BASE (1-3 letters)
 	exec {fd}>&-
 	echo "topo: every prefix $1* is taken" >&2
 	return 1
+}
+
+# Namespaces and pins of prefixes whose owner died without its teardown (SIGKILL).
+_topo_sweep_dead_owners() {
+	local f p owner d
+	for f in /run/lock/failsteer-topo-*.owner; do
+		[ -e "$f" ] || continue
+		owner=$(cat "$f" 2>/dev/null || true)
+		[ -n "$owner" ] && kill -0 "$owner" 2>/dev/null && continue
+		p=${f#/run/lock/failsteer-topo-}
+		p=${p%.owner}
+		_topo_check_prefix "$p" 2>/dev/null || { rm -f "$f"; continue; }
+		topo_down "$p" >/dev/null 2>&1 || true
+		for d in "/sys/fs/bpf/fs-test-$p" "/sys/fs/bpf/fs-bench-$p" "/sys/fs/bpf/failsteer-$p"; do
+			[ -d "$d" ] && { rm -f "$d"/* 2>/dev/null; rmdir "$d" 2>/dev/null; }
+		done
+		rm -f "$f"
+	done
+	return 0
 }
 
 topo_release_prefix() {
