@@ -269,28 +269,6 @@ stop_bench_servers() {
 
 client() { ip netns exec "${P}cli" "$BB/bench_client" --target "$TARGET" "$@"; }
 
-# Probe SYNs from the edge's own addresses towards the sites (failsteer's probes, HAProxy's
-# checks); at the backup in steady state nothing else comes from the edge.
-probe_count_start() {
-	local role src
-	for role in pri bak; do
-		[ $role = pri ] && src=$EDGE_PRI4 || src=$EDGE_BAK4
-		ip netns exec "$P$role" nft -f - <<-EOF
-			table inet fsbench {
-				chain pre { type filter hook prerouting priority -200; policy accept;
-					ip saddr $src tcp dport $SVC_PORT tcp flags & (syn | ack) == syn counter; }
-			}
-		EOF
-	done
-}
-probe_count_read() { # ROLE -> packets
-	ip netns exec "$P$1" nft list table inet fsbench | awk '/counter packets/ {for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1)}'
-}
-probe_count_stop() {
-	ip netns exec "${P}pri" nft delete table inet fsbench 2>/dev/null || true
-	ip netns exec "${P}bak" nft delete table inet fsbench 2>/dev/null || true
-}
-
 # What failsteer itself counted during a saturation repetition (its counters and the daemon's
 # last words), so that the report can tell a real connect timeout from a miscounted one.
 fs_evidence() { # FIGURE REP (stops failsteer)
@@ -346,17 +324,17 @@ for rep in $(seq "$REPS"); do
 			done
 			line="$line (BPF: $(jget "$out" bpf_us_per_conn) us per connection, $(jget "$out" bpf_cpu_share) of the CPUs)"
 		fi
-		probe_count_start
+		topo_probe_count_start "$P"
 		out=$(client --workers 1 --rate "$LAT_RATE" --duration "$LAT_S" --warmup 0.5) ||
 			die "candidate $c could not run: load client failed"
 		put lat "$c" p50 "$rep" "$(jget "$out" p50_ms)"
 		put lat "$c" p99 "$rep" "$(jget "$out" p99_ms)"
 		put lat "$c" failed "$rep" "$(jget "$out" failed)"
 		for role in pri bak; do
-			n=$(probe_count_read "$role")
+			n=$(topo_probe_count_read "$P" "$role")
 			put probes "$c" "$role" "$rep" "$($PY -c "print(round(${n:-0} / $LAT_S, 2))")"
 		done
-		probe_count_stop
+		topo_probe_count_stop "$P"
 		log "$line latency p50 $(jget "$out" p50_ms) ms p99 $(jget "$out" p99_ms) ms"
 		if [ "$c" = failsteer ]; then fs_evidence fsstate "$rep"; else cand_stop; fi
 	done

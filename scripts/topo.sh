@@ -29,6 +29,10 @@
 #                                  start scripts/classifier.py in pri/bak on the
 #                                  site's v4+v6 address, port 8080; waits <= 5 s
 #   stop_site PREFIX primary|backup   SIGTERM (then SIGKILL) the site's classifier
+#   topo_probe_count_start PREFIX  count SYNs to the service port from the edge's own
+#                                  address at each site (probes, health checks; nftables)
+#   topo_probe_count_read PREFIX pri|bak   print that count
+#   topo_probe_count_stop PREFIX   remove the counters
 #   site_running PREFIX primary|backup   status 0 if the classifier is alive
 # Site files: /tmp/${P}-${site}.pid, .log, .args (extra args, reused by repair).
 
@@ -310,4 +314,27 @@ stop_site() { # PREFIX SITE
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 	return 0
+}
+
+topo_probe_count_start() { # PREFIX
+	local role src
+	for role in pri bak; do
+		[ $role = pri ] && src=$EDGE_PRI4 || src=$EDGE_BAK4
+		ip netns exec "$1$role" nft -f - <<-EOF
+			table inet fsprobes {
+				chain pre { type filter hook prerouting priority -200; policy accept;
+					ip saddr $src tcp dport $SVC_PORT tcp flags & (syn | ack) == syn counter; }
+			}
+		EOF
+	done
+}
+
+topo_probe_count_read() { # PREFIX ROLE -> packets
+	ip netns exec "$1$2" nft list table inet fsprobes |
+		awk '/counter packets/ {for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1)}'
+}
+
+topo_probe_count_stop() { # PREFIX
+	ip netns exec "${1}pri" nft delete table inet fsprobes 2>/dev/null || true
+	ip netns exec "${1}bak" nft delete table inet fsprobes 2>/dev/null || true
 }

@@ -159,11 +159,15 @@ NFT
 scenario_silence() {
 	echo "-- no traffic"
 	setup off
+	topo_probe_count_start "$P"
 	sleep 20
-	local attempts
+	local attempts probes
 	attempts=$(fsctl status --json | $PY -c 'import json,sys; print(sum(b["totals"]["attempts"] for s in json.load(sys.stdin)["services"] for b in s["backends"]))')
+	probes=$(($(topo_probe_count_read "$P" pri) + $(topo_probe_count_read "$P" bak)))
+	topo_probe_count_stop "$P"
+	report "20 s without traffic: $attempts connections steered, $probes probe SYNs at the sites"
 	e2e_check "[silence] zero failovers" eq "$(log_events failover)" 0
-	e2e_check "[silence] nothing steered, nothing probed" eq "$attempts" 0
+	e2e_check "[silence] nothing steered, no probe SYN reached either site" eq "$attempts:$probes" "0:0"
 }
 
 # 8: kill -9 during load and restart: no request fails because of it; with the daemon gone
