@@ -211,6 +211,14 @@ static struct pkt_spec c_syn(const struct conn *c, const char *dst, uint16_t dpo
 				  .flags = TH_SYN, .seq = c->isn, .mss_option = true };
 }
 
+/* c's SYN to the service at vip is steered to backend 'to' (port dport), rewritten. */
+static void expect_syn_steered(const struct conn *c, const char *vip, const char *to, uint16_t dport)
+{
+	struct pkt_spec in = c_syn(c, vip, PORT), want = c_syn(c, to, dport);
+
+	expect_rewrite(&in, &want);
+}
+
 static struct pkt_spec c_data(const struct conn *c, const char *dst, uint16_t dport, uint8_t flags)
 {
 	return (struct pkt_spec){ .src = c->cli, .dst = dst, .sport = c->cport, .dport = dport,
@@ -548,18 +556,14 @@ static void sleep_ms(long ms)
 static void test_connect_timeout_counted(void **state)
 {
 	struct conn c = conn4, c2 = conn4;
-	struct pkt_spec in, want;
+	struct pkt_spec in;
 
 	(void)state;
 	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 30);
 	c.cport = 40600;
 	c2.cport = 40601;
-	in = c_syn(&c, VIP4, PORT);
-	want = c_syn(&c, PRI4, PORT);
-	expect_rewrite(&in, &want);
-	in = c_syn(&c2, VIP4, PORT);
-	want = c_syn(&c2, PRI4, PORT);
-	expect_rewrite(&in, &want);
+	expect_syn_steered(&c, VIP4, PRI4, PORT);
+	expect_syn_steered(&c2, VIP4, PRI4, PORT);
 	in = s_pkt(&c2, PRI4, PORT, TH_SYN | TH_ACK, c2.srv_isn, c2.isn + 1);
 	expect_rewrite(&in, &in);
 	for (int i = 0; i < 100 && backend(ID_PRI).timeouts == 0; i++)
@@ -575,19 +579,14 @@ static void test_connect_timeout_counted(void **state)
 static void test_connect_timeouts_out_of_order(void **state)
 {
 	struct conn slow = conn6, fast = conn4;
-	struct pkt_spec in, want;
 
 	(void)state;
 	put_service(VIP6, PRI6, BAK6, ID_PRI6, ID_BAK6, 0, 3000);
 	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 20);
 	slow.cport = 40700;
 	fast.cport = 40701;
-	in = c_syn(&slow, VIP6, PORT);
-	want = c_syn(&slow, PRI6, PORT);
-	expect_rewrite(&in, &want);
-	in = c_syn(&fast, VIP4, PORT);
-	want = c_syn(&fast, PRI4, PORT);
-	expect_rewrite(&in, &want);
+	expect_syn_steered(&slow, VIP6, PRI6, PORT);
+	expect_syn_steered(&fast, VIP4, PRI4, PORT);
 	for (int i = 0; i < 150 && backend(ID_PRI).timeouts == 0; i++)
 		sleep_ms(10);
 	assert_int_equal(backend(ID_PRI).timeouts, 1);
@@ -611,7 +610,7 @@ static struct fs_deadline_ctl deadline_ctl(void)
 static void test_answered_deadline_freed_early(void **state)
 {
 	struct conn a = conn4, b = conn4;
-	struct pkt_spec in, want;
+	struct pkt_spec in;
 	__u64 sweeps;
 	int i;
 
@@ -619,12 +618,8 @@ static void test_answered_deadline_freed_early(void **state)
 	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 400);
 	a.cport = 40900;
 	b.cport = 40901;
-	in = c_syn(&a, VIP4, PORT);
-	want = c_syn(&a, PRI4, PORT);
-	expect_rewrite(&in, &want);
-	in = c_syn(&b, VIP4, PORT);
-	want = c_syn(&b, PRI4, PORT);
-	expect_rewrite(&in, &want);
+	expect_syn_steered(&a, VIP4, PRI4, PORT);
+	expect_syn_steered(&b, VIP4, PRI4, PORT);
 	assert_int_equal(deadline_ctl().pending, 2);
 	in = s_pkt(&a, PRI4, PORT, TH_SYN | TH_ACK, a.srv_isn, a.isn + 1);
 	expect_rewrite(&in, &in);

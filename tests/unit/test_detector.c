@@ -47,13 +47,21 @@ static enum det_event sim_tick(struct sim *x, const double *ok, const double *ba
 	return e;
 }
 
-static void warm_up(struct sim *x, int ticks)
+/* Traffic to the primary; backups_ok: every backup answers a probe each tick, else they
+ * say nothing (as in the daemon while all is well: no traffic, no probes). */
+static void warm_up_with(struct sim *x, int ticks, bool backups_ok)
 {
-	/* Traffic to the primary, probes answered by every backup. */
-	double ok[FS_MAX_BACKENDS] = { 20, 1, 1, 1, 1, 1, 1, 1 }, bad[FS_MAX_BACKENDS] = { 0 };
+	double ok[FS_MAX_BACKENDS] = { 20 }, bad[FS_MAX_BACKENDS] = { 0 };
 
+	for (int i = 1; i < FS_MAX_BACKENDS; i++)
+		ok[i] = backups_ok ? 1 : 0;
 	for (int t = 0; t < ticks; t++)
 		sim_tick(x, ok, bad);
+}
+
+static void warm_up(struct sim *x, int ticks)
+{
+	warm_up_with(x, ticks, true);
 }
 
 static void test_clean_failure_fails_over_within_2_ticks(void **state)
@@ -225,16 +233,6 @@ static void test_failover_skips_down_backup(void **state)
 	assert_int_equal(x.s.active, 2);
 }
 
-/* As the daemon sees it while all is well: traffic to the primary, nothing from the
- * backups (no traffic, not probed). */
-static void quiet_warm_up(struct sim *x, int ticks)
-{
-	double ok[FS_MAX_BACKENDS] = { 20 }, bad[FS_MAX_BACKENDS] = { 0 };
-
-	for (int t = 0; t < ticks; t++)
-		sim_tick(x, ok, bad);
-}
-
 /* A backup nothing was heard from is not failed over to at once: the probes sent when the
  * primary started to look down get their chance first (here: answered on the next tick). */
 static void test_failover_waits_for_word_from_the_backup(void **state)
@@ -243,7 +241,7 @@ static void test_failover_waits_for_word_from_the_backup(void **state)
 
 	(void)state;
 	sim_init(&x, 2);
-	quiet_warm_up(&x, 600);
+	warm_up_with(&x, 600, false);
 	assert_int_equal(sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 0 }), DET_NONE);
 	assert_int_equal(x.s.active, 0);
 	assert_int_equal(sim_tick(&x, (double[]){ 0, 1 }, (double[]){ 20, 0 }), DET_FAILOVER);
@@ -259,7 +257,7 @@ static void test_failover_blind_after_a_while(void **state)
 
 	(void)state;
 	sim_init(&x, 2);
-	quiet_warm_up(&x, 600);
+	warm_up_with(&x, 600, false);
 	for (t = 0; t < 100 && x.s.active == 0; t++)
 		sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 0 });
 	assert_int_equal(x.s.active, 1);
@@ -275,7 +273,7 @@ static void test_failover_prefers_a_backup_that_answered(void **state)
 
 	(void)state;
 	sim_init(&x, 3);
-	quiet_warm_up(&x, 600);
+	warm_up_with(&x, 600, false);
 	sim_tick(&x, (double[]){ 0, 0, 0 }, (double[]){ 20, 0, 0 });
 	assert_int_equal(sim_tick(&x, (double[]){ 0, 0, 1 }, (double[]){ 20, 0, 0 }), DET_FAILOVER);
 	assert_int_equal(x.s.active, 2);
