@@ -201,8 +201,6 @@ static void free_runtime(struct daemon *d)
 	d->n_svcs = 0;
 }
 
-/* Builds the runtime from cfg and whatever the pinned maps hold (a previous daemon's
- * services, ids, active backends, models): the one path for start, restart and reload. */
 /* A service forced to a backend stays forced to that site (address) wherever the new
  * config lists it; forcing a backend that is gone returns the service to auto. */
 static void forced_follow_site(struct fs_maps *m, const struct service_rt *s,
@@ -231,6 +229,8 @@ static void forced_follow_site(struct fs_maps *m, const struct service_rt *s,
 		log_warn("service %s: writing forced mode: %s", s->cfg.name, strerror(errno));
 }
 
+/* Builds the runtime from cfg and whatever the pinned maps hold (a previous daemon's
+ * services, ids, active backends, models): the one path for start, restart and reload. */
 static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 {
 	const struct cfg *cfg = &d->cfg;
@@ -367,8 +367,8 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 
 	for (int i = 0; i < d->n_svcs; i++) {
 		struct service_rt *s = &d->svcs[i];
-		const struct fs_service *was = NULL;
-		bool reused_svc = false;
+		const struct fs_service *was = NULL; /* what the maps held for it */
+		bool reused_svc;
 
 		for (int k = 0; k < nkeys; k++)
 			if (same_ep(&existing[k].key, &s->cfg.address) && existing[k].val.svc_id == s->svc_id)
@@ -737,7 +737,6 @@ static void publish_metrics(struct daemon *d, __u64 flows_live)
 		.flow_table_size = d->cfg.flow_table_size,
 		.evictions = d->evictions,
 		.probes_in_flight = (__u64)probes_in_flight(d->probes),
-		.tick_ms = d->cfg.tick_ms,
 	};
 
 	metrics_update_daemon(d->metrics, &md);
@@ -807,12 +806,10 @@ int daemon_run(const char *cfg_path)
 	/* Before any map is touched: a start that cannot attach must not rewrite the services
 	 * a pinned data path is steering with. Exit 1, not 2: an interface may come later
 	 * (boot order), and a restart will find it. */
-	for (int i = 0; i < d.cfg.n_interfaces; i++)
-		if (!if_nametoindex(d.cfg.interfaces[i])) {
-			fprintf(stderr, "failsteer: %s: interface %s: %s\n", cfg_path, d.cfg.interfaces[i],
-				strerror(errno));
-			return 1;
-		}
+	if (loader_check_interfaces(&d.cfg, err, sizeof(err))) {
+		fprintf(stderr, "failsteer: %s: %s\n", cfg_path, err);
+		return 1;
+	}
 	rc = loader_prepare(&d.ld, &d.cfg, err, sizeof(err));
 	if (!rc)
 		rc = loader_load(&d.ld, &d.cfg, err, sizeof(err));
@@ -828,7 +825,7 @@ int daemon_run(const char *cfg_path)
 		 d.ld.adopted ? "adopted" : "created", d.cfg.pin_path, d.cfg.tick_ms);
 
 	d.probes = probes_new();
-	d.metrics = metrics_new(d.cfg.metrics_listen, d.cfg.pin_path, err, sizeof(err));
+	d.metrics = metrics_new(d.cfg.metrics_listen, d.cfg.pin_path, d.cfg.tick_ms, err, sizeof(err));
 	if (!d.probes || !d.metrics) {
 		fprintf(stderr, "failsteer: %s\n", d.probes ? err : "out of memory");
 		goto out;

@@ -219,6 +219,16 @@ static int pin_prog(const char *pin, const char *name, struct bpf_program *prog,
 	return rc;
 }
 
+int loader_check_interfaces(const struct cfg *cfg, char *err, size_t len)
+{
+	for (int i = 0; i < cfg->n_interfaces; i++)
+		if (!if_nametoindex(cfg->interfaces[i])) {
+			snprintf(err, len, "interface %s: %s", cfg->interfaces[i], strerror(errno));
+			return -ENODEV;
+		}
+	return 0;
+}
+
 int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len)
 {
 	const struct {
@@ -228,8 +238,10 @@ int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len
 		{ BPF_TC_INGRESS, l->skel->progs.fs_tc_ingress },
 		{ BPF_TC_EGRESS, l->skel->progs.fs_tc_egress },
 	};
-	int rc;
+	int rc = loader_check_interfaces(cfg, err, len); /* all or none */
 
+	if (rc)
+		return rc;
 	for (int i = 0; i < cfg->n_interfaces; i++) {
 		int ifindex = (int)if_nametoindex(cfg->interfaces[i]);
 

@@ -26,8 +26,11 @@ struct loader {
 int loader_prepare(struct loader *l, const struct cfg *cfg, char *err, size_t len);
 /* Opens the skeleton, sizes the maps from cfg, reuses pinned maps, loads and pins. */
 int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len);
-/* Attaches ingress and egress programs to every configured interface, atomically replacing
- * an older failsteer filter (a restarted daemon), and pins the programs. */
+/* 0 if every configured interface exists; else -ENODEV with err naming the first missing. */
+int loader_check_interfaces(const struct cfg *cfg, char *err, size_t len);
+/* Attaches ingress and egress programs to every configured interface (none unless all
+ * exist), atomically replacing an older failsteer filter (a restarted daemon), and pins
+ * the programs. */
 int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len);
 /* Starts (or takes over) the timer that sweeps connect deadlines, by running the setup
  * program once. Returns 0 or -errno. */

@@ -20,7 +20,7 @@ struct metrics {
 	struct metrics_daemon md;
 	bool have_md;
 	__u64 last_tick_ns;            /* atomic: when the daemon last published, 0 = never */
-	unsigned tick_ms;              /* atomic: its detector period */
+	unsigned tick_ms;              /* the detector period */
 };
 
 static __u64 mono_ns(void)
@@ -268,7 +268,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return MHD_NO;
 	if (!strcmp(url, "/healthz")) {
 		code = metrics_health(mono_ns(), __atomic_load_n(&m->last_tick_ns, __ATOMIC_ACQUIRE),
-				      __atomic_load_n(&m->tick_ms, __ATOMIC_RELAXED), err, sizeof(err));
+				      m->tick_ms, err, sizeof(err));
 		fputs(err, out);
 	} else if (strcmp(url, "/metrics")) {
 		code = MHD_HTTP_NOT_FOUND;
@@ -297,7 +297,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	return ret;
 }
 
-struct metrics *metrics_new(const char *listen, const char *pin_path, char *err, size_t len)
+struct metrics *metrics_new(const char *listen, const char *pin_path, unsigned tick_ms, char *err,
+			    size_t len)
 {
 	struct metrics *m = calloc(1, sizeof(*m));
 	struct sockaddr_storage ss = { 0 };
@@ -310,6 +311,7 @@ struct metrics *metrics_new(const char *listen, const char *pin_path, char *err,
 	}
 	pthread_mutex_init(&m->lock, NULL);
 	snprintf(m->pin_path, sizeof(m->pin_path), "%s", pin_path);
+	m->tick_ms = tick_ms;
 	m->maps = (struct fs_maps){ -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
 	if (!listen[0])
 		return m;
@@ -351,7 +353,6 @@ struct metrics *metrics_new(const char *listen, const char *pin_path, char *err,
 
 void metrics_update_daemon(struct metrics *m, const struct metrics_daemon *md)
 {
-	__atomic_store_n(&m->tick_ms, md->tick_ms, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->last_tick_ns, mono_ns(), __ATOMIC_RELEASE);
 	/* Never wait for a scrape in progress: skip this update instead. */
 	if (pthread_mutex_trylock(&m->lock))

@@ -17,14 +17,15 @@ struct metrics_daemon {
 	__u64 flow_table_size;
 	__u64 evictions;        /* flow entries lost to LRU eviction since the daemon started */
 	__u64 probes_in_flight;
-	unsigned tick_ms;       /* detector period, for /healthz */
 };
 
 struct metrics;
 
-/* Starts the HTTP server on listen ("ADDR:PORT"; "" = no server, updates are kept only).
- * Returns NULL with err filled on failure. */
-struct metrics *metrics_new(const char *listen, const char *pin_path, char *err, size_t len);
+/* Starts the HTTP server on listen ("ADDR:PORT"; "" = no server, updates are kept only);
+ * tick_ms, the detector period (fixed while the daemon runs), tells /healthz when the
+ * detector is late. Returns NULL with err filled on failure. */
+struct metrics *metrics_new(const char *listen, const char *pin_path, unsigned tick_ms, char *err,
+			    size_t len);
 void metrics_update_daemon(struct metrics *m, const struct metrics_daemon *md);
 void metrics_free(struct metrics *m);
 

@@ -98,8 +98,9 @@ _Static_assert(sizeof(struct fs_flow) == 64, "fs_flow layout");
  * same connect timeout enter the ring in the order they fall due: the timer walks them in
  * order from the tail, frees those of connections answered meanwhile (so that answered
  * connections do not wake it), and fires again when the next connection still waiting is
- * due (at most FS_DEADLINE_MIN_NS late). A deadline that overtakes an earlier, longer one (mixed timeouts) is found by a
- * slice sweep that sees every slot within FS_DEADLINE_PASS_NS. */
+ * due (at most FS_DEADLINE_MIN_NS late). A deadline that overtakes an earlier, longer one
+ * (mixed timeouts) is found by a slice sweep that sees every slot within
+ * FS_DEADLINE_PASS_NS. */
 #define FS_DEADLINE_PERIOD_NS (5ull * 1000 * 1000) /* longest timer interval, slice sweep period */
 #define FS_DEADLINE_PASS_NS (50ull * 1000 * 1000)  /* a full slice sweep of the ring takes this */
 #define FS_DEADLINE_MIN_NS (100ull * 1000)         /* shortest timer interval */
