@@ -445,6 +445,45 @@ static __always_inline int flow_move(const struct fs_flow_key *fkey, __u32 isn,
 	return 0;
 }
 
+/* Clean close: when this packet (of entry f, a connection's FWD or REV) acknowledges the
+ * other way's FIN and the FIN that went this way was acknowledged before, both entries are
+ * deleted, so that closed connections do not crowd live ones out of the table. The caller
+ * must not touch f afterwards (the entry may already hold another flow); it steers this last
+ * ACK from its own copy. A FIN retransmitted after the last ACK was lost then passes unsteered
+ * (all data was acknowledged: only the closing socket's last word goes astray). The ACK must
+ * name the FIN's sequence exactly: a partial ACK or a guess never ends a flow. Returns true
+ * when the entries were deleted. */
+static __always_inline bool flow_close(const struct pkt *p, struct fs_flow *f)
+{
+	bool fin = p->tcp_flags & TCP_FL_FIN;
+	bool acks_peer = (p->tcp_flags & TCP_FL_ACK) && (f->flags & FS_FL_PEER_FIN);
+	struct fs_flow_key peer_key;
+	struct fs_flow *peer;
+
+	if (!fin && !acks_peer)
+		return false;
+	if (f->dir == FS_DIR_FWD)
+		flow_rev_key(&peer_key, &p->key, &f->nat);
+	else
+		flow_fwd_key(&peer_key, &p->key, &f->nat);
+	peer = bpf_map_lookup_elem(&flows, &peer_key);
+	if (!peer)
+		return false;
+	if (fin)
+		peer->flags |= FS_FL_PEER_FIN;
+	if (!acks_peer || !(peer->flags & FS_FL_FIN) || p->ack_seq != peer->snd_nxt)
+		return false;
+	f->flags &= ~FS_FL_PEER_FIN;
+	peer->flags |= FS_FL_FIN_ACKED;
+	if (!(f->flags & FS_FL_FIN_ACKED))
+		return false;
+	if (f->dir == FS_DIR_FWD)
+		flow_delete_pair(&p->key, &peer_key);
+	else
+		flow_delete_pair(&peer_key, &p->key);
+	return true;
+}
+
 /* Sends a packet whose destination was rewritten (host mode, or a re-created SYN) out of
  * the interface of the route to it: the route the kernel chose for the original
  * destination, if any, may be wrong. Falls back to the kernel's routing. */
@@ -733,12 +772,15 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 			return TC_ACT_SHOT;
 	} else {
 		f->last_ns = bpf_ktime_get_coarse_ns();
-		if (p->tcp_flags & TCP_FL_FIN)
+		if (p->tcp_flags & TCP_FL_FIN) {
 			f->flags |= FS_FL_FIN;
+			f->snd_nxt = p->seq + p->payload_len + 1;
+		}
 		/* Not deleted: a spoofed reset must not tear the flow out from under a live
-		 * connection. The entry lingers and is swept like a closed one. */
+		 * connection. The entry lingers and is swept after the close linger. */
 		if (p->tcp_flags & TCP_FL_RST)
 			f->flags |= FS_FL_RST;
+		flow_close(p, f); /* last use of f */
 	}
 	count_to(t.backend_id, skb);
 	return steer_out(skb, p, &t, egress);
@@ -768,7 +810,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 			ok = (fl & TCP_FL_ACK) && p->ack_seq == f->client_isn + 1;
 		else
 			/* RFC 5961: only a reset near the next expected sequence counts. */
-			ok = p->seq - f->srv_nxt < RST_WINDOW;
+			ok = p->seq - f->snd_nxt < RST_WINDOW;
 		if (ok && connecting) {
 			if (s) {
 				s->resets++;
@@ -796,7 +838,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 			__u64 us = (bpf_ktime_get_ns() - f->syn_ns) / 1000;
 
 			f->state = FS_ST_ESTABLISHED;
-			f->srv_nxt = p->seq + 1;
+			f->snd_nxt = p->seq + 1;
 			if (s) {
 				s->established++;
 				s->latency_sum_us += us;
@@ -806,10 +848,11 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 	} else {
 		__u32 end = p->seq + p->payload_len + (fl & TCP_FL_FIN ? 1 : 0);
 
-		if ((__s32)(end - f->srv_nxt) > 0)
-			f->srv_nxt = end;
+		if ((__s32)(end - f->snd_nxt) > 0)
+			f->snd_nxt = end;
 		if (fl & TCP_FL_FIN)
 			f->flags |= FS_FL_FIN;
+		flow_close(p, f); /* last use of f */
 	}
 	nat_rewrite(skb, p, false, &svc_ep);
 	return TC_ACT_OK;

@@ -52,6 +52,15 @@ def read_log(path):
     return rows
 
 
+def never_connected(r):
+    """A request whose connection never came up (refused, connect timeout): what failover
+    can save, as opposed to one lost on a connection the dead site had accepted. A reset
+    before the client saw its connect complete is of the second kind: a reset in SYN-SENT
+    is ECONNREFUSED ("refused"); ECONNRESET ("reset") means the client's kernel had the
+    SYN-ACK, so the site had accepted the connection."""
+    return r["outcome"] not in ("ok", "reset") and r["connect_ms"] is None
+
+
 def _max(vals):
     vals = list(vals)
     return round(max(vals), 3) if vals else None
@@ -98,10 +107,7 @@ def analyze(path, fault_at=None, repair_at=None, primary="primary", backup="back
         "total": len(reqs),
         "ok": len(ok),
         "failed": len(reqs) - len(ok),
-        # new connections that never came up (refused, connect timeout): what failover
-        # can save, as opposed to requests lost on a connection the dead site had accepted
-        "failed_connect": sum(1 for r in reqs if r["outcome"] != "ok" and r["kind"] == "new"
-                              and r["connect_ms"] is None),
+        "failed_connect": sum(1 for r in reqs if r["kind"] == "new" and never_connected(r)),
         "outcomes": outcomes,
         "by_kind": {k: sum(1 for r in reqs if r["kind"] == k) for k in ("new", "long")},
         "sites": sites,

@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from analyze import read_log  # noqa: E402
+from analyze import never_connected, read_log  # noqa: E402
 
 
 # -- one failover run -----------------------------------------------------------------------
@@ -61,7 +61,7 @@ def failover(a):
         "base_p50_ms": round(statistics.median(before), 2) if before else None,
         "failover_s": round(fb - fault, 3) if fb is not None else None,
         "failed": sum(1 for r in win if r["outcome"] != "ok"),
-        "failed_connect": sum(1 for r in win if r["outcome"] != "ok" and r["connect_ms"] is None),
+        "failed_connect": sum(1 for r in win if never_connected(r)),
         "max_delay_ms": round(max(steered, default=0), 1),
         "max_delay_inflight_ms": round(max(inflight, default=0), 1),
         "long_broken_fault": sum(1 for r in long_ if r["outcome"] != "ok" and r["t_send"] < repair),
@@ -297,16 +297,19 @@ def report(a):
                     "taken from the load itself")
             if bs["bpf_us_per_conn"] is not None:
                 txt += (f": its programs alone take {bs['bpf_us_per_conn']:.1f} us per connection, "
-                        "far more per packet than in figure 4 (cold caches, a flow table 262,144 "
-                        "entries wide, two CPUs sharing the LRU lists), and the deadline timer's "
+                        "far more per packet than in figure 4 (cold caches: the flow table's "
+                        "buckets are spread over megabytes; two CPUs sharing the LRU lists), and "
+                        "the deadline timer's "
                         "sweeps come on top (the statistics do not see timer callbacks)")
             if bs["bpf_cpu_share"] is not None:
                 txt += (f"; the programs alone are {100 * bs['bpf_cpu_share']:.1f}% of the machine, against a "
                         f"measured gap of {100 * (1 - worst):.0f}% (the ranges show this VM's run-to-run "
                         "noise)")
-            txt += (". What would close it: a cheaper new-connection path (figure 4's notes: the SYN "
-                    "with its two LRU inserts is the costliest packet), and a "
-                    "smaller flow table where the connection rate allows it")
+            txt += (". What would close it: a cheaper hook (the programs run as cls_bpf filters, "
+                    "twice per forwarded packet, the egress run only to pass it on; tcx links are "
+                    "cheaper but need Linux 6.6 and a newer libbpf than Debian 12's), and a cheaper "
+                    "new-connection path (figure 4's notes: the SYN with its two LRU inserts is the "
+                    "costliest packet)")
         verdicts.append(("failsteer >= 0.95x direct throughput", met, txt))
     hp1 = med(g("tput", "haproxy-tuned", "w1"))
     if hp1 and d1:
@@ -632,14 +635,19 @@ def report(a):
         tot = sets[0][2]
         if tot["evicted"]:
             out.append(f"The flow table (default 262,144 entries) evicted {tot['evicted']:,} entries in the "
-                       "figure 1 runs and the daemon warned `raise flow_table_size`: closed flows stay "
-                       "for FIN_LINGER (30 s), two entries per connection, so the default table holds "
-                       "the closed flows of about 4,400 connections/s; above that the LRU evicts them"
-                       + (f", and {tot['flow_misses']} packet(s) of live connections found no entry "
+                       "figure 1 runs and the daemon warned `raise flow_table_size`. A connection "
+                       "closed by two acknowledged FINs leaves the table with its last ACK; the "
+                       "entries evicted here are of connections that ended otherwise (a reset, a FIN "
+                       "one way only), which stay 30 s after their last packet"
+                       + (f", and {tot['flow_misses']} packet(s) found no entry "
                           "(passed unsteered: harmless when the service address is the primary's own, "
                           "a broken connection on a virtual address)" if tot["flow_misses"] else "")
-                       + ". Sizing the table for the connection rate, or a shorter linger once both "
-                       "FINs have been seen, avoids it.\n")
+                       + ". Sizing the table for the connection rate avoids it.\n")
+        elif tot["attempts"]:
+            out.append(f"No flow-table entry was evicted: each of the {tot['attempts']:,} connections of "
+                       "the figure 1 runs left the table with the last ACK of its close, so the "
+                       "default 262,144 entries hold the live connections of any rate reached "
+                       "here.\n")
 
     # Targets
     out.append("## Targets\n")

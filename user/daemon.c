@@ -27,7 +27,7 @@
 #include "routes.h"
 
 #define SWEEP_INTERVAL_S 10.0
-#define FIN_LINGER_NS (30ull * 1000000000ull) /* closed flows: keep for late retransmissions */
+#define FIN_LINGER_NS (30ull * 1000000000ull) /* flows that did not close cleanly (reset, one FIN) */
 #define PROBE_SUSPICION 0.01 /* P(active down) above which backups get probed too */
 #define PROBE_BURST 4        /* probes per round to a backend believed down */
 #define RATE_WINDOW_S 1.0

@@ -69,9 +69,13 @@ _Static_assert(sizeof(struct fs_flow_key) == 40, "fs_flow_key layout");
 
 /* Flow flags. */
 #define FS_FL_TIMED_OUT (1u << 0) /* connect timeout already counted */
-#define FS_FL_FIN (1u << 1)       /* a FIN went this way: swept after the FIN linger */
-#define FS_FL_RST (1u << 2)       /* closed by a reset */
+#define FS_FL_FIN (1u << 1)       /* a FIN went this way (snd_nxt is just past it) */
+#define FS_FL_RST (1u << 2)       /* closed by a reset: swept after the close linger */
 #define FS_FL_RETRY (1u << 3)     /* the service re-sends unanswered SYNs to the next backend */
+#define FS_FL_PEER_FIN (1u << 4)  /* the other way sent a FIN that this way has not acked yet */
+#define FS_FL_FIN_ACKED (1u << 5) /* the FIN that went this way was acknowledged */
+/* A connection whose two FINs were both acknowledged is deleted by the data path at once;
+ * one that closed otherwise (reset, a FIN one way only) is swept after the close linger. */
 
 /* flows map value (LRU). Written by the BPF programs; swept by userspace. */
 struct fs_flow {
@@ -80,7 +84,8 @@ struct fs_flow {
 	struct fs_endpoint nat;  /* FWD: backend to send to; REV: service to answer as */
 	__u32 backend_id;        /* index into backend_stats */
 	__u32 client_isn;        /* sequence number of the client's SYN */
-	__u32 srv_nxt;           /* REV: next sequence number expected from the backend */
+	__u32 snd_nxt;           /* next sequence number of this way's sender: REV: tracked for the
+				  * RST window; FWD: set when the client's FIN passes */
 	__u32 syn_slot;          /* 1 + slot of the client's SYN in syn_store, 0 = none kept */
 	__u8 dir;                /* FS_DIR_* */
 	__u8 state;              /* FS_ST_* (REV) */

@@ -219,11 +219,20 @@ static void expect_syn_steered(const struct conn *c, const char *vip, const char
 	expect_rewrite(&in, &want);
 }
 
-static struct pkt_spec c_data(const struct conn *c, const char *dst, uint16_t dport, uint8_t flags)
+static struct pkt_spec c_pkt(const struct conn *c, const char *dst, uint16_t dport, uint8_t flags,
+			     uint32_t seq, uint32_t ack)
 {
 	return (struct pkt_spec){ .src = c->cli, .dst = dst, .sport = c->cport, .dport = dport,
-				  .flags = flags, .seq = c->isn + 1, .ack = c->srv_isn + 1,
-				  .payload_len = 100 };
+				  .flags = flags, .seq = seq, .ack = ack };
+}
+
+/* The client's first data segment (100 bytes). */
+static struct pkt_spec c_data(const struct conn *c, const char *dst, uint16_t dport, uint8_t flags)
+{
+	struct pkt_spec s = c_pkt(c, dst, dport, flags, c->isn + 1, c->srv_isn + 1);
+
+	s.payload_len = 100;
+	return s;
 }
 
 static struct pkt_spec s_pkt(const struct conn *c, const char *src, uint16_t sport, uint8_t flags,
@@ -639,6 +648,20 @@ static void test_answered_deadline_freed_early(void **state)
 	assert_int_equal(deadline_ctl().pending, 0);
 }
 
+/* Entries in the flow table. */
+static int count_flows(void)
+{
+	struct fs_flow_key key, next;
+	struct fs_flow val;
+	int live = 0, err;
+
+	for (err = bpf_map__get_next_key(E.skel->maps.flows, NULL, &key, sizeof(key)); !err;
+	     err = bpf_map__get_next_key(E.skel->maps.flows, &key, &next, sizeof(key)), key = next)
+		if (!bpf_map__lookup_elem(E.skel->maps.flows, &key, sizeof(key), &val, sizeof(val), 0))
+			live++;
+	return live;
+}
+
 /* A full flow table evicts the least recently used entries, and that shows. */
 static void test_full_flow_table_evicts(void **state)
 {
@@ -647,9 +670,7 @@ static void test_full_flow_table_evicts(void **state)
 	size_t len, out_len;
 	struct fs_global_stats g0 = global();
 	const int conns = FLOW_TABLE_SIZE; /* two entries each: twice the table */
-	struct fs_flow_key key, next;
-	struct fs_flow val;
-	int live = 0, err;
+	int live;
 
 	(void)state;
 	for (int i = 0; i < conns; i++) {
@@ -662,10 +683,7 @@ static void test_full_flow_table_evicts(void **state)
 	}
 	struct fs_global_stats g = global();
 	assert_int_equal(g.flows_created - g0.flows_created, 2 * conns);
-	for (err = bpf_map__get_next_key(E.skel->maps.flows, NULL, &key, sizeof(key)); !err;
-	     err = bpf_map__get_next_key(E.skel->maps.flows, &key, &next, sizeof(key)), key = next)
-		if (!bpf_map__lookup_elem(E.skel->maps.flows, &key, sizeof(key), &val, sizeof(val), 0))
-			live++;
+	live = count_flows();
 	assert_true(live <= FLOW_TABLE_SIZE);
 	assert_true(live > 0);
 	/* The oldest connection was evicted: its ACK passes unsteered and is counted. */
@@ -674,6 +692,84 @@ static void test_full_flow_table_evicts(void **state)
 	in = c_data(&old, VIP4, PORT, TH_ACK);
 	expect_unchanged(&in);
 	assert_int_equal(global().flow_misses, g.flow_misses + 1);
+}
+
+/* Runs a client packet of c (on the backup, behind VIP4_VIRT) and its rewrite is checked. */
+static void client_to_backup(const struct conn *c, uint8_t flags, uint32_t seq, uint32_t ack)
+{
+	struct pkt_spec in = c_pkt(c, VIP4_VIRT, PORT, flags, seq, ack);
+	struct pkt_spec want = c_pkt(c, BAK4, BAK_PORT, flags, seq, ack);
+
+	expect_rewrite(&in, &want);
+}
+
+static void backup_to_client(const struct conn *c, uint8_t flags, uint32_t seq, uint32_t ack,
+			     uint32_t payload_len)
+{
+	struct pkt_spec in = s_pkt(c, BAK4, BAK_PORT, flags, seq, ack);
+	struct pkt_spec want = s_pkt(c, VIP4_VIRT, PORT, flags, seq, ack);
+
+	in.payload_len = want.payload_len = payload_len;
+	expect_rewrite(&in, &want);
+}
+
+/* A connection on the backup behind a virtual address, SYN to SYN-ACK: two entries. */
+static void open_on_backup(const struct conn *c)
+{
+	struct pkt_spec in = c_syn(c, VIP4_VIRT, PORT), want = c_syn(c, BAK4, BAK_PORT);
+
+	expect_rewrite(&in, &want);
+	backup_to_client(c, TH_SYN | TH_ACK, c->srv_isn, c->isn + 1, 0);
+	assert_int_equal(count_flows(), 2);
+}
+
+/* A connection whose two FINs were both acknowledged leaves the table with its last ACK,
+ * which is still steered; nothing short of that (a FIN one way, a partial ACK, a reset)
+ * removes it. Server closes first, then a simultaneous close, then a reset. */
+static void test_clean_close_frees_entries(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42000, 100, 9000 };
+	__u32 i = c.isn, s = c.srv_isn;
+	struct fs_global_stats g0;
+	struct pkt_spec late, ack;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, 0);
+	open_on_backup(&c);
+	client_to_backup(&c, TH_ACK | TH_PSH, i + 1, s + 1); /* no payload: seq stays */
+	backup_to_client(&c, TH_ACK | TH_PSH | TH_FIN, s + 1, i + 1, 50); /* FIN ends at s+52 */
+	client_to_backup(&c, TH_ACK, i + 1, s + 51);                  /* partial ACK */
+	client_to_backup(&c, TH_ACK, i + 1, s + 52);                  /* ACKs the FIN */
+	assert_int_equal(count_flows(), 2);
+	client_to_backup(&c, TH_ACK | TH_FIN, i + 1, s + 52);         /* FIN ends at i+2 */
+	backup_to_client(&c, TH_ACK, s + 52, i + 1, 0);               /* not the FIN's ACK */
+	assert_int_equal(count_flows(), 2);
+	g0 = global();
+	backup_to_client(&c, TH_ACK, s + 52, i + 2, 0);               /* the last ACK: steered */
+	assert_int_equal(count_flows(), 0);
+	assert_int_equal(global().flows_deleted - g0.flows_deleted, 2);
+	/* A FIN retransmitted after that passes unsteered, counted as a miss. */
+	late = c_pkt(&c, VIP4_VIRT, PORT, TH_ACK | TH_FIN, i + 1, s + 52);
+	expect_unchanged(&late);
+	assert_int_equal(global().flow_misses, g0.flow_misses + 1);
+
+	/* Simultaneous close: both FINs cross, each side ACKs the other's. */
+	c.cport = 42001;
+	open_on_backup(&c);
+	client_to_backup(&c, TH_ACK | TH_FIN, i + 1, s + 1);          /* ends at i+2 */
+	backup_to_client(&c, TH_ACK | TH_FIN, s + 1, i + 1, 0);       /* ends at s+2 */
+	client_to_backup(&c, TH_ACK, i + 2, s + 2);
+	assert_int_equal(count_flows(), 2); /* the client's FIN is not acknowledged yet */
+	backup_to_client(&c, TH_ACK, s + 2, i + 2, 0);
+	assert_int_equal(count_flows(), 0);
+
+	/* A reset does not free them (it may be spoofed): they linger until swept. */
+	c.cport = 42002;
+	open_on_backup(&c);
+	ack = c_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, i + 1, s + 1);
+	expect_verdict(&ack, 0);
+	backup_to_client(&c, TH_RST, s + 1, 0, 0);
+	assert_int_equal(count_flows(), 2);
 }
 
 /* A new connection on the tuple of a finished one (the client reused its port): tracked
@@ -972,6 +1068,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connect_timeouts_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_answered_deadline_freed_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_flow_table_evicts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clean_close_frees_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_keeps_deadlines_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v4, setup, teardown),

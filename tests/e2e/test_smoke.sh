@@ -6,7 +6,7 @@
 # rewritten at the edge, then checksummed in software and verified by the receiver). Services on the primary's own address (only
 # the backup's address is rewritten) and on virtual addresses with another port (address
 # and port rewritten both ways, for every connection). A connection opened before a switch
-# stays on its backend.
+# stays on its backend. Connections that closed leave the flow table.
 set -eu
 E2E_ARG_BUILD=${1:-build}
 source "$(dirname "$0")/lib.sh"
@@ -71,6 +71,13 @@ for offload in off on mixed; do
 		eq "$long_primary" "$long_total"
 	e2e_check "long-lived connection made >= 30 requests" ge "$long_total" 30
 	e2e_check "no request failed across both switches" eq "$new_failed" 0
+	# Every connection above closed with two FINs: the data path deleted their entries
+	# with the last ACK (the daemon's sweep would take 30 s), steered or not.
+	flow_entries() { bpftool map dump pinned "$PIN/flows" 2>/dev/null | grep -c '"dir"'; }
+	no_flows() { [ "$(flow_entries)" = 0 ]; }
+	wait_until 3 no_flows || true
+	report "flow entries left after every connection closed: $(flow_entries)"
+	e2e_check "closed connections left the flow table with their last ACK" no_flows
 	e2e_stop_daemon
 	fsctl detach >/dev/null
 done
