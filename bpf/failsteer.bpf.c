@@ -751,9 +751,14 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 	if (retry || !svc)
 		return retry ? -1 : 0;
 	/* Same tuple, new connection (port reuse): start afresh. The old REV entry goes
-	 * first: the new one may have the very same key (same backend). */
-	if (r)
-		bpf_map_delete_elem(&flows, &rkey);
+	 * first: the new one may have the very same key (same backend). Counted, so that
+	 * userspace does not take it for an eviction. */
+	if (r && !bpf_map_delete_elem(&flows, &rkey)) {
+		struct fs_global_stats *g = gstats();
+
+		if (g)
+			g->flows_deleted++;
+	}
 	t->syn_slot = svc->flags & FS_SVC_F_RETRY ? syn_save(skb, p) : 0;
 	if (flow_steer(&p->key, p->seq, svc, svc->active, t))
 		return -1;
