@@ -636,13 +636,15 @@ def report(a):
         if tot["evicted"]:
             out.append(f"The flow table (default 262,144 entries) evicted {tot['evicted']:,} entries in the "
                        "figure 1 runs and the daemon warned `raise flow_table_size`. A connection "
-                       "closed by two acknowledged FINs leaves the table with its last ACK; the "
-                       "entries evicted here are of connections that ended otherwise (a reset, a FIN "
-                       "one way only), which stay 30 s after their last packet"
+                       "closed by two acknowledged FINs leaves the table with its last ACK, and one "
+                       "that ended otherwise (a reset, a FIN one way only) 30 s after its last "
+                       "packet; a few evictions in a table that is far from full are most likely "
+                       "the kernel's LRU evicting early (it evicts when its shared free list runs "
+                       "short while free entries wait in per-CPU lists; not investigated further)"
                        + (f", and {tot['flow_misses']} packet(s) found no entry "
                           "(passed unsteered: harmless when the service address is the primary's own, "
                           "a broken connection on a virtual address)" if tot["flow_misses"] else "")
-                       + ". Sizing the table for the connection rate avoids it.\n")
+                       + ".\n")
         elif tot["attempts"]:
             out.append(f"No flow-table entry was evicted: each of the {tot['attempts']:,} connections of "
                        "the figure 1 runs left the table with the last ACK of its close, so the "
