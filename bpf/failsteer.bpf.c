@@ -451,9 +451,8 @@ static __always_inline int flow_move(const struct fs_flow_key *fkey, __u32 isn,
  * must not touch f afterwards (the entry may already hold another flow); it steers this last
  * ACK from its own copy. A FIN retransmitted after the last ACK was lost then passes unsteered
  * (all data was acknowledged: only the closing socket's last word goes astray). The ACK must
- * name the FIN's sequence exactly: a partial ACK or a guess never ends a flow. Returns true
- * when the entries were deleted. */
-static __always_inline bool flow_close(const struct pkt *p, struct fs_flow *f)
+ * name the FIN's sequence exactly: a partial ACK or a guess never ends a flow. */
+static __always_inline void flow_close(const struct pkt *p, struct fs_flow *f)
 {
 	bool fin = p->tcp_flags & TCP_FL_FIN;
 	bool acks_peer = (p->tcp_flags & TCP_FL_ACK) && (f->flags & FS_FL_PEER_FIN);
@@ -461,27 +460,26 @@ static __always_inline bool flow_close(const struct pkt *p, struct fs_flow *f)
 	struct fs_flow *peer;
 
 	if (!fin && !acks_peer)
-		return false;
+		return;
 	if (f->dir == FS_DIR_FWD)
 		flow_rev_key(&peer_key, &p->key, &f->nat);
 	else
 		flow_fwd_key(&peer_key, &p->key, &f->nat);
 	peer = bpf_map_lookup_elem(&flows, &peer_key);
 	if (!peer)
-		return false;
+		return;
 	if (fin)
 		peer->flags |= FS_FL_PEER_FIN;
 	if (!acks_peer || !(peer->flags & FS_FL_FIN) || p->ack_seq != peer->snd_nxt)
-		return false;
+		return;
 	f->flags &= ~FS_FL_PEER_FIN;
 	peer->flags |= FS_FL_FIN_ACKED;
 	if (!(f->flags & FS_FL_FIN_ACKED))
-		return false;
+		return;
 	if (f->dir == FS_DIR_FWD)
 		flow_delete_pair(&p->key, &peer_key);
 	else
 		flow_delete_pair(&peer_key, &p->key);
-	return true;
 }
 
 /* Sends a packet whose destination was rewritten (host mode, or a re-created SYN) out of
