@@ -415,18 +415,23 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 	return 0;
 }
 
+/* Deletes a flow entry, counted so that userspace can tell deletes from evictions. */
+static __always_inline void flow_delete(const struct fs_flow_key *key)
+{
+	struct fs_global_stats *g;
+
+	if (bpf_map_delete_elem(&flows, key))
+		return;
+	g = gstats();
+	if (g)
+		g->flows_deleted++;
+}
+
 static __always_inline void flow_delete_pair(const struct fs_flow_key *fwd_key,
 					     const struct fs_flow_key *rev_key)
 {
-	struct fs_global_stats *g = gstats();
-	__u64 n = 0;
-
-	if (!bpf_map_delete_elem(&flows, fwd_key))
-		n++;
-	if (!bpf_map_delete_elem(&flows, rev_key))
-		n++;
-	if (g)
-		g->flows_deleted += n;
+	flow_delete(fwd_key);
+	flow_delete(rev_key);
 }
 
 /* Moves an unanswered flow to backend idx. The old backend's REV entry stays as a tombstone
@@ -749,14 +754,9 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 	if (retry || !svc)
 		return retry ? -1 : 0;
 	/* Same tuple, new connection (port reuse): start afresh. The old REV entry goes
-	 * first: the new one may have the very same key (same backend). Counted, so that
-	 * userspace does not take it for an eviction. */
-	if (r && !bpf_map_delete_elem(&flows, &rkey)) {
-		struct fs_global_stats *g = gstats();
-
-		if (g)
-			g->flows_deleted++;
-	}
+	 * first: the new one may have the very same key (same backend). */
+	if (r)
+		flow_delete(&rkey);
 	t->syn_slot = svc->flags & FS_SVC_F_RETRY ? syn_save(skb, p) : 0;
 	if (flow_steer(&p->key, p->seq, svc, svc->active, t))
 		return -1;

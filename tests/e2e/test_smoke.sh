@@ -19,6 +19,9 @@ VIP6=2001:db8:9::9
 VURL4="http://$VIP4:80/classify"
 VURL6="http://[$VIP6]:80/classify"
 
+flow_entries() { bpftool map dump pinned "$PIN/flows" 2>/dev/null | grep -c '"dir"'; }
+no_flows() { [ "$(flow_entries)" = 0 ]; }
+
 for offload in off on mixed; do
 	echo "-- checksum offload $offload"
 	topo_down "$P"
@@ -73,8 +76,6 @@ for offload in off on mixed; do
 	e2e_check "no request failed across both switches" eq "$new_failed" 0
 	# Every connection above closed with two FINs: the data path deleted their entries
 	# with the last ACK (the daemon's sweep would take 30 s), steered or not.
-	flow_entries() { bpftool map dump pinned "$PIN/flows" 2>/dev/null | grep -c '"dir"'; }
-	no_flows() { [ "$(flow_entries)" = 0 ]; }
 	wait_until 3 no_flows || true
 	report "flow entries left after every connection closed: $(flow_entries)"
 	e2e_check "closed connections left the flow table with their last ACK" no_flows
