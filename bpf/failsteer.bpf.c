@@ -44,13 +44,32 @@ struct {
 	__type(value, struct fs_flow);
 } flows SEC(".maps");
 
-/* Per-backend fault evidence, per CPU; programs write, the detector sums. */
+/* Per-backend fault evidence, per CPU; programs write, the detector sums every tick. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FS_DEFAULT_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct fs_backend_stats);
 } backend_stats SEC(".maps");
+
+/* Which backends' fault counters moved since the daemon last read them (see
+ * struct fs_backend_active); the daemon maps it into its memory. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FS_DEFAULT_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct fs_backend_active);
+} backend_active SEC(".maps");
+
+/* Per-backend packets, bytes and connect latency, per CPU; for metrics and status only,
+ * apart so that the detector's tick does not copy them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FS_DEFAULT_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct fs_backend_traffic);
+} backend_traffic SEC(".maps");
 
 /* Data-path totals (flow table churn, rejected resets, ...), per CPU. */
 struct {
@@ -61,9 +80,11 @@ struct {
 } global_stats SEC(".maps");
 
 /* Userspace-owned, pinned with the rest so a restarted daemon and the CLI share them:
- * the operator's overrides (CLI writes), decision state and backend models (daemon writes). */
+ * the operator's overrides (CLI writes, the daemon reads them mapped into its memory),
+ * decision state and backend models (daemon writes). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, FS_DEFAULT_MAX_SERVICES);
 	__type(key, __u32);
 	__type(value, struct fs_service_ctl);
@@ -137,6 +158,22 @@ static __always_inline struct fs_backend_stats *bstats(__u32 id)
 	return bpf_map_lookup_elem(&backend_stats, &id);
 }
 
+/* Flags backend id for the daemon's next tick once one of its fault counters has moved:
+ * the counter first, then the flag (the daemon clears the flag, then reads). */
+static __always_inline void fault_counted(__u32 id)
+{
+	struct fs_backend_active *a = bpf_map_lookup_elem(&backend_active, &id);
+
+	asm volatile("" ::: "memory");
+	if (a && !a->moved)
+		a->moved = 1;
+}
+
+static __always_inline struct fs_backend_traffic *btraffic(__u32 id)
+{
+	return bpf_map_lookup_elem(&backend_traffic, &id);
+}
+
 static __always_inline struct fs_global_stats *gstats(void)
 {
 	__u32 zero = 0;
@@ -179,8 +216,10 @@ static __always_inline void connect_deadline(const struct fs_flow_key *key, stru
 		return;
 	f->flags |= FS_FL_TIMED_OUT;
 	s = bstats(f->backend_id);
-	if (s)
+	if (s) {
 		s->timeouts++;
+		fault_counted(f->backend_id);
+	}
 	if (!(f->flags & FS_FL_RETRY))
 		return;
 	/* Which backend is next is the daemon's call: it re-sends through the egress
@@ -405,8 +444,10 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 		return -1;
 	}
 	s = bstats(fwd.backend_id);
-	if (s)
+	if (s) {
 		s->attempts++;
+		fault_counted(fwd.backend_id);
+	}
 #undef fwd
 #undef rev
 
@@ -561,11 +602,11 @@ static __always_inline bool is_pure_syn(const struct pkt *p)
 
 static __always_inline void count_to(__u32 backend_id, const struct __sk_buff *skb)
 {
-	struct fs_backend_stats *s = bstats(backend_id);
+	struct fs_backend_traffic *t = btraffic(backend_id);
 
-	if (s) {
-		s->pkts_to++;
-		s->bytes_to += skb->len;
+	if (t) {
+		t->pkts_to++;
+		t->bytes_to += skb->len;
 	}
 }
 
@@ -697,8 +738,10 @@ static __noinline int retry_in_kernel(struct __sk_buff *skb, __u32 l3_off,
 	if (flow_move(&fkey, isn, svc, next, tried, rkey, &t))
 		return TC_ACT_SHOT;
 	s = bstats(old_id);
-	if (s)
+	if (s) {
 		s->retried++;
+		fault_counted(old_id);
+	}
 	count_to(t.backend_id, skb);
 	return route_to(skb, fkey.src, &t.ep, t.oif, false);
 }
@@ -736,8 +779,10 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 			/* Nobody holds state for an unanswered SYN: it may follow the current
 			 * choice, but never back to a backend it already tried. */
 			s = bstats(old_id);
-			if (s)
+			if (s) {
 				s->syn_retrans++;
+				fault_counted(old_id);
+			}
 			idx = svc->active;
 			if (idx == f->backend_idx || idx >= FS_MAX_BACKENDS || (tried & (1u << idx)))
 				return 0;
@@ -746,8 +791,10 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 			return -1;
 		if (retry) {
 			s = bstats(old_id);
-			if (s)
+			if (s) {
 				s->retried++;
+				fault_counted(old_id);
+			}
 		}
 		return 0;
 	}
@@ -792,17 +839,18 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 /* A backend's packet to a client of a tracked connection. */
 static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f)
 {
-	struct fs_backend_stats *s = bstats(f->backend_id);
+	struct fs_backend_traffic *t = btraffic(f->backend_id);
 	struct fs_endpoint svc_ep = f->nat;
+	struct fs_backend_stats *s;
 	struct fs_global_stats *g;
 	struct fs_flow_key fkey;
 	__u8 fl = p->tcp_flags;
 
 	if (f->state == FS_ST_MOVED)
 		return TC_ACT_SHOT; /* late answer of a backend the flow left: not for the client */
-	if (s) {
-		s->pkts_from++;
-		s->bytes_from += skb->len;
+	if (t) {
+		t->pkts_from++;
+		t->bytes_from += skb->len;
 	}
 	f->last_ns = bpf_ktime_get_coarse_ns();
 	if (fl & TCP_FL_RST) {
@@ -814,10 +862,12 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 		else
 			/* RFC 5961: only a reset near the next expected sequence counts. */
 			ok = p->seq - f->snd_nxt < RST_WINDOW;
+		s = ok ? bstats(f->backend_id) : NULL;
 		if (ok && connecting) {
 			if (s) {
 				s->resets++;
 				s->resets_connect++;
+				fault_counted(f->backend_id);
 			}
 			if (f->flags & FS_FL_RETRY)
 				return VERDICT_TRY_RETRY;
@@ -827,8 +877,10 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 			/* Counted once; the entries linger and are swept (a reset in the window
 			 * but off the exact sequence only earns a challenge ACK from the client,
 			 * so the connection may well live on). */
-			if (s && !(f->flags & FS_FL_RST))
+			if (s && !(f->flags & FS_FL_RST)) {
 				s->resets++;
+				fault_counted(f->backend_id);
+			}
 			f->flags |= FS_FL_RST;
 		} else {
 			g = gstats();
@@ -842,10 +894,14 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 
 			f->state = FS_ST_ESTABLISHED;
 			f->snd_nxt = p->seq + 1;
+			s = bstats(f->backend_id);
 			if (s) {
 				s->established++;
-				s->latency_sum_us += us;
-				s->latency_hist[log2_u64(us) & (FS_LAT_BUCKETS - 1)]++;
+				fault_counted(f->backend_id);
+			}
+			if (t) {
+				t->latency_sum_us += us;
+				t->latency_hist[log2_u64(us) & (FS_LAT_BUCKETS - 1)]++;
 			}
 		}
 	} else {
@@ -894,8 +950,10 @@ static __noinline int handle_icmp(struct pkt *p, struct cursor *c)
 	r = bpf_map_lookup_elem(&flows, &p->key);
 	if (r && r->dir == FS_DIR_REV && r->state == FS_ST_SYN_SENT && seq == r->client_isn) {
 		s = bstats(r->backend_id);
-		if (s)
+		if (s) {
 			s->icmp_errors++;
+			fault_counted(r->backend_id);
+		}
 		return r->flags & FS_FL_RETRY ? VERDICT_TRY_RETRY : TC_ACT_OK;
 	}
 	g = gstats();

@@ -196,13 +196,13 @@ static void check_pingpong(struct bench *b, const struct pkt_spec *in, const str
  * went through the flow: the backend's packet counter in that direction moved by one. */
 static void check_counted(struct bench *b, const struct pkt_spec *s, bool to_backend, const char *what)
 {
-	struct fs_backend_stats before, after;
-	int fd = bpf_map__fd(b->fs->maps.backend_stats), v;
+	struct fs_backend_traffic before, after;
+	int fd = bpf_map__fd(b->fs->maps.backend_traffic), v;
 
-	if (stats_read_backend(fd, ID_BAK, &before))
+	if (stats_read_traffic(fd, ID_BAK, &before))
 		die("reading backend counters");
 	one(b, s, NULL, NULL, &v);
-	if (stats_read_backend(fd, ID_BAK, &after))
+	if (stats_read_traffic(fd, ID_BAK, &after))
 		die("reading backend counters");
 	if (v != 0 || (to_backend ? after.pkts_to - before.pkts_to : after.pkts_from - before.pkts_from) != 1)
 		die("%s: the packet did not go through its flow entry", what);

@@ -573,17 +573,20 @@ def report(a):
     out.append(table(["services", "CPU s per hour", "VmRSS MiB"], rows))
     out.append("")
     c1, c10k = med(g("daemon", "1", "cpu_s_per_h")), med(g("daemon", "10000", "cpu_s_per_h"))
-    if c1 is not None and c10k is not None and c10k > 100 * max(c1, 1):
-        out.append(f"The daemon's cost grows with the number of services even when they are idle: "
-                   f"{c10k:.0f} CPU s per hour at 10,000 services is {c10k / 36:.0f}% of a core. Each "
-                   "100 ms tick reads every backend's per-CPU counters (fs_backend_stats, 360 bytes "
-                   f"per CPU, 20,000 backends: {360 * 20000 * int(machine['cores']) / 1e6:.0f} MB at "
-                   f"{machine['cores']} CPUs) and steps every backend's model, "
-                   "whether anything moved or not; only the models and service states that changed "
-                   "are written back to their maps (an idle service's are not). What would cut it "
-                   "further: skip the counter read and model step of a service that saw no traffic "
-                   "(a per-service activity bit set by the data path), and read counters of idle "
-                   "services less often.\n")
+    if c1 is not None and c10k is not None:
+        out.append(f"At 10,000 services, {c10k:.0f} CPU s per hour is {c10k / 36:.1f}% of a core. "
+                   "What an idle service costs: each 100 ms tick scans the data path's "
+                   "backend_active flags and the service_ctl overrides (both mapped into the "
+                   "daemon's memory, no system call), reads the fault counters only of the "
+                   "backends flagged since the last tick (all 20,000 of them every 10th tick, a "
+                   "safety net), and runs every service's decision step, which for a backend "
+                   "that saw nothing neither steps its model nor saves it. Before those changes "
+                   "(reading every backend's per-CPU counters with their latency histograms and "
+                   "stepping every model every tick) the same run measured 802 CPU s per hour. "
+                   "What would cut the rest: skip the decision step of a service with nothing "
+                   "pending (on its primary, automatic, no hold or back-off running), and "
+                   "look up each distinct backend address once per route refresh (every 5 s, one "
+                   "rtnetlink request per backend today).\n")
     if mapmem:
         mm = {name: (entries, b) for name, entries, b in mapmem}
         flow_maps = [m for m in ("flows", "syn_store", "deadlines") if m in mm]

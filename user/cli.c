@@ -49,8 +49,8 @@ void cli_print_table(const struct view *v, const char *name, FILE *out)
 				ppb(be->model.p_down_ppb), rate(be, FS_RATE_ATTEMPTS), rate(be, FS_RATE_ESTABLISHED),
 				rate(be, FS_RATE_RESETS), rate(be, FS_RATE_TIMEOUTS), rate(be, FS_RATE_ICMP),
 				rate(be, FS_RATE_PROBE_OK) + rate(be, FS_RATE_PROBE_FAIL),
-				stats_latency_quantile(be->stats.latency_hist, 0.5) / 1000,
-				stats_latency_quantile(be->stats.latency_hist, 0.99) / 1000,
+				stats_latency_quantile(be->traffic.latency_hist, 0.5) / 1000,
+				stats_latency_quantile(be->traffic.latency_hist, 0.99) / 1000,
 				ppb(be->model.trans_ppb[0][1]), ppb(be->model.trans_ppb[1][0]),
 				be->model.mtbf_ms / 1e3, be->model.mttr_ms / 1e3, ppb(be->model.availability_ppb));
 		}
@@ -96,8 +96,8 @@ void cli_print_json(const struct view *v, const char *name, FILE *out)
 				ppb(be->model.trans_ppb[0][1]), ppb(be->model.trans_ppb[1][0]),
 				ppb(be->model.trans_ppb[1][1]), be->model.mtbf_ms / 1e3, be->model.mttr_ms / 1e3,
 				ppb(be->model.availability_ppb), ppb(be->model.fail_up_ppb),
-				stats_latency_quantile(st->latency_hist, 0.5) / 1000,
-				stats_latency_quantile(st->latency_hist, 0.99) / 1000);
+				stats_latency_quantile(be->traffic.latency_hist, 0.5) / 1000,
+				stats_latency_quantile(be->traffic.latency_hist, 0.99) / 1000);
 			for (int r = 0; r < FS_RATE_NR; r++)
 				fprintf(out, "%s\"%s\":%.3f", r ? "," : "", rate_names[r], rate(be, r));
 			fprintf(out, "},\"totals\":{\"attempts\":%llu,\"syn_retransmits\":%llu,\"established\":%llu,"
@@ -107,7 +107,7 @@ void cli_print_json(const struct view *v, const char *name, FILE *out)
 				(unsigned long long)st->established, (unsigned long long)st->resets,
 				(unsigned long long)st->resets_connect, (unsigned long long)st->timeouts,
 				(unsigned long long)st->icmp_errors, (unsigned long long)st->retried,
-				(unsigned long long)st->pkts_to, (unsigned long long)st->pkts_from);
+				(unsigned long long)be->traffic.pkts_to, (unsigned long long)be->traffic.pkts_from);
 		}
 		fprintf(out, "]}");
 	}

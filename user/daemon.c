@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -25,6 +26,7 @@
 #include "probes.h"
 #include "retry.h"
 #include "routes.h"
+#include "stats.h"
 
 #define SWEEP_INTERVAL_S 10.0
 #define FIN_LINGER_NS (30ull * 1000000000ull) /* flows that did not close cleanly (reset, one FIN) */
@@ -32,6 +34,12 @@
 #define PROBE_BURST 4        /* probes per round to a backend believed down */
 #define RATE_WINDOW_S 1.0
 #define RATE_FLOOR 1e-4 /* per second: a smoothed rate below this is zero */
+/* Fault counters are read for the backends the data path flagged (backend_active), one
+ * system call each, unless more than one in PER_ID_READ_MAX moved: then all in batches.
+ * All of them every FULL_READ_TICKS too, which bounds how late a counter moved in the
+ * instant its flag was being cleared is seen. */
+#define PER_ID_READ_MAX 8
+#define FULL_READ_TICKS 10
 #define ROUTE_REFRESH_S 5.0
 #define DOWN_MASK_P 0.5 /* zero-error retries skip backends at least this likely down */
 /* A reset of an established connection is weak evidence: servers that close with a reset
@@ -72,6 +80,12 @@ struct daemon {
 	struct retrier *retrier;
 	struct ring_buffer *retry_rb;
 	struct fs_backend_stats *stats;
+	__u32 *moved_ids;               /* backends flagged in backend_active this tick */
+	bool full_read_due;             /* read every backend's counters next tick */
+	struct fs_backend_active *active; /* backend_active, mapped (max_backends entries) */
+	size_t active_len;
+	struct fs_service_ctl *ctl_map; /* service_ctl, mapped (max_services entries) */
+	size_t ctl_map_len;
 	struct fs_backend_model *models;
 	struct fs_service_state *states;
 	struct fs_backend_model *models_saved; /* what the maps hold, once saved_valid */
@@ -134,6 +148,7 @@ static void model_save(const struct service_rt *s, int b, const struct model_par
 	out->evidence_ticks = (__u32)m->steps;
 	for (int r = 0; r < FS_RATE_NR; r++)
 		out->rate_milli[r] = (__u32)llround(fmin(s->be[b].rate[r], 4e6) * 1000);
+	out->good_since_ms = s->det.good_since_s[b] < 0 ? 0 : (__u64)llround(s->det.good_since_s[b] * 1000);
 	out->prev = s->be[b].prev;
 }
 
@@ -152,6 +167,8 @@ static void model_restore(struct service_rt *s, int b, const struct fs_backend_m
 	m->steps = in->evidence_ticks;
 	for (int r = 0; r < FS_RATE_NR; r++)
 		s->be[b].rate[r] = in->rate_milli[r] / 1000.0;
+	/* CLOCK_MONOTONIC is the machine's: a failback hold under way carries on. */
+	s->det.good_since_s[b] = in->good_since_ms ? in->good_since_ms / 1000.0 : -1;
 	s->be[b].prev = in->prev;
 }
 
@@ -185,6 +202,7 @@ static void free_runtime(struct daemon *d)
 	free(d->owner);
 	free(d->owner_idx);
 	free(d->stats);
+	free(d->moved_ids);
 	free(d->models);
 	free(d->states);
 	free(d->models_saved);
@@ -194,6 +212,7 @@ static void free_runtime(struct daemon *d)
 	d->owner = NULL;
 	d->owner_idx = NULL;
 	d->stats = NULL;
+	d->moved_ids = NULL;
 	d->models = NULL;
 	d->states = NULL;
 	d->models_saved = NULL;
@@ -331,13 +350,15 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 	d->owner = calloc(d->n_backend_ids + 1, sizeof(*d->owner));
 	d->owner_idx = calloc(d->n_backend_ids + 1, sizeof(*d->owner_idx));
 	d->stats = calloc(d->n_backend_ids + 1, sizeof(*d->stats));
+	d->moved_ids = calloc(d->n_backend_ids + 1, sizeof(*d->moved_ids));
+	d->full_read_due = true;
 	d->models = calloc(d->n_backend_ids + 1, sizeof(*d->models));
 	d->states = calloc(d->n_svc_ids + 1, sizeof(*d->states));
 	d->models_saved = calloc(d->n_backend_ids + 1, sizeof(*d->models_saved));
 	d->states_saved = calloc(d->n_svc_ids + 1, sizeof(*d->states_saved));
 	d->saved_valid = false;
 	d->ctls = calloc(d->n_svc_ids + 1, sizeof(*d->ctls));
-	if (!d->owner || !d->owner_idx || !d->stats || !d->models || !d->states ||
+	if (!d->owner || !d->owner_idx || !d->stats || !d->moved_ids || !d->models || !d->states ||
 	    !d->models_saved || !d->states_saved || !d->ctls) {
 		rc = -ENOMEM;
 		goto out;
@@ -414,9 +435,8 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			s->det.failovers = s->st.failovers;
 			s->det.failbacks = s->st.failbacks;
 			/* CLOCK_MONOTONIC is the machine's: a restarted daemon keeps the flap
-			 * history and a failback hold already under way. */
+			 * history (and, from the models, failback holds under way). */
 			s->det.last_failback_s = s->st.last_failback_ms ? s->st.last_failback_ms / 1000.0 : -1;
-			s->det.good_since_s[0] = s->st.up_since_ms ? s->st.up_since_ms / 1000.0 : -1;
 			forced_follow_site(m, s, was, &d->ctls[s->svc_id]);
 		} else {
 			memset(&s->st, 0, sizeof(s->st));
@@ -614,20 +634,43 @@ static void persist_models(struct daemon *d)
 	}
 }
 
+/* Brings d->stats up to date: the backends whose fault counters the data path flagged
+ * since the last tick, or all of them when that is cheaper or due. An idle backend costs
+ * no system call. */
+static int read_fault_counters(struct daemon *d)
+{
+	int fd = d->ld.maps.backend_stats, rc = 0;
+	__u32 n = d->n_backend_ids, moved = 0;
+
+	/* Flag cleared before the read: an event after it flags the backend again. */
+	for (__u32 id = 0; id < n; id++)
+		if (d->active[id].moved && __atomic_exchange_n(&d->active[id].moved, 0, __ATOMIC_SEQ_CST))
+			d->moved_ids[moved++] = id;
+	if (d->full_read_due || d->ticks % FULL_READ_TICKS == 0 || moved * PER_ID_READ_MAX > n) {
+		rc = maparray_read_percpu_sum(fd, n, sizeof(*d->stats), d->stats);
+		d->full_read_due = rc != 0;
+		return rc;
+	}
+	for (__u32 i = 0; i < moved && !rc; i++)
+		rc = stats_read_backend(fd, d->moved_ids[i], &d->stats[d->moved_ids[i]]);
+	if (rc)
+		d->full_read_due = true; /* the flags of the rest are gone */
+	return rc;
+}
+
 static void tick(struct daemon *d, double now, double dt)
 {
-	struct fs_maps *m = &d->ld.maps;
 	char why[1024];
 	int rc;
 
 	probes_poll(d->probes, now, probe_done, d);
-	rc = maparray_read_percpu_sum(m->backend_stats, d->n_backend_ids, sizeof(*d->stats), d->stats);
-	if (!rc)
-		rc = maparray_read(m->service_ctl, d->n_svc_ids, sizeof(*d->ctls), d->ctls);
+	rc = read_fault_counters(d);
 	if (rc) {
 		log_warn("reading counters: %s", strerror(-rc));
 		return;
 	}
+	/* The operator's overrides, from the mapped service_ctl. */
+	memcpy(d->ctls, d->ctl_map, d->n_svc_ids * sizeof(*d->ctls));
 	for (int i = 0; i < d->n_svcs; i++) {
 		struct service_rt *s = &d->svcs[i];
 		const struct fs_service_ctl *ctl = &d->ctls[s->svc_id];
@@ -807,6 +850,21 @@ static int reload(struct daemon *d)
 	return 0;
 }
 
+/* Maps the arrays the daemon reads every tick (backend_active, service_ctl) into memory.
+ * Their sizes (max_backends, max_services) cannot change while it runs. */
+static int map_shared(struct daemon *d, char *err, size_t errlen)
+{
+	d->active = maparray_mmap(d->ld.maps.backend_active, sizeof(*d->active), &d->active_len);
+	if (d->active)
+		d->ctl_map = maparray_mmap(d->ld.maps.service_ctl, sizeof(*d->ctl_map), &d->ctl_map_len);
+	if (!d->active || !d->ctl_map) {
+		snprintf(err, errlen, "mapping %s: %s", d->active ? FS_MAP_SERVICE_CTL : FS_MAP_BACKEND_ACTIVE,
+			 strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 int daemon_run(const char *cfg_path)
 {
 	struct daemon d = { 0 };
@@ -840,6 +898,8 @@ int daemon_run(const char *cfg_path)
 	rc = loader_prepare(&d.ld, &d.cfg, err, sizeof(err));
 	if (!rc)
 		rc = loader_load(&d.ld, &d.cfg, err, sizeof(err));
+	if (!rc)
+		rc = map_shared(&d, err, sizeof(err));
 	if (!rc)
 		rc = sync_from_maps(&d, err, sizeof(err));
 	if (!rc)
@@ -950,6 +1010,10 @@ out:
 	retrier_free(d.retrier);
 	metrics_free(d.metrics);
 	probes_free(d.probes);
+	if (d.active)
+		munmap(d.active, d.active_len);
+	if (d.ctl_map)
+		munmap(d.ctl_map, d.ctl_map_len);
 	loader_close(&d.ld);
 	free_runtime(&d);
 	cfg_free(&d.cfg);

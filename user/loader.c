@@ -21,14 +21,16 @@
 #define PROG_PIN_EGRESS "prog_tc_egress"
 
 static const char *const map_names[] = {
-	FS_MAP_SERVICES, FS_MAP_FLOWS, FS_MAP_BACKEND_STATS, FS_MAP_GLOBAL_STATS,
+	FS_MAP_SERVICES, FS_MAP_FLOWS, FS_MAP_BACKEND_STATS, FS_MAP_BACKEND_TRAFFIC,
+	FS_MAP_BACKEND_ACTIVE, FS_MAP_GLOBAL_STATS,
 	FS_MAP_SERVICE_CTL, FS_MAP_SERVICE_STATE, FS_MAP_BACKEND_MODEL, FS_MAP_SYN_STORE,
 	FS_MAP_RETRY_EVENTS, FS_MAP_DEADLINES, FS_MAP_DEADLINE_CTL,
 };
 
 static int *map_fd_slot(struct fs_maps *m, int i)
 {
-	int *slots[] = { &m->services, &m->flows, &m->backend_stats, &m->global_stats,
+	int *slots[] = { &m->services, &m->flows, &m->backend_stats, &m->backend_traffic,
+			 &m->backend_active, &m->global_stats,
 			 &m->service_ctl, &m->service_state, &m->backend_model, &m->syn_store,
 			 &m->retry_events, &m->deadlines, &m->deadline_ctl };
 	return slots[i];
@@ -69,8 +71,7 @@ int loader_prepare(struct loader *l, const struct cfg *cfg, char *err, size_t le
 
 	memset(l, 0, sizeof(*l));
 	l->lock_fd = -1;
-	for (int i = 0; i < N_MAPS; i++)
-		*map_fd_slot(&l->maps, i) = -1;
+	maps_init(&l->maps);
 	snprintf(parent, sizeof(parent), "%s", cfg->pin_path);
 	slash = strrchr(parent, '/');
 	if (slash && slash != parent)
@@ -119,7 +120,7 @@ static int check_pinned(const char *pin, struct bpf_map *map, char *err, size_t 
 		rc = -errno;
 		snprintf(err, len, "%s: %s", path, strerror(errno));
 	} else if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
-		   info.value_size != bpf_map__value_size(map)) {
+		   info.value_size != bpf_map__value_size(map) || info.map_flags != bpf_map__map_flags(map)) {
 		rc = -EINVAL;
 		snprintf(err, len, "pinned map %s has another layout (older failsteer?): "
 			 "run 'failsteer detach' first (drops tracked flows)", path);
@@ -149,6 +150,8 @@ int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len)
 	bpf_map__set_max_entries(l->skel->maps.service_ctl, cfg->max_services);
 	bpf_map__set_max_entries(l->skel->maps.service_state, cfg->max_services);
 	bpf_map__set_max_entries(l->skel->maps.backend_stats, cfg->max_backends);
+	bpf_map__set_max_entries(l->skel->maps.backend_traffic, cfg->max_backends);
+	bpf_map__set_max_entries(l->skel->maps.backend_active, cfg->max_backends);
 	bpf_map__set_max_entries(l->skel->maps.backend_model, cfg->max_backends);
 	/* A SYN is needed only until answered; a slot of the ring is reused after a quarter
 	 * of the flow table's worth of newer connections. */
@@ -279,8 +282,7 @@ void loader_close(struct loader *l)
 	if (l->skel)
 		failsteer_bpf__destroy(l->skel); /* closes its fds; pins and filters stay */
 	l->skel = NULL;
-	for (int i = 0; i < N_MAPS; i++)
-		*map_fd_slot(&l->maps, i) = -1;
+	maps_init(&l->maps);
 	if (l->lock_fd >= 0)
 		close(l->lock_fd);
 	l->lock_fd = -1;
@@ -348,12 +350,17 @@ int loader_detach(const char *pin_path, char *err, size_t len)
 	return removed;
 }
 
+void maps_init(struct fs_maps *m)
+{
+	for (int i = 0; i < N_MAPS; i++)
+		*map_fd_slot(m, i) = -1;
+}
+
 int maps_open_pinned(const char *pin_path, struct fs_maps *m, char *err, size_t len)
 {
 	char path[CFG_PATH_MAX + 64];
 
-	for (int i = 0; i < N_MAPS; i++)
-		*map_fd_slot(m, i) = -1;
+	maps_init(m);
 	for (int i = 0; i < N_MAPS; i++) {
 		snprintf(path, sizeof(path), "%s/%s", pin_path, map_names[i]);
 		*map_fd_slot(m, i) = bpf_obj_get(path);

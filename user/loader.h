@@ -11,7 +11,8 @@ struct failsteer_bpf;
 
 /* File descriptors of the pinned maps, as the CLI and the daemon use them. */
 struct fs_maps {
-	int services, flows, backend_stats, global_stats, service_ctl, service_state, backend_model;
+	int services, flows, backend_stats, backend_traffic, backend_active, global_stats;
+	int service_ctl, service_state, backend_model;
 	int syn_store, retry_events, deadlines, deadline_ctl;
 };
 
@@ -42,6 +43,8 @@ void loader_close(struct loader *l);
  * pins under pin_path. Returns the number of filters removed, or -errno. */
 int loader_detach(const char *pin_path, char *err, size_t len);
 
+/* Marks every map fd as not open (-1). */
+void maps_init(struct fs_maps *m);
 /* Opens the pinned maps under pin_path (CLI). */
 int maps_open_pinned(const char *pin_path, struct fs_maps *m, char *err, size_t len);
 void maps_close(struct fs_maps *m);

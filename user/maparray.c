@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define CHUNK 1024u
 
@@ -140,4 +142,23 @@ int maparray_read_percpu_sum(int fd, __u32 n, size_t value_size, void *out)
 	}
 	free(buf);
 	return rc;
+}
+
+void *maparray_mmap(int fd, size_t value_size, size_t *len)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 info_len = sizeof(info);
+	long page = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &info_len))
+		return NULL;
+	if (info.type != BPF_MAP_TYPE_ARRAY || !(info.map_flags & BPF_F_MMAPABLE) ||
+	    info.value_size != value_size || value_size % 8 || page <= 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	*len = ((size_t)info.max_entries * value_size + (size_t)page - 1) / (size_t)page * (size_t)page;
+	p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
 }

@@ -129,9 +129,9 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 
 				labels(l, sizeof(l), v->svcs[i].state.name, &be->ep, b);
 				fprintf(out, "%s{%s,direction=\"to\"} %llu\n", name, l,
-					(unsigned long long)(fam ? be->stats.bytes_to : be->stats.pkts_to));
+					(unsigned long long)(fam ? be->traffic.bytes_to : be->traffic.pkts_to));
 				fprintf(out, "%s{%s,direction=\"from\"} %llu\n", name, l,
-					(unsigned long long)(fam ? be->stats.bytes_from : be->stats.pkts_from));
+					(unsigned long long)(fam ? be->traffic.bytes_from : be->traffic.pkts_from));
 			}
 	}
 
@@ -144,15 +144,15 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 			labels(l, sizeof(l), v->svcs[i].state.name, &be->ep, b);
 			/* Bucket i holds [2^i, 2^(i+1)) microseconds; bucket 0 also below 1. */
 			for (int k = 0; k < 24; k++) {
-				cum += be->stats.latency_hist[k];
+				cum += be->traffic.latency_hist[k];
 				fprintf(out, "failsteer_backend_connect_latency_seconds_bucket{%s,le=\"%.6f\"} %llu\n",
 					l, (double)(1ull << (k + 1)) / 1e6, cum);
 			}
 			for (int k = 24; k < FS_LAT_BUCKETS; k++)
-				cum += be->stats.latency_hist[k];
+				cum += be->traffic.latency_hist[k];
 			fprintf(out, "failsteer_backend_connect_latency_seconds_bucket{%s,le=\"+Inf\"} %llu\n", l, cum);
 			fprintf(out, "failsteer_backend_connect_latency_seconds_sum{%s} %.6f\n", l,
-				be->stats.latency_sum_us / 1e6);
+				be->traffic.latency_sum_us / 1e6);
 			fprintf(out, "failsteer_backend_connect_latency_seconds_count{%s} %llu\n", l, cum);
 		}
 
@@ -312,7 +312,7 @@ struct metrics *metrics_new(const char *listen, const char *pin_path, unsigned t
 	pthread_mutex_init(&m->lock, NULL);
 	snprintf(m->pin_path, sizeof(m->pin_path), "%s", pin_path);
 	m->tick_ms = tick_ms;
-	m->maps = (struct fs_maps){ -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+	maps_init(&m->maps);
 	if (!listen[0])
 		return m;
 	if (cfg_parse_endpoint(listen, &ep)) {

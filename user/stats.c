@@ -38,6 +38,12 @@ int stats_read_backend(int map_fd, __u32 id, struct fs_backend_stats *out)
 	return sum_percpu(map_fd, id, (__u64 *)out, sizeof(*out) / 8);
 }
 
+int stats_read_traffic(int map_fd, __u32 id, struct fs_backend_traffic *out)
+{
+	_Static_assert(sizeof(*out) % 8 == 0, "u64 words");
+	return sum_percpu(map_fd, id, (__u64 *)out, sizeof(*out) / 8);
+}
+
 int stats_read_global(int map_fd, struct fs_global_stats *out)
 {
 	_Static_assert(sizeof(*out) % 8 == 0, "u64 words");

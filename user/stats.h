@@ -6,6 +6,8 @@
 
 /* Sum of every CPU's slot of backend id in backend_stats. Returns 0 or -errno. */
 int stats_read_backend(int map_fd, __u32 id, struct fs_backend_stats *out);
+/* The same for backend_traffic. */
+int stats_read_traffic(int map_fd, __u32 id, struct fs_backend_traffic *out);
 
 /* Sum of every CPU's slot of global_stats. Returns 0 or -errno. */
 int stats_read_global(int map_fd, struct fs_global_stats *out);

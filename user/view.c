@@ -66,6 +66,7 @@ int view_read(const struct fs_maps *m, struct view *v)
 			be->id = s->svc.backend_ids[b];
 			be->ep = s->svc.backends[b];
 			stats_read_backend(m->backend_stats, be->id, &be->stats);
+			stats_read_traffic(m->backend_traffic, be->id, &be->traffic);
 			bpf_map_lookup_elem(m->backend_model, &be->id, &be->model);
 		}
 	}

@@ -9,6 +9,7 @@ struct view_backend {
 	__u32 id;
 	struct fs_endpoint ep;
 	struct fs_backend_stats stats;  /* totals since the maps were created */
+	struct fs_backend_traffic traffic;
 	struct fs_backend_model model;  /* the daemon's model, rates included */
 };
 

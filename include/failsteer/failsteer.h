@@ -163,7 +163,9 @@ struct fs_retry_event {
 };
 _Static_assert(sizeof(struct fs_retry_event) == 56, "fs_retry_event layout");
 
-/* backend_stats map value (per-CPU array indexed by backend id). Written by BPF. */
+/* backend_stats map value (per-CPU array indexed by backend id): the fault evidence the
+ * detector reads every tick, kept small so that reading thousands of backends is cheap.
+ * Written by BPF. */
 struct fs_backend_stats {
 	__u64 attempts;        /* new connections steered to it (first SYN) */
 	__u64 syn_retrans;     /* SYN retransmissions of flows on it */
@@ -173,6 +175,20 @@ struct fs_backend_stats {
 	__u64 timeouts;        /* no SYN-ACK within the service's connect timeout */
 	__u64 icmp_errors;     /* ICMP/ICMPv6 unreachable quoting a connecting flow */
 	__u64 retried;         /* flows moved away from it to the next backend */
+};
+_Static_assert(sizeof(struct fs_backend_stats) == 8 * 8, "fs_backend_stats layout");
+
+/* backend_active map value (array indexed by backend id, mmapable): set to 1 by BPF after
+ * it moved one of the backend's fault counters, cleared by the daemon when it reads them,
+ * so that a tick reads only the backends something happened to. */
+struct fs_backend_active {
+	__u64 moved;
+};
+_Static_assert(sizeof(struct fs_backend_active) == 8, "fs_backend_active layout");
+
+/* backend_traffic map value (per-CPU array indexed by backend id): volume and connect
+ * latency, read only for metrics and status. Written by BPF. */
+struct fs_backend_traffic {
 	__u64 pkts_to;         /* packets steered to it */
 	__u64 bytes_to;
 	__u64 pkts_from;       /* packets from it, reverse-rewritten */
@@ -180,7 +196,7 @@ struct fs_backend_stats {
 	__u64 latency_sum_us;  /* sum of SYN->SYN-ACK latencies */
 	__u64 latency_hist[FS_LAT_BUCKETS]; /* bucket i: latency_us in [2^i, 2^(i+1)), bucket 0 also < 1 */
 };
-_Static_assert(sizeof(struct fs_backend_stats) == 13 * 8 + FS_LAT_BUCKETS * 8, "fs_backend_stats layout");
+_Static_assert(sizeof(struct fs_backend_traffic) == 5 * 8 + FS_LAT_BUCKETS * 8, "fs_backend_traffic layout");
 
 /* global_stats map value (per-CPU array, one slot). Written by BPF. */
 struct fs_global_stats {
@@ -249,16 +265,19 @@ struct fs_backend_model {
 	__u32 availability_ppb;   /* steady-state P(up) */
 	__u32 evidence_ticks;     /* ticks that carried evidence */
 	__u32 rate_milli[FS_RATE_NR]; /* enum fs_rate, per second x1000 */
+	__u64 good_since_ms;      /* CLOCK_MONOTONIC ms since P(up) >= failback threshold, 0 if not */
 	struct fs_backend_stats prev; /* counters the next delta is taken from */
 };
 _Static_assert(sizeof(struct fs_backend_model) ==
-	       8 + 16 + 32 + 16 + 16 + 8 + 4 * FS_RATE_NR + sizeof(struct fs_backend_stats),
+	       8 + 16 + 32 + 16 + 16 + 8 + 4 * FS_RATE_NR + 8 + sizeof(struct fs_backend_stats),
 	       "fs_backend_model layout");
 
 /* Map and program names, shared so the loader, CLI and docs agree. */
 #define FS_MAP_SERVICES "services"
 #define FS_MAP_FLOWS "flows"
 #define FS_MAP_BACKEND_STATS "backend_stats"
+#define FS_MAP_BACKEND_TRAFFIC "backend_traffic"
+#define FS_MAP_BACKEND_ACTIVE "backend_active"
 #define FS_MAP_GLOBAL_STATS "global_stats"
 #define FS_MAP_SERVICE_CTL "service_ctl"
 #define FS_MAP_SERVICE_STATE "service_state"

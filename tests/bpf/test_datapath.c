@@ -190,6 +190,14 @@ static struct fs_backend_stats backend(__u32 id)
 	return st;
 }
 
+static struct fs_backend_traffic traffic(__u32 id)
+{
+	struct fs_backend_traffic tr;
+
+	assert_int_equal(stats_read_traffic(bpf_map__fd(E.skel->maps.backend_traffic), id, &tr), 0);
+	return tr;
+}
+
 static struct fs_global_stats global(void)
 {
 	struct fs_global_stats g;
@@ -289,14 +297,15 @@ static void connection_keeps_backend(const struct conn *c, __u32 id_pri, __u32 i
 	want.sport = PORT;
 	expect_rewrite(&in, &want);
 
-	assert_int_equal(backend(id_pri).pkts_to, 2);
-	assert_int_equal(backend(id_pri).pkts_from, 1);
-	assert_int_equal(backend(id_bak).pkts_to, 2);
-	assert_int_equal(backend(id_bak).pkts_from, 2);
+	assert_int_equal(traffic(id_pri).pkts_to, 2);
+	assert_int_equal(traffic(id_pri).pkts_from, 1);
+	assert_int_equal(traffic(id_bak).pkts_to, 2);
+	assert_int_equal(traffic(id_bak).pkts_from, 2);
 	struct fs_backend_stats b = backend(id_bak);
+	struct fs_backend_traffic tr = traffic(id_bak);
 	__u64 samples = 0;
 	for (int i = 0; i < FS_LAT_BUCKETS; i++)
-		samples += b.latency_hist[i];
+		samples += tr.latency_hist[i];
 	assert_int_equal(samples, 1);
 	assert_int_equal(b.resets + b.timeouts + b.icmp_errors + b.syn_retrans, 0);
 }
@@ -461,6 +470,67 @@ static void test_icmp_counted_only_for_tracked_syn(void **state)
 	assert_int_equal(backend(ID_PRI6).icmp_errors, 1);
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* backend_active: the flag the daemon reads to know whose fault counters moved. */
+static __u64 take_moved(__u32 id)
+{
+	int fd = bpf_map__fd(E.skel->maps.backend_active);
+	struct fs_backend_active a, zero = { 0 };
+
+	assert_int_equal(bpf_map_lookup_elem(fd, &id, &a), 0);
+	assert_int_equal(bpf_map_update_elem(fd, &id, &zero, BPF_ANY), 0);
+	return a.moved;
+}
+
+/* Every fault-evidence event flags its backend; plain traffic does not, so that the
+ * daemon's tick reads only the counters of backends something happened to. */
+static void test_fault_events_flag_backend(void **state)
+{
+	struct conn c = conn4;
+	struct pkt_spec in;
+	uint8_t frame[PKT_MAX], icmp[PKT_MAX];
+	size_t flen, ilen;
+
+	(void)state;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 30);
+	take_moved(ID_PRI);
+	take_moved(ID_BAK);
+	c.cport = 40450;
+	expect_syn_steered(&c, VIP4, PRI4, PORT);
+	assert_int_equal(take_moved(ID_PRI), 1); /* attempt */
+	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	expect_rewrite(&in, &in);
+	assert_int_equal(take_moved(ID_PRI), 1); /* established */
+	in = c_data(&c, VIP4, PORT, TH_ACK);
+	expect_verdict(&in, 0);
+	in = s_pkt(&c, PRI4, PORT, TH_ACK, c.srv_isn + 1, c.isn + 1);
+	expect_rewrite(&in, &in);
+	assert_int_equal(take_moved(ID_PRI), 0); /* packets are not evidence */
+	in = s_pkt(&c, PRI4, PORT, TH_RST, c.srv_isn + 1, 0);
+	expect_rewrite(&in, &in);
+	assert_int_equal(take_moved(ID_PRI), 1); /* reset */
+
+	c.cport = 40451;
+	expect_syn_steered(&c, VIP4, PRI4, PORT);
+	take_moved(ID_PRI);
+	in = c_syn(&c, PRI4, PORT);
+	flen = pkt_tcp(frame, &in);
+	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, flen);
+	expect_unchanged_frame(icmp, ilen);
+	assert_int_equal(take_moved(ID_PRI), 1); /* ICMP error */
+	for (int i = 0; i < 100 && backend(ID_PRI).timeouts == 0; i++)
+		sleep_ms(10);
+	assert_int_equal(backend(ID_PRI).timeouts, 1);
+	assert_int_equal(take_moved(ID_PRI), 1); /* connect timeout */
+	assert_int_equal(take_moved(ID_BAK), 0);
+}
+
 /* Everything that is not service traffic, or cannot be parsed, leaves byte-identical. */
 struct passthrough_fixture {
 	const char *desc;
@@ -552,13 +622,6 @@ static void test_egress_steers_local_only(void **state)
 	assert_memory_equal(out, f_want, len);
 	assert_int_equal(backend(ID_BAK).attempts, 1);
 	assert_int_equal(global().fib_failures, 1);
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 /* The connect deadline is counted by a timer, once, and only without a SYN-ACK. */
@@ -1066,6 +1129,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unanswered_syn_follows_active, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resets_counted_only_in_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_counted_only_for_tracked_syn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_events_flag_backend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_traffic_passes_identical, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_egress_steers_local_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_timeout_counted, setup, teardown),

@@ -1,5 +1,6 @@
 /* Bulk array-map access (user/maparray.c) against real kernel maps: reads and writes across
- * chunk boundaries, per-CPU sums, and write-back of only the changed elements. */
+ * chunk boundaries, per-CPU sums, write-back of only the changed elements, and mapping an
+ * mmapable array into memory. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <bpf/bpf.h>
@@ -114,12 +117,51 @@ static void test_percpu_sum(void **state)
 	close(pfd);
 }
 
+static void test_mmap_shares_elements(void **state)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+	struct val v, *mem;
+	size_t len = 0;
+	__u32 k = N - 1;
+	int mfd;
+
+	(void)state;
+	mfd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fs_test_mm", sizeof(__u32), sizeof(struct val), N,
+			     &opts);
+	assert_true(mfd >= 0);
+	mem = maparray_mmap(mfd, sizeof(struct val), &len);
+	assert_non_null(mem);
+	assert_true(len >= N * sizeof(struct val) && len % (size_t)sysconf(_SC_PAGESIZE) == 0);
+	/* What the kernel side writes is seen in memory, and the other way round. */
+	v = (struct val){ 41, 42 };
+	assert_int_equal(bpf_map_update_elem(mfd, &k, &v, BPF_ANY), 0);
+	assert_int_equal(mem[N - 1].a, 41);
+	assert_int_equal(mem[N - 1].b, 42);
+	mem[3].b = 7;
+	k = 3;
+	assert_int_equal(bpf_map_lookup_elem(mfd, &k, &v), 0);
+	assert_int_equal(v.b, 7);
+	munmap(mem, len);
+	close(mfd);
+
+	/* Not mmapable, or another value size: refused, not mapped wrong. */
+	assert_null(maparray_mmap(fd, sizeof(struct val), &len));
+	assert_int_equal(errno, EINVAL);
+	mfd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fs_test_mm", sizeof(__u32), sizeof(struct val), N,
+			     &opts);
+	assert_true(mfd >= 0);
+	assert_null(maparray_mmap(mfd, sizeof(__u64), &len));
+	assert_int_equal(errno, EINVAL);
+	close(mfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_write_read_roundtrip),
 		cmocka_unit_test(test_write_changed_writes_only_changes),
 		cmocka_unit_test(test_percpu_sum),
+		cmocka_unit_test(test_mmap_shares_elements),
 	};
 
 	if (geteuid() != 0) {

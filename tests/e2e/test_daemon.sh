@@ -138,4 +138,38 @@ load_wait
 evictions=$(ip netns exec "${P}edge" curl -s -m 2 http://127.0.0.1:9479/metrics | awk '$1=="failsteer_flow_table_evictions_total" {print $2}')
 report "flow table of 64 entries after 11 s with 40 long-lived connections: evictions counted ${evictions:-none}"
 e2e_check "flow-table evictions are counted" ge "${evictions:-0}" 1
+
+# -- a failback hold under way survives a restart, for any backend: three backends, the
+# first an address nobody answers (so the service runs on the second), the second reset
+# and repaired while the third serves; a kill -9 two seconds into the second's 4 s hold
+# must not start the hold again.
+e2e_stop_daemon
+fsctl detach >/dev/null
+DEAD4=198.18.3.99
+SVC_BACKENDS="$DEAD4:$SVC_PORT $PRI4:$SVC_PORT $BAK4:$SVC_PORT" FAILBACK_HOLD_MS=4000 e2e_config
+e2e_start_daemon
+active_is() { [ "$(active_backend)" = "$1" ]; }
+good_since_ms() { # BACKEND_ID
+	bpftool -j map lookup pinned "$PIN/backend_model" key "$1" 0 0 0 2>/dev/null |
+		$PY -c 'import json,sys; d=json.load(sys.stdin); print(d.get("formatted", d)["value"]["good_since_ms"])'
+}
+good_since_set() { [ "$(good_since_ms 1)" -gt 0 ] 2>/dev/null; }
+load_start "${P}cli" hold "$PRI4:$SVC_PORT" 20 30
+e2e_check "[hold] a dead first backend: the service runs on the second" wait_until 10 active_is 1
+bash "$E2E_ROOT/scripts/fault.sh" "$P" reset >/dev/null
+e2e_check "[hold] the second reset: on the third" wait_until 5 active_is 2
+bash "$E2E_ROOT/scripts/fault.sh" "$P" repair >/dev/null
+e2e_check "[hold] the second repaired: its failback hold starts" wait_until 10 good_since_set
+sleep 2
+kill -KILL "$E2E_DAEMON_PID"
+wait "$E2E_DAEMON_PID" 2>/dev/null || true
+E2E_DAEMON_PID=""
+e2e_start_daemon
+restart_at=$(now)
+wait_until 6 active_is 1 || true
+failback_after=$(echo "$(now) - $restart_at" | bc -l)
+report "failback to the second backend $(printf %.2f "$failback_after") s after a restart 2 s into its 4 s hold"
+e2e_check "[hold] a failback hold under way carries on through a restart (failback < 3 s after it, not 4)" \
+	$PY -c "import sys; sys.exit(0 if float(sys.argv[1]) < 3.0 else 1)" "$failback_after"
+load_wait
 e2e_finish

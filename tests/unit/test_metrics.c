@@ -49,9 +49,9 @@ static void test_latency_histogram_exposition(void **state)
 	assert_non_null(out);
 	snprintf(svc.state.name, sizeof(svc.state.name), "web");
 	svc.svc.n_backends = 1;
-	be.stats.latency_hist[0] = 3;  /* below 2 us */
-	be.stats.latency_hist[20] = 2; /* [2^20, 2^21) us: about 1-2 s */
-	be.stats.latency_hist[FS_LAT_BUCKETS - 1] = 1;
+	be.traffic.latency_hist[0] = 3;  /* below 2 us */
+	be.traffic.latency_hist[20] = 2; /* [2^20, 2^21) us: about 1-2 s */
+	be.traffic.latency_hist[FS_LAT_BUCKETS - 1] = 1;
 	metrics_render(&v, NULL, out);
 	fclose(out);
 	/* 2^21 us is 2.097152 s, exactly: a rounded bound would put the bucket elsewhere. */
