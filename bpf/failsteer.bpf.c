@@ -52,15 +52,15 @@ struct {
 	__type(value, struct fs_backend_stats);
 } backend_stats SEC(".maps");
 
-/* Which backends' fault counters moved since the daemon last read them (see
- * struct fs_backend_active); the daemon maps it into its memory. */
+/* Which backends' fault counters changed since the daemon last read them (see
+ * struct fs_backend_pending); the daemon maps it into its memory. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, FS_DEFAULT_MAX_BACKENDS);
 	__type(key, __u32);
-	__type(value, struct fs_backend_active);
-} backend_active SEC(".maps");
+	__type(value, struct fs_backend_pending);
+} backend_pending SEC(".maps");
 
 /* Per-backend packets, bytes and connect latency, per CPU; for metrics and status only,
  * apart so that the detector's tick does not copy them. */
@@ -158,15 +158,17 @@ static __always_inline struct fs_backend_stats *bstats(__u32 id)
 	return bpf_map_lookup_elem(&backend_stats, &id);
 }
 
-/* Flags backend id for the daemon's next tick once one of its fault counters has moved:
- * the counter first, then the flag (the daemon clears the flag, then reads). */
-static __always_inline void fault_counted(__u32 id)
+/* Flags backend id for the daemon's next tick after one of its backend_stats counters was
+ * counted. Counter first, flag second, in program order only: a CPU may still publish the
+ * counter after the daemon cleared a flag that was already set, and then the daemon sees
+ * that count at its next read of all backends (every FULL_READ_TICKS), not at once. */
+static __always_inline void evidence_counted(__u32 id)
 {
-	struct fs_backend_active *a = bpf_map_lookup_elem(&backend_active, &id);
+	struct fs_backend_pending *a = bpf_map_lookup_elem(&backend_pending, &id);
 
 	asm volatile("" ::: "memory");
-	if (a && !a->moved)
-		a->moved = 1;
+	if (a && !a->pending)
+		a->pending = 1;
 }
 
 static __always_inline struct fs_backend_traffic *btraffic(__u32 id)
@@ -218,7 +220,7 @@ static __always_inline void connect_deadline(const struct fs_flow_key *key, stru
 	s = bstats(f->backend_id);
 	if (s) {
 		s->timeouts++;
-		fault_counted(f->backend_id);
+		evidence_counted(f->backend_id);
 	}
 	if (!(f->flags & FS_FL_RETRY))
 		return;
@@ -446,7 +448,7 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 	s = bstats(fwd.backend_id);
 	if (s) {
 		s->attempts++;
-		fault_counted(fwd.backend_id);
+		evidence_counted(fwd.backend_id);
 	}
 #undef fwd
 #undef rev
@@ -740,7 +742,7 @@ static __noinline int retry_in_kernel(struct __sk_buff *skb, __u32 l3_off,
 	s = bstats(old_id);
 	if (s) {
 		s->retried++;
-		fault_counted(old_id);
+		evidence_counted(old_id);
 	}
 	count_to(t.backend_id, skb);
 	return route_to(skb, fkey.src, &t.ep, t.oif, false);
@@ -781,7 +783,7 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 			s = bstats(old_id);
 			if (s) {
 				s->syn_retrans++;
-				fault_counted(old_id);
+				evidence_counted(old_id);
 			}
 			idx = svc->active;
 			if (idx == f->backend_idx || idx >= FS_MAX_BACKENDS || (tried & (1u << idx)))
@@ -793,7 +795,7 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 			s = bstats(old_id);
 			if (s) {
 				s->retried++;
-				fault_counted(old_id);
+				evidence_counted(old_id);
 			}
 		}
 		return 0;
@@ -867,7 +869,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 			if (s) {
 				s->resets++;
 				s->resets_connect++;
-				fault_counted(f->backend_id);
+				evidence_counted(f->backend_id);
 			}
 			if (f->flags & FS_FL_RETRY)
 				return VERDICT_TRY_RETRY;
@@ -879,7 +881,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 			 * so the connection may well live on). */
 			if (s && !(f->flags & FS_FL_RST)) {
 				s->resets++;
-				fault_counted(f->backend_id);
+				evidence_counted(f->backend_id);
 			}
 			f->flags |= FS_FL_RST;
 		} else {
@@ -897,7 +899,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 			s = bstats(f->backend_id);
 			if (s) {
 				s->established++;
-				fault_counted(f->backend_id);
+				evidence_counted(f->backend_id);
 			}
 			if (t) {
 				t->latency_sum_us += us;
@@ -952,7 +954,7 @@ static __noinline int handle_icmp(struct pkt *p, struct cursor *c)
 		s = bstats(r->backend_id);
 		if (s) {
 			s->icmp_errors++;
-			fault_counted(r->backend_id);
+			evidence_counted(r->backend_id);
 		}
 		return r->flags & FS_FL_RETRY ? VERDICT_TRY_RETRY : TC_ACT_OK;
 	}

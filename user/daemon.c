@@ -34,11 +34,11 @@
 #define PROBE_BURST 4        /* probes per round to a backend believed down */
 #define RATE_WINDOW_S 1.0
 #define RATE_FLOOR 1e-4 /* per second: a smoothed rate below this is zero */
-/* Fault counters are read for the backends the data path flagged (backend_active), one
- * system call each, unless more than one in PER_ID_READ_MAX moved: then all in batches.
- * All of them every FULL_READ_TICKS too, which bounds how late a counter moved in the
- * instant its flag was being cleared is seen. */
-#define PER_ID_READ_MAX 8
+/* Fault counters are read for the backends the data path flagged (backend_pending), one
+ * system call each, unless more than one in PER_ID_READ_RATIO is flagged: then all in
+ * batches. All of them every FULL_READ_TICKS too, which bounds how late a count published
+ * in the instant its flag was being cleared is seen. */
+#define PER_ID_READ_RATIO 8
 #define FULL_READ_TICKS 10
 #define ROUTE_REFRESH_S 5.0
 #define DOWN_MASK_P 0.5 /* zero-error retries skip backends at least this likely down */
@@ -80,11 +80,11 @@ struct daemon {
 	struct retrier *retrier;
 	struct ring_buffer *retry_rb;
 	struct fs_backend_stats *stats;
-	__u32 *moved_ids;               /* backends flagged in backend_active this tick */
+	__u32 *pending_ids;             /* backends flagged in backend_pending this tick */
 	bool full_read_due;             /* read every backend's counters next tick */
-	struct fs_backend_active *active; /* backend_active, mapped (max_backends entries) */
-	size_t active_len;
-	struct fs_service_ctl *ctl_map; /* service_ctl, mapped (max_services entries) */
+	struct fs_backend_pending *pending; /* backend_pending, mapped (max_backends entries) */
+	size_t pending_len;
+	const struct fs_service_ctl *ctl_map; /* service_ctl, mapped read-only (max_services entries) */
 	size_t ctl_map_len;
 	struct fs_backend_model *models;
 	struct fs_service_state *states;
@@ -188,10 +188,10 @@ static __u8 down_mask_of(const struct service_rt *s)
 	return mask;
 }
 
-/* The interface of the route to ep, 0 when there is none. */
-static __u32 oif_hint(const struct fs_endpoint *ep)
+/* The interface of the route to ep, 0 when there is none; rb may be NULL. */
+static __u32 oif_hint(struct route_batch *rb, const struct fs_endpoint *ep)
 {
-	int oif = route_oif(ep);
+	int oif = rb ? route_batch_oif(rb, ep) : route_oif(ep);
 
 	return oif > 0 ? (__u32)oif : 0;
 }
@@ -202,7 +202,7 @@ static void free_runtime(struct daemon *d)
 	free(d->owner);
 	free(d->owner_idx);
 	free(d->stats);
-	free(d->moved_ids);
+	free(d->pending_ids);
 	free(d->models);
 	free(d->states);
 	free(d->models_saved);
@@ -212,7 +212,7 @@ static void free_runtime(struct daemon *d)
 	d->owner = NULL;
 	d->owner_idx = NULL;
 	d->stats = NULL;
-	d->moved_ids = NULL;
+	d->pending_ids = NULL;
 	d->models = NULL;
 	d->states = NULL;
 	d->models_saved = NULL;
@@ -262,6 +262,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 	struct service_rt *svcs = calloc((size_t)cfg->n_services + 1, sizeof(*svcs));
 	int rc = 0, nkeys = 0;
 	struct { struct fs_endpoint key; struct fs_service val; } *existing = NULL;
+	struct route_batch *rb = route_batch_new(); /* NULL: one lookup each, slower */
 
 	if (!svc_used || !be_used || !svcs) {
 		rc = -ENOMEM;
@@ -350,7 +351,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 	d->owner = calloc(d->n_backend_ids + 1, sizeof(*d->owner));
 	d->owner_idx = calloc(d->n_backend_ids + 1, sizeof(*d->owner_idx));
 	d->stats = calloc(d->n_backend_ids + 1, sizeof(*d->stats));
-	d->moved_ids = calloc(d->n_backend_ids + 1, sizeof(*d->moved_ids));
+	d->pending_ids = calloc(d->n_backend_ids + 1, sizeof(*d->pending_ids));
 	d->full_read_due = true;
 	d->models = calloc(d->n_backend_ids + 1, sizeof(*d->models));
 	d->states = calloc(d->n_svc_ids + 1, sizeof(*d->states));
@@ -358,7 +359,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 	d->states_saved = calloc(d->n_svc_ids + 1, sizeof(*d->states_saved));
 	d->saved_valid = false;
 	d->ctls = calloc(d->n_svc_ids + 1, sizeof(*d->ctls));
-	if (!d->owner || !d->owner_idx || !d->stats || !d->moved_ids || !d->models || !d->states ||
+	if (!d->owner || !d->owner_idx || !d->stats || !d->pending_ids || !d->models || !d->states ||
 	    !d->models_saved || !d->states_saved || !d->ctls) {
 		rc = -ENOMEM;
 		goto out;
@@ -411,7 +412,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 
 			be->ep = s->cfg.backends[b];
 			s->val.backends[b] = be->ep;
-			s->val.backend_ifindex[b] = oif_hint(&be->ep);
+			s->val.backend_ifindex[b] = oif_hint(rb, &be->ep);
 			s->val.backend_ids[b] = be->id;
 			d->owner[be->id] = s;
 			d->owner_idx[be->id] = b;
@@ -420,7 +421,8 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 					if (existing[k].val.backend_ids[ob] == be->id &&
 					    same_ep(&existing[k].val.backends[ob], &be->ep))
 						reused = true;
-			if (reused && d->models[be->id].evidence_ticks + d->models[be->id].p_down_ppb) {
+			if (reused && (d->models[be->id].evidence_ticks || d->models[be->id].p_down_ppb ||
+				       d->models[be->id].good_since_ms)) {
 				model_restore(s, b, &d->models[be->id]);
 			} else {
 				/* Fresh id: counters may hold a removed backend's history. */
@@ -456,6 +458,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			 reused_svc ? " (kept)" : "");
 	}
 out:
+	route_batch_free(rb);
 	free(existing);
 	free(svc_used);
 	free(be_used);
@@ -502,12 +505,14 @@ static void schedule_probes(struct daemon *d, struct service_rt *s, double now)
 /* Host mode redirects to the interface of the route to each backend: keep it current. */
 static void refresh_routes(struct daemon *d)
 {
+	struct route_batch *rb = route_batch_new();
+
 	for (int i = 0; i < d->n_svcs; i++) {
 		struct service_rt *s = &d->svcs[i];
 		bool changed = false;
 
 		for (int b = 0; b < s->cfg.n_backends; b++) {
-			__u32 v = oif_hint(&s->be[b].ep);
+			__u32 v = oif_hint(rb, &s->be[b].ep);
 
 			if (v != s->val.backend_ifindex[b]) {
 				s->val.backend_ifindex[b] = v;
@@ -517,6 +522,7 @@ static void refresh_routes(struct daemon *d)
 		if (changed && bpf_map_update_elem(d->ld.maps.services, &s->cfg.address, &s->val, BPF_EXIST))
 			log_warn("service %s: updating routes: %s", s->cfg.name, strerror(errno));
 	}
+	route_batch_free(rb);
 }
 
 /* Returns true when every rate has decayed to zero. */
@@ -640,19 +646,20 @@ static void persist_models(struct daemon *d)
 static int read_fault_counters(struct daemon *d)
 {
 	int fd = d->ld.maps.backend_stats, rc = 0;
-	__u32 n = d->n_backend_ids, moved = 0;
+	__u32 n = d->n_backend_ids, flagged = 0;
 
 	/* Flag cleared before the read: an event after it flags the backend again. */
 	for (__u32 id = 0; id < n; id++)
-		if (d->active[id].moved && __atomic_exchange_n(&d->active[id].moved, 0, __ATOMIC_SEQ_CST))
-			d->moved_ids[moved++] = id;
-	if (d->full_read_due || d->ticks % FULL_READ_TICKS == 0 || moved * PER_ID_READ_MAX > n) {
+		if (__atomic_load_n(&d->pending[id].pending, __ATOMIC_RELAXED) &&
+		    __atomic_exchange_n(&d->pending[id].pending, 0, __ATOMIC_SEQ_CST))
+			d->pending_ids[flagged++] = id;
+	if (d->full_read_due || d->ticks % FULL_READ_TICKS == 0 || flagged * PER_ID_READ_RATIO > n) {
 		rc = maparray_read_percpu_sum(fd, n, sizeof(*d->stats), d->stats);
 		d->full_read_due = rc != 0;
 		return rc;
 	}
-	for (__u32 i = 0; i < moved && !rc; i++)
-		rc = stats_read_backend(fd, d->moved_ids[i], &d->stats[d->moved_ids[i]]);
+	for (__u32 i = 0; i < flagged && !rc; i++)
+		rc = stats_read_backend(fd, d->pending_ids[i], &d->stats[d->pending_ids[i]]);
 	if (rc)
 		d->full_read_due = true; /* the flags of the rest are gone */
 	return rc;
@@ -675,7 +682,7 @@ static void tick(struct daemon *d, double now, double dt)
 		struct service_rt *s = &d->svcs[i];
 		const struct fs_service_ctl *ctl = &d->ctls[s->svc_id];
 		struct det_obs obs[FS_MAX_BACKENDS] = { 0 };
-		bool moved[FS_MAX_BACKENDS] = { 0 };
+		bool stepped[FS_MAX_BACKENDS] = { 0 }, any = false;
 		int before = s->det.active;
 		enum det_event ev;
 
@@ -689,12 +696,11 @@ static void tick(struct daemon *d, double now, double dt)
 			const struct fs_backend_stats *cur = &d->stats[be->id];
 
 			/* Nothing happened to a settled backend: no evidence, its rates stay
-			 * zero and its saved model is current. 10,000 idle services cost
-			 * little more than reading their counters. */
+			 * zero and its saved model is current. */
 			if (be->settled && !be->probe_ok && !be->probe_fail &&
 			    !memcmp(cur, &be->prev, sizeof(*cur)))
 				continue;
-			moved[b] = true;
+			stepped[b] = any = true;
 			/* Established connections and answered probes are successes; refused
 			 * connects, connect timeouts, ICMP unreachables and failed probes are
 			 * failures, resets of established connections weakly so. */
@@ -709,6 +715,11 @@ static void tick(struct daemon *d, double now, double dt)
 			be->prev = *cur;
 			be->probe_ok = be->probe_fail = 0;
 		}
+		/* Nothing seen and nothing pending (no probes either: the primary is trusted):
+		 * the decision step would change nothing. */
+		if (!any && det_at_rest(&s->det, &s->set) &&
+		    s->det.models[0].p_down <= PROBE_SUSPICION)
+			continue;
 		ev = det_tick(&s->det, &s->set, &d->mp, obs, now, why, sizeof(why));
 		if (ev != DET_NONE)
 			apply_decision(d, s, ev, why, before);
@@ -721,9 +732,9 @@ static void tick(struct daemon *d, double now, double dt)
 		s->st.last_failback_ms = s->det.last_failback_s < 0 ? 0 : (__u64)(s->det.last_failback_s * 1000);
 		s->st.up_since_ms = s->det.good_since_s[0] < 0 ? 0 : (__u64)(s->det.good_since_s[0] * 1000);
 		d->states[s->svc_id] = s->st;
-		/* No evidence, no model step (model_step): only what moved is saved. */
+		/* No evidence, no model step (model_step): only what was stepped is saved. */
 		for (int b = 0; b < s->cfg.n_backends; b++)
-			if (moved[b])
+			if (stepped[b])
 				model_save(s, b, &d->mp, &d->models[s->be[b].id]);
 		schedule_probes(d, s, now);
 	}
@@ -850,17 +861,20 @@ static int reload(struct daemon *d)
 	return 0;
 }
 
-/* Maps the arrays the daemon reads every tick (backend_active, service_ctl) into memory.
+/* Maps the arrays the daemon reads every tick (backend_pending, service_ctl) into memory.
  * Their sizes (max_backends, max_services) cannot change while it runs. */
 static int map_shared(struct daemon *d, char *err, size_t errlen)
 {
-	d->active = maparray_mmap(d->ld.maps.backend_active, sizeof(*d->active), &d->active_len);
-	if (d->active)
-		d->ctl_map = maparray_mmap(d->ld.maps.service_ctl, sizeof(*d->ctl_map), &d->ctl_map_len);
-	if (!d->active || !d->ctl_map) {
-		snprintf(err, errlen, "mapping %s: %s", d->active ? FS_MAP_SERVICE_CTL : FS_MAP_BACKEND_ACTIVE,
-			 strerror(errno));
-		return -errno;
+	int e;
+
+	d->pending = maparray_mmap(d->ld.maps.backend_pending, sizeof(*d->pending), true, &d->pending_len);
+	if (d->pending)
+		d->ctl_map = maparray_mmap(d->ld.maps.service_ctl, sizeof(*d->ctl_map), false, &d->ctl_map_len);
+	if (!d->pending || !d->ctl_map) {
+		e = errno;
+		snprintf(err, errlen, "mapping %s: %s", d->pending ? FS_MAP_SERVICE_CTL : FS_MAP_BACKEND_PENDING,
+			 strerror(e));
+		return -e;
 	}
 	return 0;
 }
@@ -1010,10 +1024,10 @@ out:
 	retrier_free(d.retrier);
 	metrics_free(d.metrics);
 	probes_free(d.probes);
-	if (d.active)
-		munmap(d.active, d.active_len);
+	if (d.pending)
+		munmap(d.pending, d.pending_len);
 	if (d.ctl_map)
-		munmap(d.ctl_map, d.ctl_map_len);
+		munmap((void *)d.ctl_map, d.ctl_map_len);
 	loader_close(&d.ld);
 	free_runtime(&d);
 	cfg_free(&d.cfg);

@@ -70,6 +70,18 @@ static enum det_event switch_to(struct det_service *s, int to, enum det_event ev
 	return ev;
 }
 
+bool det_at_rest(const struct det_service *s, const struct det_settings *set)
+{
+	if (s->mode != FS_MODE_AUTO || s->active != 0 || s->backoff_level || s->all_down ||
+	    s->down_since_s >= 0 || s->models[0].p_down >= set->failover_threshold)
+		return false;
+	/* det_tick starts or stops a hold when P(up) crossed the threshold: none may be due. */
+	for (int i = 0; i < s->n_backends; i++)
+		if ((1 - s->models[i].p_down >= set->failback_threshold) != (s->good_since_s[i] >= 0))
+			return false;
+	return true;
+}
+
 enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 			const struct model_params *mp, const struct det_obs *obs, double now_s,
 			char *why, size_t whylen)

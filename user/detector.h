@@ -57,6 +57,11 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 			const struct model_params *mp, const struct det_obs *obs, double now_s,
 			char *why, size_t whylen);
 
+/* True when a tick without evidence cannot change s, however late it comes: automatic, on
+ * the primary and trusting it, no back-off to earn back, no failback hold to start or stop.
+ * The daemon skips such a service on a tick where none of its backends saw anything. */
+bool det_at_rest(const struct det_service *s, const struct det_settings *set);
+
 /* Current failback hold in seconds, back-off included. */
 double det_hold_s(const struct det_service *s, const struct det_settings *set);
 

@@ -22,7 +22,7 @@
 
 static const char *const map_names[] = {
 	FS_MAP_SERVICES, FS_MAP_FLOWS, FS_MAP_BACKEND_STATS, FS_MAP_BACKEND_TRAFFIC,
-	FS_MAP_BACKEND_ACTIVE, FS_MAP_GLOBAL_STATS,
+	FS_MAP_BACKEND_PENDING, FS_MAP_GLOBAL_STATS,
 	FS_MAP_SERVICE_CTL, FS_MAP_SERVICE_STATE, FS_MAP_BACKEND_MODEL, FS_MAP_SYN_STORE,
 	FS_MAP_RETRY_EVENTS, FS_MAP_DEADLINES, FS_MAP_DEADLINE_CTL,
 };
@@ -30,7 +30,7 @@ static const char *const map_names[] = {
 static int *map_fd_slot(struct fs_maps *m, int i)
 {
 	int *slots[] = { &m->services, &m->flows, &m->backend_stats, &m->backend_traffic,
-			 &m->backend_active, &m->global_stats,
+			 &m->backend_pending, &m->global_stats,
 			 &m->service_ctl, &m->service_state, &m->backend_model, &m->syn_store,
 			 &m->retry_events, &m->deadlines, &m->deadline_ctl };
 	return slots[i];
@@ -151,7 +151,7 @@ int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len)
 	bpf_map__set_max_entries(l->skel->maps.service_state, cfg->max_services);
 	bpf_map__set_max_entries(l->skel->maps.backend_stats, cfg->max_backends);
 	bpf_map__set_max_entries(l->skel->maps.backend_traffic, cfg->max_backends);
-	bpf_map__set_max_entries(l->skel->maps.backend_active, cfg->max_backends);
+	bpf_map__set_max_entries(l->skel->maps.backend_pending, cfg->max_backends);
 	bpf_map__set_max_entries(l->skel->maps.backend_model, cfg->max_backends);
 	/* A SYN is needed only until answered; a slot of the ring is reused after a quarter
 	 * of the flow table's worth of newer connections. */

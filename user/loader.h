@@ -11,7 +11,7 @@ struct failsteer_bpf;
 
 /* File descriptors of the pinned maps, as the CLI and the daemon use them. */
 struct fs_maps {
-	int services, flows, backend_stats, backend_traffic, backend_active, global_stats;
+	int services, flows, backend_stats, backend_traffic, backend_pending, global_stats;
 	int service_ctl, service_state, backend_model;
 	int syn_store, retry_events, deadlines, deadline_ctl;
 };

@@ -144,7 +144,7 @@ int maparray_read_percpu_sum(int fd, __u32 n, size_t value_size, void *out)
 	return rc;
 }
 
-void *maparray_mmap(int fd, size_t value_size, size_t *len)
+void *maparray_mmap(int fd, size_t value_size, bool writable, size_t *len)
 {
 	struct bpf_map_info info = { 0 };
 	__u32 info_len = sizeof(info);
@@ -159,6 +159,6 @@ void *maparray_mmap(int fd, size_t value_size, size_t *len)
 		return NULL;
 	}
 	*len = ((size_t)info.max_entries * value_size + (size_t)page - 1) / (size_t)page * (size_t)page;
-	p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, *len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
 	return p == MAP_FAILED ? NULL : p;
 }

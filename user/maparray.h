@@ -2,6 +2,7 @@
 #ifndef FS_MAPARRAY_H
 #define FS_MAPARRAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
 
@@ -15,9 +16,9 @@ int maparray_write_changed(int fd, __u32 n, size_t value_size, const void *in, v
 /* Per-CPU array: reads [0, n) and sums every CPU's u64 words into out. 0 or -errno. */
 int maparray_read_percpu_sum(int fd, __u32 n, size_t value_size, void *out);
 /* Maps an array map created with BPF_F_MMAPABLE into memory, shared with the kernel:
- * element i at i * value_size (value_size a multiple of 8). Reads and writes through it
- * need no system call. Returns the mapping and its length in *len, or NULL with errno set
- * (EINVAL for a map that is not an mmapable array of value_size). */
-void *maparray_mmap(int fd, size_t value_size, size_t *len);
+ * element i at i * value_size (value_size a multiple of 8), writable or read-only. Reads
+ * (and writes) through it need no system call. Returns the mapping and its length in *len,
+ * or NULL with errno set (EINVAL for a map that is not an mmapable array of value_size). */
+void *maparray_mmap(int fd, size_t value_size, bool writable, size_t *len);
 
 #endif

@@ -2,6 +2,8 @@
 #include "routes.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <string.h>
@@ -9,7 +11,33 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-int route_oif(const struct fs_endpoint *dst)
+#define BATCH_SLOTS 1024 /* remembered addresses per batch (direct-mapped) */
+
+struct route_batch {
+	int fd;
+	__u32 seq;
+	struct {
+		bool used;
+		__u8 family;
+		__u32 addr[4];
+		int oif;
+	} slot[BATCH_SLOTS];
+};
+
+static int open_socket(void)
+{
+	struct timeval tv = { .tv_sec = 1 };
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* One RTM_GETROUTE on fd, numbered seq: on a reused socket, a late answer to an earlier
+ * request that timed out is skipped, not taken for this one's. */
+static int lookup(int fd, __u32 seq, const struct fs_endpoint *dst)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -17,14 +45,13 @@ int route_oif(const struct fs_endpoint *dst)
 		char attrs[64];
 	} req = { 0 };
 	char buf[4096];
-	struct timeval tv = { .tv_sec = 1 };
 	struct rtattr *rta;
-	int fd, len, alen = dst->family == FS_AF_INET6 ? 16 : 4, oif = -ENETUNREACH;
+	int len, alen = dst->family == FS_AF_INET6 ? 16 : 4, oif = -ENETUNREACH;
 
 	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
 	req.nh.nlmsg_type = RTM_GETROUTE;
 	req.nh.nlmsg_flags = NLM_F_REQUEST;
-	req.nh.nlmsg_seq = 1;
+	req.nh.nlmsg_seq = seq;
 	req.rt.rtm_family = dst->family == FS_AF_INET6 ? AF_INET6 : AF_INET;
 	req.rt.rtm_dst_len = (unsigned char)(alen * 8);
 	rta = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.nh.nlmsg_len));
@@ -33,17 +60,15 @@ int route_oif(const struct fs_endpoint *dst)
 	memcpy(RTA_DATA(rta), dst->addr, (size_t)alen);
 	req.nh.nlmsg_len = NLMSG_ALIGN(req.nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
 
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
+	if (send(fd, &req, req.nh.nlmsg_len, 0) < 0)
 		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (send(fd, &req, req.nh.nlmsg_len, 0) < 0 || (len = (int)recv(fd, buf, sizeof(buf), 0)) < 0) {
-		oif = -errno;
-		close(fd);
-		return oif;
-	}
-	close(fd);
+	do {
+		if ((len = (int)recv(fd, buf, sizeof(buf), 0)) < 0)
+			return -errno;
+	} while (NLMSG_OK((struct nlmsghdr *)buf, (unsigned)len) && ((struct nlmsghdr *)buf)->nlmsg_seq != seq);
 	for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (unsigned)len); nh = NLMSG_NEXT(nh, len)) {
+		if (nh->nlmsg_seq != seq)
+			continue;
 		if (nh->nlmsg_type == NLMSG_ERROR) {
 			struct nlmsgerr *e = NLMSG_DATA(nh);
 
@@ -59,4 +84,59 @@ int route_oif(const struct fs_endpoint *dst)
 				memcpy(&oif, RTA_DATA(rta), sizeof(oif));
 	}
 	return oif;
+}
+
+int route_oif(const struct fs_endpoint *dst)
+{
+	int fd = open_socket(), oif;
+
+	if (fd < 0)
+		return fd;
+	oif = lookup(fd, 1, dst);
+	close(fd);
+	return oif;
+}
+
+struct route_batch *route_batch_new(void)
+{
+	struct route_batch *b = calloc(1, sizeof(*b));
+
+	if (b)
+		b->fd = -1;
+	return b;
+}
+
+int route_batch_oif(struct route_batch *b, const struct fs_endpoint *dst)
+{
+	__u32 h = 2166136261u;
+	int oif;
+
+	for (int i = 0; i < 4; i++)
+		h = (h ^ dst->addr[i]) * 16777619u;
+	h = (h ^ dst->family) % BATCH_SLOTS;
+	if (b->slot[h].used && b->slot[h].family == dst->family &&
+	    !memcmp(b->slot[h].addr, dst->addr, sizeof(dst->addr)))
+		return b->slot[h].oif;
+	if (b->fd < 0 && (b->fd = open_socket()) < 0) {
+		oif = b->fd;
+		b->fd = -1;
+		return oif;
+	}
+	oif = lookup(b->fd, ++b->seq, dst);
+	if (oif == -EAGAIN || oif == -EINTR)
+		return oif; /* not an answer about the route: ask again next time */
+	b->slot[h].used = true;
+	b->slot[h].family = dst->family;
+	memcpy(b->slot[h].addr, dst->addr, sizeof(dst->addr));
+	b->slot[h].oif = oif;
+	return oif;
+}
+
+void route_batch_free(struct route_batch *b)
+{
+	if (!b)
+		return;
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b);
 }

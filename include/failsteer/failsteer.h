@@ -178,13 +178,13 @@ struct fs_backend_stats {
 };
 _Static_assert(sizeof(struct fs_backend_stats) == 8 * 8, "fs_backend_stats layout");
 
-/* backend_active map value (array indexed by backend id, mmapable): set to 1 by BPF after
- * it moved one of the backend's fault counters, cleared by the daemon when it reads them,
- * so that a tick reads only the backends something happened to. */
-struct fs_backend_active {
-	__u64 moved;
+/* backend_pending map value (array indexed by backend id, mmapable): set to 1 by BPF after
+ * it counted evidence (any backend_stats counter) for the backend, cleared by the daemon
+ * before it reads them, so that a tick reads only the backends something happened to. */
+struct fs_backend_pending {
+	__u64 pending;
 };
-_Static_assert(sizeof(struct fs_backend_active) == 8, "fs_backend_active layout");
+_Static_assert(sizeof(struct fs_backend_pending) == 8, "fs_backend_pending layout");
 
 /* backend_traffic map value (per-CPU array indexed by backend id): volume and connect
  * latency, read only for metrics and status. Written by BPF. */
@@ -277,7 +277,7 @@ _Static_assert(sizeof(struct fs_backend_model) ==
 #define FS_MAP_FLOWS "flows"
 #define FS_MAP_BACKEND_STATS "backend_stats"
 #define FS_MAP_BACKEND_TRAFFIC "backend_traffic"
-#define FS_MAP_BACKEND_ACTIVE "backend_active"
+#define FS_MAP_BACKEND_PENDING "backend_pending"
 #define FS_MAP_GLOBAL_STATS "global_stats"
 #define FS_MAP_SERVICE_CTL "service_ctl"
 #define FS_MAP_SERVICE_STATE "service_state"

@@ -477,20 +477,20 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* backend_active: the flag the daemon reads to know whose fault counters moved. */
-static __u64 take_moved(__u32 id)
+/* backend_pending: the flag the daemon reads to know whose fault counters changed. */
+static __u64 take_pending(__u32 id)
 {
-	int fd = bpf_map__fd(E.skel->maps.backend_active);
-	struct fs_backend_active a, zero = { 0 };
+	int fd = bpf_map__fd(E.skel->maps.backend_pending);
+	struct fs_backend_pending a, zero = { 0 };
 
 	assert_int_equal(bpf_map_lookup_elem(fd, &id, &a), 0);
 	assert_int_equal(bpf_map_update_elem(fd, &id, &zero, BPF_ANY), 0);
-	return a.moved;
+	return a.pending;
 }
 
-/* Every fault-evidence event flags its backend; plain traffic does not, so that the
- * daemon's tick reads only the counters of backends something happened to. */
-static void test_fault_events_flag_backend(void **state)
+/* Every kind of evidence flags its backend; plain traffic does not, so that the daemon's
+ * tick reads only the counters of backends something happened to. */
+static void test_evidence_flags_backend(void **state)
 {
 	struct conn c = conn4;
 	struct pkt_spec in;
@@ -498,37 +498,45 @@ static void test_fault_events_flag_backend(void **state)
 	size_t flen, ilen;
 
 	(void)state;
-	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 30);
-	take_moved(ID_PRI);
-	take_moved(ID_BAK);
+	/* Long enough that no connect timeout flags the backend in the middle. */
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 10000);
+	take_pending(ID_PRI);
+	take_pending(ID_BAK);
 	c.cport = 40450;
 	expect_syn_steered(&c, VIP4, PRI4, PORT);
-	assert_int_equal(take_moved(ID_PRI), 1); /* attempt */
+	assert_int_equal(take_pending(ID_PRI), 1); /* attempt */
 	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
 	expect_rewrite(&in, &in);
-	assert_int_equal(take_moved(ID_PRI), 1); /* established */
+	assert_int_equal(take_pending(ID_PRI), 1); /* established */
 	in = c_data(&c, VIP4, PORT, TH_ACK);
 	expect_verdict(&in, 0);
 	in = s_pkt(&c, PRI4, PORT, TH_ACK, c.srv_isn + 1, c.isn + 1);
 	expect_rewrite(&in, &in);
-	assert_int_equal(take_moved(ID_PRI), 0); /* packets are not evidence */
+	assert_int_equal(take_pending(ID_PRI), 0); /* packets are not evidence */
 	in = s_pkt(&c, PRI4, PORT, TH_RST, c.srv_isn + 1, 0);
 	expect_rewrite(&in, &in);
-	assert_int_equal(take_moved(ID_PRI), 1); /* reset */
+	assert_int_equal(take_pending(ID_PRI), 1); /* reset */
 
 	c.cport = 40451;
 	expect_syn_steered(&c, VIP4, PRI4, PORT);
-	take_moved(ID_PRI);
+	take_pending(ID_PRI);
 	in = c_syn(&c, PRI4, PORT);
 	flen = pkt_tcp(frame, &in);
 	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, flen);
 	expect_unchanged_frame(icmp, ilen);
-	assert_int_equal(take_moved(ID_PRI), 1); /* ICMP error */
-	for (int i = 0; i < 100 && backend(ID_PRI).timeouts == 0; i++)
+	assert_int_equal(take_pending(ID_PRI), 1); /* ICMP error */
+
+	/* The flag is cleared right after the SYN, well before its 300 ms deadline. */
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 300);
+	c.cport = 40452;
+	expect_syn_steered(&c, VIP4, PRI4, PORT);
+	assert_int_equal(take_pending(ID_PRI), 1);
+	assert_int_equal(backend(ID_PRI).timeouts, 0);
+	for (int i = 0; i < 200 && backend(ID_PRI).timeouts == 0; i++)
 		sleep_ms(10);
 	assert_int_equal(backend(ID_PRI).timeouts, 1);
-	assert_int_equal(take_moved(ID_PRI), 1); /* connect timeout */
-	assert_int_equal(take_moved(ID_BAK), 0);
+	assert_int_equal(take_pending(ID_PRI), 1); /* connect timeout */
+	assert_int_equal(take_pending(ID_BAK), 0);
 }
 
 /* Everything that is not service traffic, or cannot be parsed, leaves byte-identical. */
@@ -1129,7 +1137,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unanswered_syn_follows_active, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resets_counted_only_in_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_counted_only_for_tracked_syn, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fault_events_flag_backend, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evidence_flags_backend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_traffic_passes_identical, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_egress_steers_local_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_timeout_counted, setup, teardown),

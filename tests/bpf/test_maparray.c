@@ -129,7 +129,7 @@ static void test_mmap_shares_elements(void **state)
 	mfd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fs_test_mm", sizeof(__u32), sizeof(struct val), N,
 			     &opts);
 	assert_true(mfd >= 0);
-	mem = maparray_mmap(mfd, sizeof(struct val), &len);
+	mem = maparray_mmap(mfd, sizeof(struct val), true, &len);
 	assert_non_null(mem);
 	assert_true(len >= N * sizeof(struct val) && len % (size_t)sysconf(_SC_PAGESIZE) == 0);
 	/* What the kernel side writes is seen in memory, and the other way round. */
@@ -142,15 +142,23 @@ static void test_mmap_shares_elements(void **state)
 	assert_int_equal(bpf_map_lookup_elem(mfd, &k, &v), 0);
 	assert_int_equal(v.b, 7);
 	munmap(mem, len);
+	/* Read-only: the kernel side's writes show. */
+	mem = maparray_mmap(mfd, sizeof(struct val), false, &len);
+	assert_non_null(mem);
+	assert_int_equal(mem[3].b, 7);
+	v.b = 8;
+	assert_int_equal(bpf_map_update_elem(mfd, &k, &v, BPF_ANY), 0);
+	assert_int_equal(mem[3].b, 8);
+	munmap(mem, len);
 	close(mfd);
 
 	/* Not mmapable, or another value size: refused, not mapped wrong. */
-	assert_null(maparray_mmap(fd, sizeof(struct val), &len));
+	assert_null(maparray_mmap(fd, sizeof(struct val), true, &len));
 	assert_int_equal(errno, EINVAL);
 	mfd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fs_test_mm", sizeof(__u32), sizeof(struct val), N,
 			     &opts);
 	assert_true(mfd >= 0);
-	assert_null(maparray_mmap(mfd, sizeof(__u64), &len));
+	assert_null(maparray_mmap(mfd, sizeof(__u64), false, &len));
 	assert_int_equal(errno, EINVAL);
 	close(mfd);
 }

@@ -21,14 +21,6 @@ for i in $(seq 24); do
 	IDLE_SERVICES+=("[service idle$i]" "address = 198.18.9.9:$((20000 + i))"
 		"backends = $PRI4:$((20000 + i)) $BAK4:$((20000 + i))")
 done
-# 24 idle services beside the one under test (a virtual address nobody uses): the daemon
-# then reads only the counters of the backends the data path flagged, one by one, and the
-# scenarios' timings hold only if that finds every fault in time.
-IDLE_SERVICES=()
-for i in $(seq 24); do
-	IDLE_SERVICES+=("[service idle$i]" "address = 198.18.9.9:$((20000 + i))"
-		"backends = $PRI4:$((20000 + i)) $BAK4:$((20000 + i))")
-done
 URL4="http://$PRI4:$SVC_PORT/classify"
 
 # Fresh topology, sites and daemon for one scenario.

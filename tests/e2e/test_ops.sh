@@ -334,7 +334,7 @@ btc "the TC filter, handle 0xf5 prio 0xf5" 'tc filter show dev $IF ingress' "pre
 btc "the egress TC filter" 'tc filter show dev $IF egress' "pref 245 bpf" "handle 0xf5 fs_tc_egress"
 btc "pinned ingress program" 'bpftool prog show pinned $PIN/prog_tc_ingress' "sched_cls  name fs_tc_ingress" "btf_id"
 btc "pinned egress program" 'bpftool prog show pinned $PIN/prog_tc_egress' "sched_cls  name fs_tc_egress"
-btc "the pinned maps" 'ls $PIN' services flows backend_stats backend_traffic backend_active global_stats service_ctl service_state backend_model
+btc "the pinned maps" 'ls $PIN' services flows backend_stats backend_traffic backend_pending global_stats service_ctl service_state backend_model
 btc "services (on the backup)" 'bpftool map dump pinned $PIN/services' '"svc_id": 0' '"n_backends": 2' '"active": 1' \
 	'"flags"' '"connect_timeout_ms": 300' '"backend_ids": \[0,1,' '"backends"' '"backend_ifindex"' '"addr"' '"port": 36895' '"family": 4'
 btc "services, decoded by the docs' jq program" \
@@ -355,7 +355,7 @@ btc "backend_traffic summed over CPUs: the backup answered" \
 	"bpftool map lookup pinned \$PIN/backend_traffic key 1 0 0 0 | jq '[.values[].value.pkts_from] | add'" '^[1-9][0-9]*$'
 btc "backend_stats summed over CPUs: the primary refused connections" \
 	"bpftool map lookup pinned \$PIN/backend_stats key 0 0 0 0 | jq '[.values[].value.resets_connect] | add'" '^[1-9][0-9]*$'
-btc "backend_active of the primary" 'bpftool map lookup pinned $PIN/backend_active key 0 0 0 0' '"moved": [01]'
+btc "backend_pending of the primary" 'bpftool map lookup pinned $PIN/backend_pending key 0 0 0 0' '"pending": [01]'
 btc "backend_model of the primary" 'bpftool map lookup pinned $PIN/backend_model key 0 0 0 0' \
 	'"p_down_ppb": [1-9]' '"fail_up_ppb"' '"trans_ppb"' '"counts_milli"' '"up_attempts_milli"' '"up_failures_milli"' \
 	'"mtbf_ms"' '"mttr_ms"' '"availability_ppb"' '"evidence_ticks"' '"rate_milli"' '"prev"'

@@ -279,6 +279,66 @@ static void test_failover_prefers_a_backup_that_answered(void **state)
 	assert_int_equal(x.s.active, 2);
 }
 
+/* det_at_rest's promise, checked after every tick of random histories (faults, repairs,
+ * silences, operator overrides): a service at rest is left byte-identical by a tick without
+ * evidence, even a late one; and the common idle state is at rest. */
+static void test_at_rest_means_nothing_to_do(void **state)
+{
+	unsigned seed = 12345, rest = 0, checked = 0;
+	struct sim x;
+
+	(void)state;
+	for (int run = 0; run < 40; run++) {
+		int n = 2 + run % 3;
+
+		sim_init(&x, n);
+		for (int t = 0; t < 600; t++) {
+			double ok[FS_MAX_BACKENDS] = { 0 }, bad[FS_MAX_BACKENDS] = { 0 };
+			struct det_obs none[FS_MAX_BACKENDS] = { 0 };
+			struct det_service before, after;
+			int phase = (t / 60 + run) % 5; /* fine, primary failing, silent, all failing, fine */
+
+			seed = seed * 1103515245u + 12345u;
+			for (int i = 0; i < n; i++) {
+				bool failing = (phase == 1 && i == 0) || phase == 3;
+
+				if (phase == 2 || (seed >> (16 + i)) % 3 == 0)
+					continue;
+				ok[i] = failing ? 0 : 5;
+				bad[i] = failing ? 5 : 0;
+			}
+			if (run % 7 == 0 && t == 300)
+				x.s.mode = FS_MODE_FORCED, x.s.forced_idx = n - 1;
+			if (run % 7 == 0 && t == 400)
+				x.s.mode = FS_MODE_AUTO;
+			sim_tick(&x, ok, bad);
+			memcpy(&before, &x.s, sizeof(before));
+			memcpy(&after, &x.s, sizeof(after));
+			if (!det_at_rest(&before, &x.set))
+				continue;
+			rest++;
+			for (double late = TICK; late < 1e5; late *= 10) {
+				checked++;
+				assert_int_equal(det_tick(&after, &x.set, &x.mp, none, x.now + late, x.why,
+							  sizeof(x.why)), DET_NONE);
+				assert_memory_equal(&after, &before, sizeof(before));
+			}
+		}
+	}
+	assert_true(rest > 1000);
+	assert_true(checked > 5000);
+
+	/* Fresh and healthy: at rest. On a backup, or holding a failback: not. */
+	sim_init(&x, 2);
+	warm_up_with(&x, 20, false);
+	assert_true(det_at_rest(&x.s, &x.set));
+	x.s.active = 1;
+	assert_false(det_at_rest(&x.s, &x.set));
+	x.s.active = 0;
+	x.s.good_since_s[1] = -1; /* P(up) of the backup is above the threshold: a hold would start */
+	assert_false(det_at_rest(&x.s, &x.set));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_failover_waits_for_word_from_the_backup),
 		cmocka_unit_test(test_failover_blind_after_a_while),
 		cmocka_unit_test(test_failover_prefers_a_backup_that_answered),
+		cmocka_unit_test(test_at_rest_means_nothing_to_do),
 	};
 	return cmocka_run_group_tests_name("detector", tests, NULL, NULL);
 }
