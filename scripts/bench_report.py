@@ -579,12 +579,11 @@ def report(a):
                    "backend_pending flags and the service_ctl overrides (both mapped into the "
                    "daemon's memory, no system call), reads the fault counters only of the "
                    "backends flagged since the last tick (all 20,000 of them every 10th tick, a "
-                   "safety net), and runs every service's decision step, which for a backend "
-                   "that saw nothing neither steps its model nor saves it. "
-                   "What would cut the rest: skip the decision step of a service with nothing "
-                   "pending (on its primary, automatic, no hold or back-off running), and "
-                   "look up each distinct backend address once per route refresh (every 5 s, one "
-                   "rtnetlink request per backend today).\n")
+                   "safety net), and passes over a service that saw nothing and has nothing "
+                   "pending (on its primary, automatic, no hold or back-off running); every 5 s "
+                   "it refreshes the routes to the backends (each distinct address asked once). "
+                   "What is left is that scan and the per-service checks; a service with "
+                   "traffic costs what it did before.\n")
     if mapmem:
         mm = {name: (entries, b) for name, entries, b in mapmem}
         flow_maps = [m for m in ("flows", "syn_store", "deadlines") if m in mm]
