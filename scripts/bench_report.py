@@ -446,7 +446,7 @@ def report(a):
         out.append(f"failsteer fails back {med(fsb):.1f} s after the repair: about "
                    f"{max(0.0, med(fsb) - 3):.1f} s for its model to reach P(primary up) >= 0.99 from "
                    "the probes it sends to a primary it believes down (every probe_interval_ms = 500 "
-                   "ms, four at a time), then the 3 s failback_hold_ms. HAProxy fails back as soon as "
+                   "ms, eight at a time), then the 3 s failback_hold_ms. HAProxy fails back as soon as "
                    "`rise 2` checks pass, with no hold: fast here, but it returns traffic to a "
                    "flapping server just as fast.")
         broke = sorted({LABEL[r["candidate"]] for r in runs

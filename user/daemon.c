@@ -31,7 +31,7 @@
 #define SWEEP_INTERVAL_S 10.0
 #define FIN_LINGER_NS (30ull * 1000000000ull) /* flows that did not close cleanly (reset, one FIN) */
 #define PROBE_SUSPICION 0.01 /* P(active down) above which backups get probed too */
-#define PROBE_BURST 4        /* probes per round to a backend believed down */
+#define PROBE_BURST 8        /* probes per round to a backend believed down */
 #define RATE_WINDOW_S 1.0
 #define RATE_FLOOR 1e-4 /* per second: a smoothed rate below this is zero */
 /* Fault counters are read for the backends the data path flagged (backend_pending), one
@@ -149,6 +149,7 @@ static void model_save(const struct service_rt *s, int b, const struct model_par
 	for (int r = 0; r < FS_RATE_NR; r++)
 		out->rate_milli[r] = (__u32)llround(fmin(s->be[b].rate[r], 4e6) * 1000);
 	out->good_since_ms = s->det.good_since_s[b] < 0 ? 0 : (__u64)llround(s->det.good_since_s[b] * 1000);
+	out->good_threshold_ppb = to_ppb(s->set.failback_threshold);
 	out->prev = s->be[b].prev;
 }
 
@@ -167,8 +168,11 @@ static void model_restore(struct service_rt *s, int b, const struct fs_backend_m
 	m->steps = in->evidence_ticks;
 	for (int r = 0; r < FS_RATE_NR; r++)
 		s->be[b].rate[r] = in->rate_milli[r] / 1000.0;
-	/* CLOCK_MONOTONIC is the machine's: a failback hold under way carries on. */
-	s->det.good_since_s[b] = in->good_since_ms ? in->good_since_ms / 1000.0 : -1;
+	/* CLOCK_MONOTONIC is the machine's: a failback hold under way carries on, unless the
+	 * threshold it was measured against is now stricter (then the hold starts again). */
+	bool bar_kept = in->good_threshold_ppb >= to_ppb(s->set.failback_threshold);
+
+	s->det.good_since_s[b] = in->good_since_ms && bar_kept ? in->good_since_ms / 1000.0 : -1;
 	s->be[b].prev = in->prev;
 }
 

@@ -266,10 +266,12 @@ struct fs_backend_model {
 	__u32 evidence_ticks;     /* ticks that carried evidence */
 	__u32 rate_milli[FS_RATE_NR]; /* enum fs_rate, per second x1000 */
 	__u64 good_since_ms;      /* CLOCK_MONOTONIC ms since P(up) >= failback threshold, 0 if not */
+	__u32 good_threshold_ppb; /* ... the failback threshold good_since_ms was measured against */
+	__u32 pad;
 	struct fs_backend_stats prev; /* counters the next delta is taken from */
 };
 _Static_assert(sizeof(struct fs_backend_model) ==
-	       8 + 16 + 32 + 16 + 16 + 8 + 4 * FS_RATE_NR + 8 + sizeof(struct fs_backend_stats),
+	       8 + 16 + 32 + 16 + 16 + 8 + 4 * FS_RATE_NR + 16 + sizeof(struct fs_backend_stats),
 	       "fs_backend_model layout");
 
 /* Map and program names, shared so the loader, CLI and docs agree. */

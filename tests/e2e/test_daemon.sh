@@ -154,7 +154,7 @@ good_since_ms() { # BACKEND_ID
 		$PY -c 'import json,sys; d=json.load(sys.stdin); print(d.get("formatted", d)["value"]["good_since_ms"])'
 }
 good_since_set() { [ "$(good_since_ms 1)" -gt 0 ] 2>/dev/null; }
-load_start "${P}cli" hold "$PRI4:$SVC_PORT" 20 30
+load_start "${P}cli" hold "$PRI4:$SVC_PORT" 20 50
 e2e_check "[hold] a dead first backend: the service runs on the second" wait_until 10 active_is 1
 bash "$E2E_ROOT/scripts/fault.sh" "$P" reset >/dev/null
 e2e_check "[hold] the second reset: on the third" wait_until 5 active_is 2
@@ -171,5 +171,24 @@ failback_after=$(echo "$(now) - $restart_at" | bc -l)
 report "failback to the second backend $(printf %.2f "$failback_after") s after a restart 2 s into its 4 s hold"
 e2e_check "[hold] a failback hold under way carries on through a restart (failback < 3 s after it, not 4)" \
 	$PY -c "import sys; sys.exit(0 if float(sys.argv[1]) < 3.0 else 1)" "$failback_after"
+# Again, but a reload makes the failback threshold stricter two seconds into the hold: the
+# time spent above the old threshold says nothing about the new one, so the hold restarts.
+bash "$E2E_ROOT/scripts/fault.sh" "$P" reset >/dev/null
+e2e_check "[hold] the second reset again: on the third" wait_until 5 active_is 2
+bash "$E2E_ROOT/scripts/fault.sh" "$P" repair >/dev/null
+e2e_check "[hold] the second repaired again: its failback hold starts" wait_until 10 good_since_set
+sleep 2
+SVC_BACKENDS="$DEAD4:$SVC_PORT $PRI4:$SVC_PORT $BAK4:$SVC_PORT" FAILBACK_HOLD_MS=4000 \
+	e2e_config "failback_threshold = 0.999"
+kill -HUP "$E2E_DAEMON_PID"
+reload_at=$(now)
+# The hold may have grown (a failover soon after a failback backs off): the log says.
+e2e_check "[hold] failback after the reload" wait_until 20 active_is 1
+failback_after=$(echo "$(now) - $reload_at" | bc -l)
+hold=$(grep "service classifier: failback: backend 2 -> 1" "$DLOG" | tail -1 | grep -o "hold=[0-9.]*" | cut -d= -f2)
+report "failback $(printf %.2f "$failback_after") s after a reload to a stricter threshold 2 s into a ${hold:-?} s hold"
+e2e_check "[hold] a stricter threshold by reload restarts the hold (a whole hold after it, not 2 s less)" \
+	$PY -c "import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) - 0.5 else 1)" \
+	"$failback_after" "${hold:-99}"
 load_wait
 e2e_finish
