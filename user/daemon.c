@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -31,7 +32,9 @@
 #define SWEEP_INTERVAL_S 10.0
 #define FIN_LINGER_NS (30ull * 1000000000ull) /* flows that did not close cleanly (reset, one FIN) */
 #define PROBE_SUSPICION 0.01 /* P(active down) above which backups get probed too */
-#define PROBE_BURST 8        /* probes per round to a backend believed down */
+/* Probes per round to a backend believed down: enough to see a recovery within a second or
+ * so; half as many while the service is backing off (it has been flapping: no hurry). */
+#define PROBE_BURST 8
 #define RATE_WINDOW_S 1.0
 #define RATE_FLOOR 1e-4 /* per second: a smoothed rate below this is zero */
 /* Fault counters are read for the backends the data path flagged (backend_pending), one
@@ -192,11 +195,14 @@ static __u8 down_mask_of(const struct service_rt *s)
 	return mask;
 }
 
-/* The interface of the route to ep, 0 when there is none; rb may be NULL. */
-static __u32 oif_hint(struct route_batch *rb, const struct fs_endpoint *ep)
+/* The interface of the route to ep, 0 when there is none, or was unless the kernel gave
+ * no answer; rb may be NULL. */
+static __u32 oif_hint(struct route_batch *rb, const struct fs_endpoint *ep, __u32 was)
 {
 	int oif = rb ? route_batch_oif(rb, ep) : route_oif(ep);
 
+	if (!route_answer(oif))
+		return was;
 	return oif > 0 ? (__u32)oif : 0;
 }
 
@@ -416,7 +422,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 
 			be->ep = s->cfg.backends[b];
 			s->val.backends[b] = be->ep;
-			s->val.backend_ifindex[b] = oif_hint(rb, &be->ep);
+			s->val.backend_ifindex[b] = oif_hint(rb, &be->ep, 0);
 			s->val.backend_ids[b] = be->id;
 			d->owner[be->id] = s;
 			d->owner_idx[be->id] = b;
@@ -494,7 +500,7 @@ static void schedule_probes(struct daemon *d, struct service_rt *s, double now)
 		return;
 	for (int b = 0; b < s->cfg.n_backends; b++) {
 		struct backend_rt *be = &s->be[b];
-		int burst = s->det.models[b].p_down > 0.5 ? PROBE_BURST : 1;
+		int burst = s->det.models[b].p_down <= 0.5 ? 1 : s->det.backoff_level ? PROBE_BURST / 2 : PROBE_BURST;
 
 		if (b == s->det.active || now < be->next_probe_s)
 			continue;
@@ -516,7 +522,7 @@ static void refresh_routes(struct daemon *d)
 		bool changed = false;
 
 		for (int b = 0; b < s->cfg.n_backends; b++) {
-			__u32 v = oif_hint(rb, &s->be[b].ep);
+			__u32 v = oif_hint(rb, &s->be[b].ep, s->val.backend_ifindex[b]);
 
 			if (v != s->val.backend_ifindex[b]) {
 				s->val.backend_ifindex[b] = v;
@@ -888,6 +894,7 @@ int daemon_run(const char *cfg_path)
 	struct daemon d = { 0 };
 	struct epoll_event ev, evs[4];
 	struct itimerspec its = { 0 };
+	struct rlimit nofile;
 	sigset_t mask;
 	char err[512];
 	int epfd = -1, tfd = -1, sfd = -1, code = 1, rc;
@@ -929,6 +936,13 @@ int daemon_run(const char *cfg_path)
 	log_info("attached to %d interface(s), %s pinned state under %s, tick %u ms", d.cfg.n_interfaces,
 		 d.ld.adopted ? "adopted" : "created", d.cfg.pin_path, d.cfg.tick_ms);
 
+	/* Probes take a socket each, thousands when a site of many services is down: the soft
+	 * limit of open files (often 1024) goes up to the hard one. */
+	if (!getrlimit(RLIMIT_NOFILE, &nofile) && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile))
+			log_warn("raising the open-file limit: %s", strerror(errno));
+	}
 	d.probes = probes_new();
 	d.metrics = metrics_new(d.cfg.metrics_listen, d.cfg.pin_path, d.cfg.tick_ms, err, sizeof(err));
 	if (!d.probes || !d.metrics) {

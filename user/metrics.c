@@ -303,7 +303,8 @@ struct metrics *metrics_new(const char *listen, const char *pin_path, unsigned t
 	struct metrics *m = calloc(1, sizeof(*m));
 	struct sockaddr_storage ss = { 0 };
 	struct fs_endpoint ep;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* poll(), not select(): the daemon's probes may push descriptors past FD_SETSIZE. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
 
 	if (!m) {
 		snprintf(err, len, "out of memory");

@@ -35,6 +35,11 @@ static int open_socket(void)
 	return fd;
 }
 
+bool route_answer(int oif)
+{
+	return oif > 0 || oif == -ENETUNREACH || oif == -EHOSTUNREACH;
+}
+
 /* One RTM_GETROUTE on fd, numbered seq: on a reused socket, a late answer to an earlier
  * request that timed out is skipped, not taken for this one's. */
 static int lookup(int fd, __u32 seq, const struct fs_endpoint *dst)
@@ -47,6 +52,7 @@ static int lookup(int fd, __u32 seq, const struct fs_endpoint *dst)
 	char buf[4096];
 	struct rtattr *rta;
 	int len, alen = dst->family == FS_AF_INET6 ? 16 : 4, oif = -ENETUNREACH;
+	bool answered = false;
 
 	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
 	req.nh.nlmsg_type = RTM_GETROUTE;
@@ -69,6 +75,7 @@ static int lookup(int fd, __u32 seq, const struct fs_endpoint *dst)
 	for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (unsigned)len); nh = NLMSG_NEXT(nh, len)) {
 		if (nh->nlmsg_seq != seq)
 			continue;
+		answered = true;
 		if (nh->nlmsg_type == NLMSG_ERROR) {
 			struct nlmsgerr *e = NLMSG_DATA(nh);
 
@@ -83,7 +90,7 @@ static int lookup(int fd, __u32 seq, const struct fs_endpoint *dst)
 			if (rta->rta_type == RTA_OIF)
 				memcpy(&oif, RTA_DATA(rta), sizeof(oif));
 	}
-	return oif;
+	return answered ? oif : -EPROTO;
 }
 
 int route_oif(const struct fs_endpoint *dst)
@@ -97,6 +104,11 @@ int route_oif(const struct fs_endpoint *dst)
 	return oif;
 }
 
+unsigned route_batch_lookups(const struct route_batch *b)
+{
+	return b->seq;
+}
+
 struct route_batch *route_batch_new(void)
 {
 	struct route_batch *b = calloc(1, sizeof(*b));
@@ -106,14 +118,26 @@ struct route_batch *route_batch_new(void)
 	return b;
 }
 
+/* Slot of an address: every bit of it counts (sites' addresses differ in the middle). */
+static __u32 slot_of(const struct fs_endpoint *dst)
+{
+	__u32 h = dst->family;
+
+	for (int i = 0; i < 4; i++) {
+		h ^= dst->addr[i];
+		h *= 0x85ebca6bu;
+		h ^= h >> 13;
+	}
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h % BATCH_SLOTS;
+}
+
 int route_batch_oif(struct route_batch *b, const struct fs_endpoint *dst)
 {
-	__u32 h = 2166136261u;
+	__u32 h = slot_of(dst);
 	int oif;
 
-	for (int i = 0; i < 4; i++)
-		h = (h ^ dst->addr[i]) * 16777619u;
-	h = (h ^ dst->family) % BATCH_SLOTS;
 	if (b->slot[h].used && b->slot[h].family == dst->family &&
 	    !memcmp(b->slot[h].addr, dst->addr, sizeof(dst->addr)))
 		return b->slot[h].oif;
@@ -123,8 +147,8 @@ int route_batch_oif(struct route_batch *b, const struct fs_endpoint *dst)
 		return oif;
 	}
 	oif = lookup(b->fd, ++b->seq, dst);
-	if (oif == -EAGAIN || oif == -EINTR)
-		return oif; /* not an answer about the route: ask again next time */
+	if (!route_answer(oif))
+		return oif; /* no answer about the route: ask again next time */
 	b->slot[h].used = true;
 	b->slot[h].family = dst->family;
 	memcpy(b->slot[h].addr, dst->addr, sizeof(dst->addr));

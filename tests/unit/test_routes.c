@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <dirent.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -41,15 +42,35 @@ static int open_fds(void)
 	return n;
 }
 
-static void test_loopback_routes_through_lo(void **state)
+/* Loopback must be up with IPv4 and IPv6 for these tests (not so in a bare network
+ * namespace, or with IPv6 disabled): skipped otherwise. */
+static int lo_routes(void **state)
 {
 	struct fs_endpoint v4 = ep("127.0.0.1", 80), v6 = ep("::1", 80);
 	int lo = (int)if_nametoindex("lo");
 
 	(void)state;
-	assert_true(lo > 0);
+	if (lo <= 0 || route_oif(&v4) != lo || route_oif(&v6) != lo) {
+		printf("SKIP: loopback has no IPv4 and IPv6 routes here\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void test_loopback_routes_through_lo(void **state)
+{
+	struct fs_endpoint v4 = ep("127.0.0.1", 80), v6 = ep("::1", 80);
+	int lo = (int)if_nametoindex("lo");
+
+	if (lo_routes(state))
+		skip();
 	assert_int_equal(route_oif(&v4), lo);
 	assert_int_equal(route_oif(&v6), lo);
+	/* A route lookup error of the kernel's is not an answer; no route is one. */
+	assert_false(route_answer(-EPROTO));
+	assert_false(route_answer(-EAGAIN));
+	assert_true(route_answer(-ENETUNREACH));
+	assert_true(route_answer(lo));
 }
 
 /* A batch answers as single lookups do, for every port of an address, on one socket. */
@@ -58,14 +79,16 @@ static void test_batch_answers_as_single_lookups(void **state)
 	struct route_batch *b = route_batch_new();
 	int lo = (int)if_nametoindex("lo"), before = open_fds(), during;
 
-	(void)state;
+	if (lo_routes(state))
+		skip();
 	assert_non_null(b);
 	for (int i = 0; i < 2000; i++) {
 		struct fs_endpoint e = ep(i % 2 ? "::1" : "127.0.0.1", (__u16)(1000 + i));
 
 		assert_int_equal(route_batch_oif(b, &e), lo);
 	}
-	/* 127.0.0.2..: other addresses, other slots, same answer. */
+	assert_int_equal(route_batch_lookups(b), 2);
+	/* Other addresses, each asked once; the same answers as single lookups. */
 	for (int i = 2; i < 200; i++) {
 		char a[32];
 		struct fs_endpoint e;
@@ -74,6 +97,15 @@ static void test_batch_answers_as_single_lookups(void **state)
 		e = ep(a, 80);
 		assert_int_equal(route_batch_oif(b, &e), route_oif(&e));
 	}
+	assert_int_equal(route_batch_lookups(b), 2 + 198);
+	/* Sites' addresses differ only in the middle: alternating between two must not evict
+	 * each other from the memo (a weak hash put all of 198.18.0.0/16 in one slot). */
+	for (int i = 0; i < 1000; i++) {
+		struct fs_endpoint e = ep(i % 2 ? "198.18.3.10" : "198.18.2.10", 8080);
+
+		route_batch_oif(b, &e);
+	}
+	assert_int_equal(route_batch_lookups(b), 2 + 198 + 2);
 	during = open_fds();
 	assert_int_equal(during, before + 1);
 	route_batch_free(b);
