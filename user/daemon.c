@@ -94,7 +94,6 @@ struct daemon {
 	struct fs_backend_model *models_saved; /* what the maps hold, once saved_valid */
 	struct fs_service_state *states_saved;
 	bool saved_valid;
-	struct fs_service_ctl *ctls;
 	double next_sweep_s;
 	double next_routes_s;
 	__u64 flows_swept;
@@ -217,7 +216,6 @@ static void free_runtime(struct daemon *d)
 	free(d->states);
 	free(d->models_saved);
 	free(d->states_saved);
-	free(d->ctls);
 	d->svcs = NULL;
 	d->owner = NULL;
 	d->owner_idx = NULL;
@@ -228,7 +226,6 @@ static void free_runtime(struct daemon *d)
 	d->models_saved = NULL;
 	d->states_saved = NULL;
 	d->saved_valid = false;
-	d->ctls = NULL;
 	d->n_svcs = 0;
 }
 
@@ -368,17 +365,14 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 	d->models_saved = calloc(d->n_backend_ids + 1, sizeof(*d->models_saved));
 	d->states_saved = calloc(d->n_svc_ids + 1, sizeof(*d->states_saved));
 	d->saved_valid = false;
-	d->ctls = calloc(d->n_svc_ids + 1, sizeof(*d->ctls));
 	if (!d->owner || !d->owner_idx || !d->stats || !d->pending_ids || !d->models || !d->states ||
-	    !d->models_saved || !d->states_saved || !d->ctls) {
+	    !d->models_saved || !d->states_saved) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	rc = maparray_read(m->backend_model, d->n_backend_ids, sizeof(*d->models), d->models);
 	if (!rc)
 		rc = maparray_read(m->service_state, d->n_svc_ids, sizeof(*d->states), d->states);
-	if (!rc)
-		rc = maparray_read(m->service_ctl, d->n_svc_ids, sizeof(*d->ctls), d->ctls);
 	if (!rc)
 		rc = maparray_read_percpu_sum(m->backend_stats, d->n_backend_ids, sizeof(*d->stats), d->stats);
 	if (rc) {
@@ -402,6 +396,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 	for (int i = 0; i < d->n_svcs; i++) {
 		struct service_rt *s = &d->svcs[i];
 		const struct fs_service *was = NULL; /* what the maps held for it */
+		struct fs_service_ctl ctl;
 		bool reused_svc;
 
 		for (int k = 0; k < nkeys; k++)
@@ -449,11 +444,12 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			/* CLOCK_MONOTONIC is the machine's: a restarted daemon keeps the flap
 			 * history (and, from the models, failback holds under way). */
 			s->det.last_failback_s = s->st.last_failback_ms ? s->st.last_failback_ms / 1000.0 : -1;
-			forced_follow_site(m, s, was, &d->ctls[s->svc_id]);
+			ctl = d->ctl_map[s->svc_id];
+			forced_follow_site(m, s, was, &ctl);
 		} else {
 			memset(&s->st, 0, sizeof(s->st));
-			memset(&d->ctls[s->svc_id], 0, sizeof(d->ctls[s->svc_id]));
-			bpf_map_update_elem(m->service_ctl, &s->svc_id, &d->ctls[s->svc_id], BPF_ANY);
+			memset(&ctl, 0, sizeof(ctl));
+			bpf_map_update_elem(m->service_ctl, &s->svc_id, &ctl, BPF_ANY);
 		}
 		snprintf(s->st.name, sizeof(s->st.name), "%s", s->cfg.name);
 		/* State first: the CLI finds services by the name in it. */
@@ -686,21 +682,20 @@ static void tick(struct daemon *d, double now, double dt)
 		log_warn("reading counters: %s", strerror(-rc));
 		return;
 	}
-	/* The operator's overrides, from the mapped service_ctl. */
-	memcpy(d->ctls, d->ctl_map, d->n_svc_ids * sizeof(*d->ctls));
 	for (int i = 0; i < d->n_svcs; i++) {
 		struct service_rt *s = &d->svcs[i];
-		const struct fs_service_ctl *ctl = &d->ctls[s->svc_id];
+		/* The operator's override, one copy from the mapped service_ctl. */
+		const struct fs_service_ctl ctl = d->ctl_map[s->svc_id];
 		struct det_obs obs[FS_MAX_BACKENDS] = { 0 };
 		bool stepped[FS_MAX_BACKENDS] = { 0 }, any = false;
 		int before = s->det.active;
 		enum det_event ev;
 
-		if (s->det.mode == FS_MODE_FORCED && ctl->mode != FS_MODE_FORCED)
+		if (s->det.mode == FS_MODE_FORCED && ctl.mode != FS_MODE_FORCED)
 			log_info("service %s: auto: back to automatic decisions (operator), on backend %d",
 				 s->cfg.name, s->det.active);
-		s->det.mode = ctl->mode == FS_MODE_FORCED ? FS_MODE_FORCED : FS_MODE_AUTO;
-		s->det.forced_idx = (int)ctl->forced_idx;
+		s->det.mode = ctl.mode == FS_MODE_FORCED ? FS_MODE_FORCED : FS_MODE_AUTO;
+		s->det.forced_idx = (int)ctl.forced_idx;
 		for (int b = 0; b < s->cfg.n_backends; b++) {
 			struct backend_rt *be = &s->be[b];
 			const struct fs_backend_stats *cur = &d->stats[be->id];
