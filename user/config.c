@@ -36,6 +36,16 @@ struct parse_ctx {
 	int n_seen;
 };
 
+/* The kernel's rules for a device name (dev_valid_name), and no leading comment character:
+ * `failsteer check` prints the list space-separated, where " ;" would start a comment. */
+static bool valid_ifname(const char *name)
+{
+	if (!name[0] || strlen(name) >= IF_NAMESIZE || !strcmp(name, ".") || !strcmp(name, "..") ||
+	    name[0] == ';' || name[0] == '#')
+		return false;
+	return !strpbrk(name, "/: \t\n\v\f\r");
+}
+
 static int fail(struct parse_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
@@ -147,7 +157,7 @@ static int global_key(struct parse_ctx *ctx, const char *name, const char *value
 		for (tok = strtok_r(buf, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
 			if (cfg->n_interfaces == CFG_MAX_IFACES)
 				return fail(ctx, "interfaces: at most %d", CFG_MAX_IFACES);
-			if (strlen(tok) >= IF_NAMESIZE)
+			if (!valid_ifname(tok))
 				return fail(ctx, "interfaces: '%s' is not an interface name", tok);
 			for (int i = 0; i < cfg->n_interfaces; i++)
 				if (!strcmp(cfg->interfaces[i], tok))
@@ -435,6 +445,18 @@ void cfg_free(struct cfg *cfg)
 	cfg->n_services = 0;
 }
 
+/* The shortest decimal that reads back as v: %g's six digits would print 0.99999999 as 1. */
+static const char *format_exact(double v, char *buf, size_t len)
+{
+	for (int prec = 6; prec < 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return buf;
+	}
+	snprintf(buf, len, "%.17g", v);
+	return buf;
+}
+
 void cfg_print(const struct cfg *cfg, FILE *out)
 {
 	char buf[64];
@@ -453,10 +475,11 @@ void cfg_print(const struct cfg *cfg, FILE *out)
 			cfg_format_endpoint(&s->address, buf, sizeof(buf)));
 		for (int b = 0; b < s->n_backends; b++)
 			fprintf(out, " %s", cfg_format_endpoint(&s->backends[b], buf, sizeof(buf)));
-		fprintf(out, "\nconnect_timeout_ms = %u\nfailover_threshold = %g\n"
-			     "failback_threshold = %g\nfailback_hold_ms = %u\nprobe_interval_ms = %u\n"
+		fprintf(out, "\nconnect_timeout_ms = %u\nfailover_threshold = %s\n",
+			s->connect_timeout_ms, format_exact(s->failover_threshold, buf, sizeof(buf)));
+		fprintf(out, "failback_threshold = %s\nfailback_hold_ms = %u\nprobe_interval_ms = %u\n"
 			     "zero_error_retry = %s\n",
-			s->connect_timeout_ms, s->failover_threshold, s->failback_threshold,
-			s->failback_hold_ms, s->probe_interval_ms, s->zero_error_retry ? "on" : "off");
+			format_exact(s->failback_threshold, buf, sizeof(buf)), s->failback_hold_ms,
+			s->probe_interval_ms, s->zero_error_retry ? "on" : "off");
 	}
 }

@@ -257,6 +257,51 @@ static void forced_follow_site(struct fs_maps *m, const struct service_rt *s,
 		log_warn("service %s: writing forced mode: %s", s->cfg.name, strerror(errno));
 }
 
+/* Has backend id counted anything since the maps were created? */
+static bool backend_id_used(const struct fs_maps *m, __u32 id)
+{
+	static const struct fs_backend_stats no_stats;
+	static const struct fs_backend_traffic no_traffic;
+	struct fs_backend_stats st;
+	struct fs_backend_traffic tr;
+
+	return stats_read_backend(m->backend_stats, id, &st) || memcmp(&st, &no_stats, sizeof(st)) ||
+	       stats_read_traffic(m->backend_traffic, id, &tr) || memcmp(&tr, &no_traffic, sizeof(tr));
+}
+
+/* An id for a backend new to the maps: the lowest free one that never counted anything,
+ * looking a little way past the lowest free one, which may have just been given up by a
+ * removed backend whose connections live on and still count against it; else the lowest
+ * free one. Its counters, flag and model start from zero either way: its metrics must not
+ * carry another backend's history. *next is the lowest id that may be free. */
+static __u32 fresh_backend_id(const struct fs_maps *m, const bool *used, __u32 max, __u32 *next)
+{
+	enum { LOOK = 64 };
+	static const struct fs_backend_model no_model;
+	static const struct fs_backend_pending no_flag;
+	__u32 id = UINT32_MAX, looked = 0;
+
+	while (used[*next])
+		(*next)++;
+	for (__u32 i = *next; i < max && looked < LOOK; i++) {
+		if (used[i])
+			continue;
+		looked++;
+		if (!backend_id_used(m, i)) {
+			id = i;
+			break;
+		}
+	}
+	if (id == UINT32_MAX)
+		id = *next;
+	if (stats_clear(m->backend_stats, id, sizeof(struct fs_backend_stats)) ||
+	    stats_clear(m->backend_traffic, id, sizeof(struct fs_backend_traffic)) ||
+	    bpf_map_update_elem(m->backend_model, &id, &no_model, BPF_ANY) ||
+	    bpf_map_update_elem(m->backend_pending, &id, &no_flag, BPF_ANY))
+		log_warn("backend id %u: clearing a removed backend's counters: %s", id, strerror(errno));
+	return id;
+}
+
 /* Builds the runtime from cfg and whatever the pinned maps hold (a previous daemon's
  * services, ids, active backends, models): the one path for start, restart and reload. */
 static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
@@ -341,10 +386,8 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			d->n_svc_ids = s->svc_id + 1;
 		for (int b = 0; b < s->cfg.n_backends; b++) {
 			if (s->be[b].id == UINT32_MAX) {
-				while (be_used[next_be])
-					next_be++;
-				s->be[b].id = next_be;
-				be_used[next_be] = true;
+				s->be[b].id = fresh_backend_id(m, be_used, cfg->max_backends, &next_be);
+				be_used[s->be[b].id] = true;
 			}
 			if (s->be[b].id + 1 > d->n_backend_ids)
 				d->n_backend_ids = s->be[b].id + 1;

@@ -288,16 +288,39 @@ void loader_close(struct loader *l)
 	l->lock_fd = -1;
 }
 
-/* Is the program with this id one of ours? (Same handle/priority could be someone else's.) */
-static bool is_failsteer_prog(__u32 id)
+/* The id of the program pinned at pin_path/name, 0 if there is none. */
+static __u32 pinned_prog_id(const char *pin_path, const char *name)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 info_len = sizeof(info), id = 0;
+	char path[CFG_PATH_MAX + 64];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_path, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &info_len))
+		id = info.id;
+	close(fd);
+	return id;
+}
+
+/* Is the program with this id one of ours? (Same handle/priority could be someone else's.)
+ * 1 if it is one of the pinned programs, which needs no privilege to tell, or runs under
+ * our name; 0 if not; -errno if it cannot be opened by id to look (that takes
+ * CAP_SYS_ADMIN). */
+static int is_failsteer_prog(__u32 id, const __u32 pinned[2])
 {
 	struct bpf_prog_info info = { 0 };
 	__u32 info_len = sizeof(info);
-	int fd = bpf_prog_get_fd_by_id(id);
-	bool ours = false;
+	int fd, ours = 0;
 
+	if (id == pinned[0] || id == pinned[1])
+		return 1;
+	fd = bpf_prog_get_fd_by_id(id);
 	if (fd < 0)
-		return false;
+		return errno == ENOENT ? 0 : -errno; /* ENOENT: gone meanwhile */
 	if (!bpf_obj_get_info_by_fd(fd, &info, &info_len))
 		ours = !strncmp(info.name, "fs_tc_", 6);
 	close(fd);
@@ -307,6 +330,8 @@ static bool is_failsteer_prog(__u32 id)
 int loader_detach(const char *pin_path, char *err, size_t len)
 {
 	struct if_nameindex *ifs = if_nameindex(), *it;
+	const __u32 pinned[2] = { pinned_prog_id(pin_path, PROG_PIN_INGRESS),
+				  pinned_prog_id(pin_path, PROG_PIN_EGRESS) };
 	char path[CFG_PATH_MAX + 64];
 	int removed = 0, rc;
 
@@ -314,24 +339,40 @@ int loader_detach(const char *pin_path, char *err, size_t len)
 		snprintf(err, len, "listing interfaces: %s", strerror(errno));
 		return -errno;
 	}
-	for (it = ifs; it->if_index; it++) {
-		for (int p = 0; p < 2; p++) {
-			LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)it->if_index,
-				    .attach_point = p ? BPF_TC_EGRESS : BPF_TC_INGRESS);
-			LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE, .priority = FS_TC_PRIORITY);
+	/* Two passes: if any filter cannot be told apart, nothing is removed, the pins least
+	 * of all (without them, only its id would lead to the program). */
+	for (int pass = 0; pass < 2; pass++) {
+		for (it = ifs; it->if_index; it++) {
+			for (int p = 0; p < 2; p++) {
+				LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)it->if_index,
+					    .attach_point = p ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+				LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE,
+					    .priority = FS_TC_PRIORITY);
 
-			if (bpf_tc_query(&hook, &opts) || !is_failsteer_prog(opts.prog_id))
-				continue;
-			opts.prog_id = 0;
-			opts.prog_fd = 0;
-			opts.flags = 0;
-			rc = bpf_tc_detach(&hook, &opts);
-			if (rc && rc != -ENOENT) {
-				snprintf(err, len, "detaching from %s: %s", it->if_name, strerror(-rc));
-				if_freenameindex(ifs);
-				return rc;
+				if (bpf_tc_query(&hook, &opts))
+					continue;
+				rc = is_failsteer_prog(opts.prog_id, pinned);
+				if (rc < 0) {
+					snprintf(err, len, "cannot tell whether the TC filter on %s %s (program id %u) "
+						 "is failsteer's: opening a program by id needs CAP_SYS_ADMIN, and it "
+						 "is not the one pinned under %s; nothing removed",
+						 it->if_name, p ? "egress" : "ingress", opts.prog_id, pin_path);
+					if_freenameindex(ifs);
+					return rc;
+				}
+				if (!rc || !pass)
+					continue;
+				opts.prog_id = 0;
+				opts.prog_fd = 0;
+				opts.flags = 0;
+				rc = bpf_tc_detach(&hook, &opts);
+				if (rc && rc != -ENOENT) {
+					snprintf(err, len, "detaching from %s: %s", it->if_name, strerror(-rc));
+					if_freenameindex(ifs);
+					return rc;
+				}
+				removed++;
 			}
-			removed++;
 		}
 	}
 	if_freenameindex(ifs);

@@ -37,7 +37,8 @@ static const char usage_text[] =
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE     configuration file (its pin_path is used by every command)\n"
-	"  -p, --pin-path DIR    where the state is pinned (default " DEFAULT_PIN_PATH ")\n"
+	"  -p, --pin-path DIR    where the state is pinned, for the commands that read it\n"
+	"                        (default " DEFAULT_PIN_PATH "; run and check use pin_path)\n"
 	"  -j, --json            status as JSON\n"
 	"  -w, --watch           status refreshed every second\n"
 	"  -v, --verbose         debug logging, libbpf messages included\n"
@@ -118,6 +119,11 @@ int main(int argc, char **argv)
 	args = argv + optind;
 	nargs = argc - optind;
 	libbpf_set_print(libbpf_log);
+	/* An option a command does not take is a mistake, not something to ignore. */
+	if ((json || watch) && strcmp(cmd, "status"))
+		return usage_error("%s takes no --json or --watch (options of status)", cmd);
+	if (pin_path && (!strcmp(cmd, "run") || !strcmp(cmd, "check")))
+		return usage_error("%s takes the pin path from the config (pin_path), not -p", cmd);
 
 	if (!strcmp(cmd, "run") || !strcmp(cmd, "check")) {
 		if (!config)

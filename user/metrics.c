@@ -235,7 +235,7 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 		fprintf(out, "failsteer_flow_table_evictions_total %llu\n", (unsigned long long)md->evictions);
 		HEAD(out, "failsteer_daemon_ticks_total", "counter", "Detector ticks run.");
 		fprintf(out, "failsteer_daemon_ticks_total %llu\n", (unsigned long long)md->ticks);
-		HEAD(out, "failsteer_daemon_tick_duration_seconds", "gauge", "Wall-clock duration of the last detector tick.");
+		HEAD(out, "failsteer_daemon_tick_duration_seconds", "gauge", "Wall-clock duration of the last detector tick (route refresh and flow sweep included when due).");
 		fprintf(out, "failsteer_daemon_tick_duration_seconds %.6f\n", md->tick_seconds);
 		HEAD(out, "failsteer_daemon_probes_in_flight", "gauge", "Active TCP probes waiting for an answer.");
 		fprintf(out, "failsteer_daemon_probes_in_flight %llu\n", (unsigned long long)md->probes_in_flight);

@@ -44,6 +44,22 @@ int stats_read_traffic(int map_fd, __u32 id, struct fs_backend_traffic *out)
 	return sum_percpu(map_fd, id, (__u64 *)out, sizeof(*out) / 8);
 }
 
+int stats_clear(int map_fd, __u32 id, size_t value_size)
+{
+	int ncpu = libbpf_num_possible_cpus(), err = 0;
+	void *zeros;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	zeros = calloc((size_t)ncpu, value_size);
+	if (!zeros)
+		return -ENOMEM;
+	if (bpf_map_update_elem(map_fd, &id, zeros, BPF_ANY))
+		err = -errno;
+	free(zeros);
+	return err;
+}
+
 int stats_read_global(int map_fd, struct fs_global_stats *out)
 {
 	_Static_assert(sizeof(*out) % 8 == 0, "u64 words");

@@ -2,12 +2,18 @@
 #ifndef FS_STATS_H
 #define FS_STATS_H
 
+#include <stddef.h>
+
 #include "failsteer/failsteer.h"
 
 /* Sum of every CPU's slot of backend id in backend_stats. Returns 0 or -errno. */
 int stats_read_backend(int map_fd, __u32 id, struct fs_backend_stats *out);
 /* The same for backend_traffic. */
 int stats_read_traffic(int map_fd, __u32 id, struct fs_backend_traffic *out);
+
+/* Zeroes every CPU's slot of element id of a per-CPU array map whose values are
+ * value_size bytes (a multiple of 8). Returns 0 or -errno. */
+int stats_clear(int map_fd, __u32 id, size_t value_size);
 
 /* Sum of every CPU's slot of global_stats. Returns 0 or -errno. */
 int stats_read_global(int map_fd, struct fs_global_stats *out);

@@ -201,10 +201,10 @@ _Static_assert(sizeof(struct fs_backend_traffic) == 5 * 8 + FS_LAT_BUCKETS * 8, 
 /* global_stats map value (per-CPU array, one slot). Written by BPF. */
 struct fs_global_stats {
 	__u64 flows_created;   /* flow entries inserted (two per connection) */
-	__u64 flows_deleted;   /* flow entries deleted by the data path (resets) */
+	__u64 flows_deleted;   /* flow entries deleted by the data path (closes, refusals, reuse) */
 	__u64 flow_misses;     /* non-SYN packets to a service with no flow entry */
 	__u64 fib_failures;    /* host mode: no route to a rewritten destination */
-	__u64 icmp_unmatched;  /* ICMP errors about service traffic that matched no connecting flow */
+	__u64 icmp_unmatched;  /* ICMP errors quoting TCP that matched no connecting flow */
 	__u64 rst_rejected;    /* RSTs from a backend outside the acceptable window */
 	__u64 retry_failures;  /* zero-error retries that could not be sent */
 	__u64 deadline_overflows; /* connect deadlines lost to a full deadline ring */

@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,9 +119,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Runs one frame through prog_fd; returns the verdict and fills out/out_len. */
-static int run_ctx(int prog_fd, const uint8_t *in, size_t len, uint8_t *out, size_t *out_len,
-		   __u32 ingress_ifindex)
+/* Runs one frame through prog_fd: 0 and the verdict in *verdict and the output in out, or
+ * the error of a frame test_run refuses. */
+static int try_run(int prog_fd, const uint8_t *in, size_t len, uint8_t *out, size_t *out_len,
+		   __u32 ingress_ifindex, int *verdict)
 {
 	struct __sk_buff ctx = { .ingress_ifindex = ingress_ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (__u32)len,
@@ -130,12 +132,23 @@ static int run_ctx(int prog_fd, const uint8_t *in, size_t len, uint8_t *out, siz
 		opts.ctx_in = &ctx;
 		opts.ctx_size_in = sizeof(ctx);
 	}
-	int err = bpf_prog_test_run_opts(prog_fd, &opts);
+	if (bpf_prog_test_run_opts(prog_fd, &opts))
+		return -errno;
+	*out_len = opts.data_size_out;
+	*verdict = (int)opts.retval;
+	return 0;
+}
+
+/* Runs one frame through prog_fd; returns the verdict and fills out/out_len. */
+static int run_ctx(int prog_fd, const uint8_t *in, size_t len, uint8_t *out, size_t *out_len,
+		   __u32 ingress_ifindex)
+{
+	int verdict, err = try_run(prog_fd, in, len, out, out_len, ingress_ifindex, &verdict);
+
 	if (err)
 		print_message("  test_run of %zu bytes: %d\n", len, err);
 	assert_int_equal(err, 0);
-	*out_len = opts.data_size_out;
-	return (int)opts.retval;
+	return verdict;
 }
 
 static int run(const uint8_t *in, size_t len, uint8_t *out, size_t *out_len)
@@ -1128,6 +1141,164 @@ static void test_retry_mark_moves_timed_out_syn(void **state)
 	assert_int_equal(backend(ID_BAK).retried, 0);
 }
 
+/* Bytes a steered packet may have changed: the addresses, ports and checksums of its
+ * IP and TCP headers, and at egress the Ethernet addresses (after a route lookup). */
+static bool may_change(const struct pkt_layout *l, size_t off, bool egress)
+{
+	if (egress && off < 12)
+		return true;
+	if (l->fam == 4 && off >= l->l3 + 10 && off < l->l3 + 20)
+		return true;
+	if (l->fam == 6 && off >= l->l3 + 8 && off < l->l3 + 40)
+		return true;
+	return (off >= l->l4 && off < l->l4 + 4) || off == l->l4 + 16 || off == l->l4 + 17;
+}
+
+static uint32_t fuzz_rand(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* Damages a copy of a valid frame: flipped bits, header bytes set to values that matter
+ * to a parser (versions, lengths, protocols, VLAN and extension-header types), cut short. */
+static size_t mutate(uint8_t *b, size_t len, uint32_t *rs)
+{
+	static const uint8_t values[] = { 0, 1, 4, 5, 6, 0x11, 0x2c, 0x33, 0x3a, 0x3c, 0x40,
+					  0x45, 0x4f, 0x50, 0x60, 0x81, 0x86, 0x88, 0xa8, 0xdd, 0xff };
+	int n = 1 + (int)(fuzz_rand(rs) % 3);
+
+	for (int i = 0; i < n; i++) {
+		size_t at = 12 + fuzz_rand(rs) % (len > 12 + 80 ? 80 : len - 12);
+
+		switch (fuzz_rand(rs) % 4) {
+		case 0:
+		case 1: b[at] ^= (uint8_t)(1u << (fuzz_rand(rs) % 8)); break;
+		case 2: b[at] = values[fuzz_rand(rs) % sizeof(values)]; break;
+		default: len = 14 + fuzz_rand(rs) % (len - 13); break;
+		}
+	}
+	return len;
+}
+
+/* Handshake of c on the service at vip, steered to 'to': its two entries exist again. */
+static void fuzz_open(const struct conn *c, const char *vip, const char *to, bool vlan,
+		      bool options)
+{
+	struct pkt_spec in = c_syn(c, vip, PORT), want = c_syn(c, to, BAK_PORT);
+
+	in.vlan = want.vlan = vlan;
+	in.ip_options = want.ip_options = options;
+	expect_rewrite(&in, &want);
+	in = s_pkt(c, to, BAK_PORT, TH_SYN | TH_ACK, c->srv_isn, c->isn + 1);
+	want = s_pkt(c, vip, PORT, TH_SYN | TH_ACK, c->srv_isn, c->isn + 1);
+	in.vlan = want.vlan = vlan;
+	in.ip_options = want.ip_options = options;
+	expect_rewrite(&in, &want);
+}
+
+/* Bad input never turns into a corrupted packet: thousands of damaged copies of the packets
+ * of steered connections (SYNs, data both ways, FIN, reset, ICMP errors; IPv4 and IPv6;
+ * VLAN, IP options, extension headers) go through the ingress and egress programs while the
+ * connections live. Whatever the program makes of one, it leaves a packet that is not
+ * well-formed TCP byte-identical, changes nothing but addresses, ports and checksums, and
+ * never breaks a checksum that was right. */
+static void test_damaged_packets_never_corrupted(void **state)
+{
+	enum { SEEDS_MAX = 32, ROUNDS = 24000 };
+	struct conn c4 = conn4, c6 = conn6;
+	struct { uint8_t f[PKT_MAX]; size_t len; } seeds[SEEDS_MAX];
+	size_t n = 0, changed = 0, rejected = 0, refused = 0;
+	uint32_t rs = getenv("FS_FUZZ_SEED") ? (uint32_t)strtoul(getenv("FS_FUZZ_SEED"), NULL, 0) : 20261127;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, ID_PRI, ID_BAK, 1, 0);
+	set_active(VIP6, 1);
+	c4.cport = c6.cport = 41000;
+	for (int v = 0; v < 4; v++) {
+		bool vlan = v & 1, opt = v & 2;
+		struct conn a = c4, b = c6;
+
+		a.cport = b.cport = (uint16_t)(41000 + v);
+		struct pkt_spec sp[] = {
+			c_syn(&a, VIP4_VIRT, PORT), c_data(&a, VIP4_VIRT, PORT, TH_ACK | TH_PSH),
+			s_pkt(&a, BAK4, BAK_PORT, TH_ACK | TH_PSH, a.srv_isn + 1, a.isn + 101),
+			s_pkt(&a, BAK4, BAK_PORT, TH_RST, a.srv_isn + 1, 0),
+			c_syn(&b, VIP6, PORT), c_data(&b, VIP6, PORT, TH_ACK | TH_FIN),
+			s_pkt(&b, BAK6, BAK_PORT, TH_ACK | TH_PSH, b.srv_isn + 1, b.isn + 101),
+		};
+
+		for (size_t i = 0; i < sizeof(sp) / sizeof(sp[0]); i++) {
+			sp[i].vlan = vlan;
+			sp[i].ip_options = opt;
+			seeds[n].len = pkt_tcp(seeds[n].f, &sp[i]);
+			n++;
+		}
+	}
+	/* ICMP errors quoting a SYN sent to the backup. */
+	{
+		uint8_t q[PKT_MAX];
+		struct pkt_spec syn4 = c_syn(&c4, BAK4, BAK_PORT), syn6 = c_syn(&c6, BAK6, BAK_PORT);
+
+		seeds[n].len = pkt_icmp_unreach(seeds[n].f, "198.18.3.1", CLI4, q, pkt_tcp(q, &syn4));
+		n++;
+		seeds[n].len = pkt_icmp_unreach(seeds[n].f, "2001:db8:3::1", CLI6, q, pkt_tcp(q, &syn6));
+		n++;
+	}
+	assert_true(n <= SEEDS_MAX);
+
+	for (int round = 0; round < ROUNDS; round++) {
+		uint8_t in[PKT_MAX], out[PKT_MAX];
+		size_t s = fuzz_rand(&rs) % n, len, out_len;
+		bool egress = fuzz_rand(&rs) % 4 == 0;
+		struct pkt_layout l;
+		int verdict;
+
+		if (round % 512 == 0) {
+			/* Damaged FINs and resets close connections; open them again. */
+			for (int v = 0; v < 4; v++) {
+				struct conn a = c4, b = c6;
+
+				a.cport = b.cport = (uint16_t)(41000 + v);
+				fuzz_open(&a, VIP4_VIRT, BAK4, v & 1, v & 2);
+				fuzz_open(&b, VIP6, BAK6, v & 1, v & 2);
+			}
+		}
+		memcpy(in, seeds[s].f, seeds[s].len);
+		len = mutate(in, seeds[s].len, &rs);
+		if (try_run(egress ? E.egress_fd : E.ingress_fd, in, len, out, &out_len, 0, &verdict)) {
+			refused++; /* test_run takes no frame shorter than its L3 header says */
+			continue;
+		}
+		if (out_len == len && !memcmp(in, out, len))
+			continue;
+		changed++;
+		if (verdict == TC_ACT_SHOT) {
+			rejected++;
+			continue; /* dropped (a late answer for a moved flow): nothing to corrupt */
+		}
+		if (out_len != len || !pkt_parse_tcp(in, len, &l)) {
+			print_message("  round %d: %s %zu-byte frame changed (out %zu bytes), not TCP\n",
+				      round, egress ? "egress" : "ingress", len, out_len);
+			fail();
+		}
+		for (size_t i = 0; i < len; i++)
+			if (in[i] != out[i] && !may_change(&l, i, egress)) {
+				print_message("  round %d: byte %zu changed (l3 %zu l4 %zu)\n", round, i, l.l3, l.l4);
+				fail();
+			}
+		if (pkt_layout_csums_ok(in, len, &l) && !pkt_layout_csums_ok(out, len, &l)) {
+			print_message("  round %d: a right checksum went wrong\n", round);
+			fail();
+		}
+	}
+	print_message("  %d damaged frames: %zu rewritten (all checked), %zu dropped, %zu refused by test_run\n",
+		      ROUNDS, changed - rejected, rejected, refused);
+	assert_true(changed > ROUNDS / 20); /* the damage left many packets steerable */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1154,6 +1325,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_icmp_becomes_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_icmp6_becomes_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_mark_moves_timed_out_syn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_packets_never_corrupted, setup, teardown),
 	};
 
 	if (geteuid() != 0) {

@@ -24,6 +24,11 @@ out=$("$FSAN" frobnicate 2>&1) && rc=0 || rc=$?
 e2e_check "unknown command exits 2" eq "$rc" 2
 out=$("$FSAN" frobnicate -h 2>&1) && rc=0 || rc=$?
 e2e_check "unknown command with -h still exits 2" eq "$rc" 2
+out=$("$FSAN" run -c "$CFG" -p /sys/fs/bpf/elsewhere 2>&1) && rc=0 || rc=$?
+e2e_check "run with -p exits 2: the pin path comes from the config" \
+	eq "$rc:$(grep -c 'takes the pin path from the config' <<<"$out")" "2:1"
+out=$("$FSAN" detach --json 2>&1) && rc=0 || rc=$?
+e2e_check "an option the command does not take exits 2" eq "$rc:$(grep -c 'takes no --json' <<<"$out")" "2:1"
 out=$("$FSAN" --version 2>&1) && rc=0 || rc=$?
 e2e_check "--version prints the version" eq "$rc:$(grep -c '^failsteer [0-9]' <<<"$out")" "0:1"
 out=$("$FSAN" status -p "$WORK/nothing-pinned" 2>&1) && rc=0 || rc=$?
@@ -90,6 +95,19 @@ e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PO
 kill -HUP "$E2E_DAEMON_PID"
 sleep 0.5
 e2e_check "... and back in the first order: index 1 again" eq "$(active_backend)" 1
+# A backend that replaces another by reload counts from zero: it must not take over the
+# removed one's counters (nor the events of its remaining connections).
+extra_attempts() {
+	fsctl status --json extra | $PY -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["backends"][0]["totals"]["attempts"])'
+}
+e2e_check "[extra] its backend counted the connection" ge "$(extra_attempts)" 1
+e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = 198.18.3.77:80"
+kill -HUP "$E2E_DAEMON_PID"
+sleep 0.5
+e2e_check "a backend added by reload in place of another starts at zero attempts" eq "$(extra_attempts)" 0
+e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
+kill -HUP "$E2E_DAEMON_PID"
+sleep 0.5
 cp "$WORK/bad.conf" "$CFG"
 kill -HUP "$E2E_DAEMON_PID"
 sleep 0.5
@@ -123,9 +141,17 @@ e2e_check "a missing interface is refused (exit 1, named) and the services map i
 	"1:1:$services_before"
 e2e_config
 
-# -- detach removes filters and pins; the service is then reached directly
-out=$(fsctl detach)
-e2e_check "detach removes the 6 filters" grep -q "removed 6 TC filter" <<<"$out"
+# -- detach works without CAP_SYS_ADMIN (the DaemonSet has none): the pinned programs tell
+# its filters apart. Pointed at other pins, it cannot tell (opening a program by id takes
+# CAP_SYS_ADMIN) and removes nothing rather than leaving programs without pins.
+nocap() { edge setpriv --bounding-set -sys_admin --inh-caps -sys_admin "$@"; }
+filters() { edge tc filter show dev "${P}e0" ingress 2>/dev/null | grep -c "fs_tc_ingress" || true; }
+out=$(nocap "$FS" detach -p "/sys/fs/bpf/${P}-elsewhere" 2>&1) && rc=0 || rc=$?
+e2e_check "detach without CAP_SYS_ADMIN, other pins: exit 1, says why, removes nothing" \
+	eq "$rc:$(grep -c 'needs CAP_SYS_ADMIN' <<<"$out"):$(filters)" "1:1:1"
+e2e_check "... and the pins are still there" test -e "$PIN/flows"
+out=$(nocap "$FS" detach -p "$PIN" 2>&1)
+e2e_check "detach (without CAP_SYS_ADMIN) removes the 6 filters" grep -q "removed 6 TC filter" <<<"$out"
 e2e_check "detach removes the pins" test ! -e "$PIN"
 e2e_check "after detach the primary answers directly" eq "$(site_of "${P}cli" "http://$PRI4:$SVC_PORT/classify")" primary
 

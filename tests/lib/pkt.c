@@ -229,3 +229,67 @@ bool pkt_csums_ok(const uint8_t *b, size_t len)
 	const uint8_t *src = b + l3 + (fam == 4 ? 12 : 8), *dst = b + l3 + (fam == 4 ? 16 : 24);
 	return l4_csum(fam, src, dst, proto, b + l4, l4len) == 0;
 }
+
+bool pkt_parse_tcp(const uint8_t *b, size_t len, struct pkt_layout *l)
+{
+	size_t off = 14, hl;
+	uint16_t et;
+	uint8_t next;
+
+	if (len < 14)
+		return false;
+	et = b[12] << 8 | b[13];
+	for (int i = 0; i < 2 && (et == 0x8100 || et == 0x88a8); i++) {
+		if (off + 4 > len)
+			return false;
+		et = b[off + 2] << 8 | b[off + 3];
+		off += 4;
+	}
+	l->l3 = off;
+	if (et == 0x0800) {
+		if (off + 20 > len || b[off] >> 4 != 4 || (b[off] & 0xf) < 5)
+			return false;
+		hl = (size_t)(b[off] & 0xf) * 4;
+		if (off + hl > len || (b[off + 6] & 0x3f) || b[off + 7]) /* MF or an offset */
+			return false;
+		l->fam = 4;
+		l->l3_len = (size_t)(b[off + 2] << 8 | b[off + 3]);
+		next = b[off + 9];
+		off += hl;
+	} else if (et == 0x86dd) {
+		if (off + 40 > len || b[off] >> 4 != 6)
+			return false;
+		l->fam = 6;
+		l->l3_len = 40 + (size_t)(b[off + 4] << 8 | b[off + 5]);
+		next = b[off + 6];
+		off += 40;
+		for (int i = 0; i < 4 && (next == 0 || next == 43 || next == 60 || next == 51); i++) {
+			if (off + 2 > len)
+				return false;
+			hl = next == 51 ? (size_t)(b[off + 1] + 2) * 4 : (size_t)(b[off + 1] + 1) * 8;
+			next = b[off];
+			off += hl;
+			if (off > len)
+				return false;
+		}
+	} else {
+		return false;
+	}
+	if (next != 6 || off + 20 > len)
+		return false;
+	l->l4 = off;
+	l->thl = (size_t)(b[off + 12] >> 4) * 4;
+	return l->thl >= 20 && off + l->thl <= len && l->l3_len >= off - l->l3 + l->thl;
+}
+
+bool pkt_layout_csums_ok(const uint8_t *b, size_t len, const struct pkt_layout *l)
+{
+	size_t l4_len = l->l3_len - (l->l4 - l->l3);
+
+	if (l->l3 + l->l3_len > len)
+		return false;
+	if (l->fam == 4 && fold(sum16(b + l->l3, (size_t)(b[l->l3] & 0xf) * 4, 0)) != 0)
+		return false;
+	return l4_csum(l->fam, b + l->l3 + (l->fam == 4 ? 12 : 8), b + l->l3 + (l->fam == 4 ? 16 : 24),
+		       6, b + l->l4, l4_len) == 0;
+}

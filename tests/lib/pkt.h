@@ -38,6 +38,24 @@ size_t pkt_icmp_unreach(uint8_t *buf, const char *from, const char *to, const ui
 /* Recomputes every checksum of a frame from scratch and compares: true if all correct. */
 bool pkt_csums_ok(const uint8_t *buf, size_t len);
 
+/* Where the headers of a TCP packet lie in a frame, as found by pkt_parse_tcp. */
+struct pkt_layout {
+	int fam;       /* 4 or 6 */
+	size_t l3, l4; /* offsets of the IP and TCP headers */
+	size_t thl;    /* TCP header length */
+	size_t l3_len; /* IP header(s) and payload, as the IP header says */
+};
+
+/* An independent reading of the packets failsteer must handle (Ethernet with up to two
+ * VLAN tags; IPv4 with options, not a fragment; IPv6 with up to four hop-by-hop, routing,
+ * destination-options or AH headers; TCP with its whole header in the frame): true and the
+ * layout for a TCP packet, false for anything the programs must pass on untouched. */
+bool pkt_parse_tcp(const uint8_t *buf, size_t len, struct pkt_layout *out);
+
+/* True if the IPv4 header checksum (IPv4) and the TCP checksum of a parsed packet verify;
+ * false also when the IP length says the packet is longer than the frame. */
+bool pkt_layout_csums_ok(const uint8_t *buf, size_t len, const struct pkt_layout *l);
+
 /* Parses "a.b.c.d" or an IPv6 address into 16 bytes (IPv4 in the first 4); returns family 4/6. */
 int pkt_addr(const char *text, uint8_t out[16]);
 

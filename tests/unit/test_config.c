@@ -125,6 +125,10 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n[global]\ninterfaces = eth9\n", 6, "duplicate section [global]" },
 		{ "interfaces = eth0\n[global]\ninterfaces = eth1\n", 3, "'interfaces' given twice" },
 		{ "[global]\ninterfaces = eth0 eth1 eth0\n", 2, "'eth0' is listed twice" },
+		{ "[global]\ninterfaces = eth0 veth/1\n", 2, "'veth/1' is not an interface name" },
+		{ "[global]\ninterfaces = eth0:1\n", 2, "'eth0:1' is not an interface name" },
+		{ "[global]\ninterfaces = ..\n", 2, "'..' is not an interface name" },
+		{ "[global]\ninterfaces = eth0,;x\n", 2, "';x' is not an interface name" },
 		{ GOOD_GLOBAL "metrics_listen = localhost\n", 3, "metrics_listen" },
 		{ GOOD_GLOBAL "flow_table_size = 1\n", 3, "flow_table_size" },
 		{ GOOD_GLOBAL "[service a b]\n", 3, "a name is 1.." },
@@ -155,11 +159,195 @@ static void test_errors_name_line_and_problem(void **state)
 	unlink(path);
 }
 
+static uint32_t next_rand(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* Damages text in place (at most len bytes, NUL-terminated): characters replaced by ones
+ * that mean something in the format or in a value, inserted, deleted, lines repeated. */
+static void damage(char *text, size_t cap, uint32_t *rs)
+{
+	static const char chars[] = " \t\n[]=;#:.,-+e0123456789x\"{}/";
+	int n = 1 + (int)(next_rand(rs) % 3);
+
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(text), at = len ? next_rand(rs) % len : 0;
+		char c = chars[next_rand(rs) % (sizeof(chars) - 1)];
+
+		switch (next_rand(rs) % 5) {
+		case 0:
+		case 1: if (len) text[at] = c; break;
+		case 2:
+			if (len + 2 < cap) {
+				memmove(text + at + 1, text + at, len - at + 1);
+				text[at] = c;
+			}
+			break;
+		case 3: if (len) memmove(text + at, text + at + 1, len - at); break;
+		default: {
+			/* Repeat the line that holds 'at'. */
+			size_t b = at, e = at;
+
+			while (b && text[b - 1] != '\n')
+				b--;
+			while (text[e] && text[e] != '\n')
+				e++;
+			if (e < len && len + (e - b + 1) + 1 <= cap) {
+				memmove(text + e + 1 + (e - b + 1), text + e + 1, len - e);
+				memcpy(text + e + 1, text + b, e - b);
+				text[e + 1 + (e - b)] = '\n';
+			}
+			break;
+		}
+		}
+	}
+}
+
+static bool endpoint_ok(const struct fs_endpoint *ep)
+{
+	return (ep->family == FS_AF_INET || ep->family == FS_AF_INET6) && ep->port != 0;
+}
+
+/* What cfg_load promises of a config it accepts. */
+static void check_valid(const struct cfg *c)
+{
+	int total = 0;
+
+	assert_in_range(c->n_interfaces, 1, CFG_MAX_IFACES);
+	for (int i = 0; i < c->n_interfaces; i++)
+		assert_true(c->interfaces[i][0] && c->interfaces[i][0] != ';' && strcmp(c->interfaces[i], ".") &&
+			    strcmp(c->interfaces[i], "..") && !strpbrk(c->interfaces[i], "/: \t"));
+	assert_in_range(c->tick_ms, 10, 10000);
+	assert_in_range(c->flow_table_size, 64, 1u << 26);
+	assert_in_range(c->flow_idle_timeout_s, 1, 604800);
+	assert_true(c->pin_path[0] == '/');
+	assert_in_range(c->n_services, 1, (int)c->max_services);
+	for (int i = 0; i < c->n_services; i++) {
+		const struct cfg_service *s = &c->services[i];
+
+		assert_true(s->name[0] && !strpbrk(s->name, " \t\"{}"));
+		assert_true(endpoint_ok(&s->address));
+		assert_in_range(s->n_backends, 1, FS_MAX_BACKENDS);
+		for (int b = 0; b < s->n_backends; b++) {
+			assert_true(endpoint_ok(&s->backends[b]));
+			assert_int_equal(s->backends[b].family, s->address.family);
+			for (int o = 0; o < b; o++)
+				assert_memory_not_equal(&s->backends[o], &s->backends[b], sizeof(s->backends[b]));
+		}
+		for (int o = 0; o < i; o++) {
+			assert_string_not_equal(c->services[o].name, s->name);
+			assert_memory_not_equal(&c->services[o].address, &s->address, sizeof(s->address));
+		}
+		assert_in_range(s->connect_timeout_ms, 10, 60000);
+		assert_true(s->failover_threshold > 0.5 && s->failover_threshold < 1);
+		assert_true(s->failback_threshold > 0.5 && s->failback_threshold < 1);
+		assert_in_range(s->failback_hold_ms, 0, 3600000);
+		assert_true(s->probe_interval_ms == 0 ||
+			    (s->probe_interval_ms >= 10 && s->probe_interval_ms <= 600000));
+		total += s->n_backends;
+	}
+	assert_true(total <= (int)c->max_backends);
+}
+
+static void assert_same_config(const struct cfg *a, const struct cfg *b)
+{
+	assert_int_equal(a->n_interfaces, b->n_interfaces);
+	assert_memory_equal(a->interfaces, b->interfaces, sizeof(a->interfaces));
+	assert_int_equal(a->tick_ms, b->tick_ms);
+	assert_int_equal(a->flow_table_size, b->flow_table_size);
+	assert_int_equal(a->flow_idle_timeout_s, b->flow_idle_timeout_s);
+	assert_int_equal(a->max_services, b->max_services);
+	assert_int_equal(a->max_backends, b->max_backends);
+	assert_string_equal(a->pin_path, b->pin_path);
+	assert_string_equal(a->metrics_listen, b->metrics_listen);
+	assert_int_equal(a->n_services, b->n_services);
+	for (int i = 0; i < a->n_services; i++) {
+		const struct cfg_service *s = &a->services[i], *t = &b->services[i];
+
+		assert_string_equal(s->name, t->name);
+		assert_memory_equal(&s->address, &t->address, sizeof(s->address));
+		assert_int_equal(s->n_backends, t->n_backends);
+		assert_memory_equal(s->backends, t->backends, sizeof(s->backends));
+		assert_int_equal(s->connect_timeout_ms, t->connect_timeout_ms);
+		assert_true(s->failover_threshold == t->failover_threshold);
+		assert_true(s->failback_threshold == t->failback_threshold);
+		assert_int_equal(s->failback_hold_ms, t->failback_hold_ms);
+		assert_int_equal(s->probe_interval_ms, t->probe_interval_ms);
+		assert_int_equal(s->zero_error_retry, t->zero_error_retry);
+	}
+}
+
+/* Damaged configs: cfg_load either names the file and line of a problem or returns a config
+ * that keeps every promise of a valid one, and what `failsteer check` prints of an accepted
+ * config loads back to the very same settings. */
+static void test_damaged_configs(void **state)
+{
+	static const char *const seeds[] = {
+		GOOD_GLOBAL "tick_ms = 50\nflow_table_size = 1024\nflow_idle_timeout_s = 600\n"
+		"pin_path = /sys/fs/bpf/x\nmetrics_listen = 127.0.0.1:9999\nmax_services = 4\n"
+		"max_backends = 9\n\n[service classifier]\naddress = 198.18.2.10:8080\n"
+		"backends = 198.18.2.10:8080 198.18.3.10:8080\nconnect_timeout_ms = 250\n"
+		"failover_threshold = 0.95\nfailback_threshold = 0.999\nfailback_hold_ms = 1000\n"
+		"probe_interval_ms = 200\nzero_error_retry = off\n",
+		GOOD_GLOBAL "metrics_listen = [::1]:9469\n[service v6]\naddress = [2001:db8::10]:443\n"
+		"backends = [2001:db8::10]:443,[2001:db8:3::10]:8443\n"
+		"[service b]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80 198.18.0.3:81\n"
+		"failover_threshold = 0.99999999\nfailback_threshold = 0.5000000001\n",
+	};
+	enum { ROUNDS = 6000 };
+	char text[2048], err[512], printed_path[80];
+	int accepted = 0, rejected = 0;
+	uint32_t rs = getenv("FS_FUZZ_SEED") ? (uint32_t)strtoul(getenv("FS_FUZZ_SEED"), NULL, 0) : 20261127;
+
+	(void)state;
+	snprintf(printed_path, sizeof(printed_path), "/tmp/fs-cfg-test-%d-printed.ini", getpid());
+	for (int round = 0; round < ROUNDS; round++) {
+		struct cfg c, again;
+
+		snprintf(text, sizeof(text), "%s", seeds[round % 2]);
+		damage(text, sizeof(text), &rs);
+		err[0] = 0;
+		if (load(text, &c, err)) {
+			/* "path:line: problem" or "path: problem", one line */
+			assert_int_equal(strncmp(err, path, strlen(path)), 0);
+			assert_true(err[strlen(path)] == ':' && strlen(err) > strlen(path) + 2);
+			assert_null(strchr(err, '\n'));
+			rejected++;
+			continue;
+		}
+		accepted++;
+		check_valid(&c);
+		FILE *f = fopen(printed_path, "w");
+
+		assert_non_null(f);
+		cfg_print(&c, f);
+		fclose(f);
+		if (cfg_load(printed_path, &again, err, sizeof(err))) {
+			print_message("  round %d: the printed config does not load: %s\n--- from\n%s\n",
+				      round, err, text);
+			fail();
+		}
+		assert_same_config(&c, &again);
+		cfg_free(&again);
+		cfg_free(&c);
+	}
+	print_message("  %d damaged configs: %d rejected with file and line, %d accepted (valid, and "
+		      "printed settings load back the same)\n", ROUNDS, rejected, accepted);
+	assert_true(accepted > ROUNDS / 20 && rejected > ROUNDS / 20);
+	unlink(printed_path);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_example_and_defaults),
 		cmocka_unit_test(test_errors_name_line_and_problem),
+		cmocka_unit_test(test_damaged_configs),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
