@@ -230,7 +230,14 @@ static __always_inline void connect_deadline(const struct fs_flow_key *key, stru
 	ev.client_isn = f->client_isn;
 	ev.syn_slot = f->syn_slot;
 	ev.backend_idx = f->backend_idx;
-	bpf_ringbuf_output(&retry_events, &ev, sizeof(ev), 0);
+	if (bpf_ringbuf_output(&retry_events, &ev, sizeof(ev), 0)) {
+		/* Ring full (the daemon is behind): this connection is left to the client's
+		 * own SYN retransmission, which follows the service's current choice. */
+		struct fs_global_stats *g = gstats();
+
+		if (g)
+			g->retry_failures++;
+	}
 }
 
 static __always_inline struct fs_deadline_ctl *deadline_ctl_get(void)
@@ -773,7 +780,11 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 		if (!svc)
 			return 0;
 		if (retry) {
-			/* The daemon re-sends after a connect timeout: next untried backend. */
+			/* The daemon re-sends after a connect timeout: next untried backend. Only
+			 * if the deadline passed here: a connection the client's own retransmission
+			 * moved meanwhile is waiting on a backend that has had no time yet. */
+			if (!(r->flags & FS_FL_TIMED_OUT))
+				return -1;
 			idx = next_backend(svc, tried);
 			if (idx < 0)
 				return -1;

@@ -45,9 +45,6 @@
 #define FULL_READ_TICKS 10
 #define ROUTE_REFRESH_S 5.0
 #define DOWN_MASK_P 0.5 /* zero-error retries skip backends at least this likely down */
-/* A reset of an established connection is weak evidence: servers that close with a reset
- * (SO_LINGER 0) would otherwise look half dead. Refused connects count in full. */
-#define RESET_ESTABLISHED_WEIGHT 0.1
 
 struct backend_rt {
 	__u32 id;
@@ -749,16 +746,7 @@ static void tick(struct daemon *d, double now, double dt)
 			    !memcmp(cur, &be->prev, sizeof(*cur)))
 				continue;
 			stepped[b] = any = true;
-			/* Established connections and answered probes are successes; refused
-			 * connects, connect timeouts, ICMP unreachables and failed probes are
-			 * failures, resets of established connections weakly so. */
-			obs[b].successes = (double)(cur->established - be->prev.established) + be->probe_ok;
-			obs[b].failures = (double)(cur->resets_connect - be->prev.resets_connect) +
-					  RESET_ESTABLISHED_WEIGHT *
-						  (double)((cur->resets - cur->resets_connect) -
-							   (be->prev.resets - be->prev.resets_connect)) +
-					  (double)(cur->timeouts - be->prev.timeouts) +
-					  (double)(cur->icmp_errors - be->prev.icmp_errors) + be->probe_fail;
+			obs[b] = det_evidence(&be->prev, cur, be->probe_ok, be->probe_fail);
 			be->settled = update_rates(be, cur, dt);
 			be->prev = *cur;
 			be->probe_ok = be->probe_fail = 0;

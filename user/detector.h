@@ -26,6 +26,16 @@ struct det_obs {
 	double failures;  /* resets, connect timeouts, ICMP errors, probes failed */
 };
 
+/* The evidence between two reads of a backend's fault counters, plus probe results:
+ * established connections and answered probes are successes; refused connects, connect
+ * timeouts, ICMP unreachables and failed probes failures, resets of established connections
+ * weakly so (DET_RESET_ESTABLISHED_WEIGHT each: servers that close with a reset, SO_LINGER
+ * 0, would otherwise look half dead). A read can land between the two increments of one
+ * refused connect (resets, then resets_connect): no term ever goes below zero. */
+#define DET_RESET_ESTABLISHED_WEIGHT 0.1
+struct det_obs det_evidence(const struct fs_backend_stats *prev, const struct fs_backend_stats *cur,
+			    double probes_ok, double probes_failed);
+
 enum det_event {
 	DET_NONE,
 	DET_FAILOVER,   /* active looked down: moved to a lower-priority backend */

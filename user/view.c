@@ -2,7 +2,9 @@
 #include "view.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,16 +19,27 @@ static int by_name(const void *a, const void *b)
 
 int view_read(const struct fs_maps *m, struct view *v)
 {
-	struct fs_endpoint key, next;
+	enum { CHUNK = 256 };
+	struct fs_endpoint keys[CHUNK], in, out;
+	struct fs_service vals[CHUNK];
 	int cap = 0, nb = 0, rc = 0;
+	bool first = true;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 
 	memset(v, 0, sizeof(*v));
-	for (int e = bpf_map_get_next_key(m->services, NULL, &key); !e;
-	     e = bpf_map_get_next_key(m->services, &key, &next), key = next) {
-		struct view_service *s;
+	/* In batches, bucket by bucket: walking key by key would list a service twice when
+	 * the one it stands on is deleted meanwhile (a reload), or skip one when the daemon
+	 * rewrites a service, which moves it to the head of its bucket. */
+	for (;;) {
+		__u32 count = CHUNK;
+		int err = bpf_map_lookup_batch(m->services, first ? NULL : &in, &out, keys, vals, &count, &opts);
 
-		if (v->n == cap) {
-			void *grown = realloc(v->svcs, (size_t)(cap = cap ? cap * 2 : 16) * sizeof(*v->svcs));
+		if (err && errno != ENOENT) {
+			rc = -errno;
+			goto fail;
+		}
+		if (v->n + (int)count > cap) {
+			void *grown = realloc(v->svcs, (size_t)(cap = v->n + (int)count + 16) * sizeof(*v->svcs));
 
 			if (!grown) {
 				rc = -ENOMEM;
@@ -34,19 +47,24 @@ int view_read(const struct fs_maps *m, struct view *v)
 			}
 			v->svcs = grown;
 		}
-		s = &v->svcs[v->n];
-		memset(s, 0, sizeof(*s));
-		s->address = key;
-		if (bpf_map_lookup_elem(m->services, &key, &s->svc))
-			continue; /* removed meanwhile */
-		if (s->svc.n_backends > FS_MAX_BACKENDS)
-			s->svc.n_backends = FS_MAX_BACKENDS;
-		bpf_map_lookup_elem(m->service_state, &s->svc.svc_id, &s->state);
-		bpf_map_lookup_elem(m->service_ctl, &s->svc.svc_id, &s->ctl);
-		if (!s->state.name[0])
-			strcpy(s->state.name, "?");
-		nb += s->svc.n_backends;
-		v->n++;
+		for (__u32 i = 0; i < count; i++) {
+			struct view_service *s = &v->svcs[v->n++];
+
+			memset(s, 0, sizeof(*s));
+			s->address = keys[i];
+			s->svc = vals[i];
+			if (s->svc.n_backends > FS_MAX_BACKENDS)
+				s->svc.n_backends = FS_MAX_BACKENDS;
+			bpf_map_lookup_elem(m->service_state, &s->svc.svc_id, &s->state);
+			bpf_map_lookup_elem(m->service_ctl, &s->svc.svc_id, &s->ctl);
+			if (!s->state.name[0])
+				strcpy(s->state.name, "?");
+			nb += s->svc.n_backends;
+		}
+		if (err) /* ENOENT: that was the last batch */
+			break;
+		in = out;
+		first = false;
 	}
 	v->backends = calloc((size_t)nb + 1, sizeof(*v->backends));
 	if (!v->backends) {

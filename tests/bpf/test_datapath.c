@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "loader.h"
 #include "pkt.h"
 #include "stats.h"
+#include "view.h"
 
 #define VIP4 "198.18.2.10"
 #define PRI4 "198.18.2.10" /* the service address is the primary's own address */
@@ -1108,18 +1110,35 @@ static void test_retry_icmp6_becomes_syn(void **state)
 	retry_icmp_becomes_syn(&conn6, VIP6, "2001:db8:2::1", ID_PRI6, ID_BAK6);
 }
 
+/* Runs frame through the egress program as the daemon's re-send (FS_RETRY_MARK). */
+static int run_retry_mark(const uint8_t *frame, size_t len, uint8_t *out)
+{
+	struct __sk_buff ctx = { .mark = FS_RETRY_MARK };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (__u32)len, .data_out = out,
+		    .data_size_out = PKT_MAX, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	assert_int_equal(bpf_prog_test_run_opts(E.egress_fd, &opts), 0);
+	return (int)opts.retval;
+}
+
+static void wait_timeouts(__u32 id, __u64 n)
+{
+	for (int i = 0; i < 200 && backend(id).timeouts < n; i++)
+		sleep_ms(10);
+	assert_int_equal(backend(id).timeouts, n);
+}
+
 /* The daemon re-sends a timed-out SYN marked FS_RETRY_MARK through egress: it moves on. */
 static void test_retry_mark_moves_timed_out_syn(void **state)
 {
 	struct conn c = conn4;
 	struct pkt_spec in, want;
 	uint8_t fin[PKT_MAX], out[PKT_MAX], fwant[PKT_MAX];
-	struct __sk_buff ctx = { .mark = FS_RETRY_MARK };
 	size_t len;
 
 	(void)state;
 	svc_flags = FS_SVC_F_RETRY;
-	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 0);
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 30);
 	c.cport = 40900;
 	in = c_syn(&c, VIP4, PORT);
 	want = c_syn(&c, PRI4, PORT);
@@ -1127,18 +1146,131 @@ static void test_retry_mark_moves_timed_out_syn(void **state)
 	len = pkt_tcp(fin, &in);
 	pkt_tcp(fwant, &(struct pkt_spec){ .src = CLI4, .dst = BAK4, .sport = c.cport, .dport = BAK_PORT,
 					   .flags = TH_SYN, .seq = c.isn, .mss_option = true });
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = fin, .data_size_in = (__u32)len, .data_out = out,
-		    .data_size_out = PKT_MAX, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
-	assert_int_equal(bpf_prog_test_run_opts(E.egress_fd, &opts), 0);
-	assert_int_equal(opts.retval, 0);
+	wait_timeouts(ID_PRI, 1);
+	assert_int_equal(run_retry_mark(fin, len, out), 0);
 	assert_memory_equal(out, fwant, len);
 	assert_int_equal(backend(ID_PRI).retried, 1);
 	assert_int_equal(backend(ID_BAK).attempts, 1);
-	/* Again: nothing left to try, so the re-send is dropped (the daemon fails the client). */
-	opts.data_size_out = PKT_MAX;
-	assert_int_equal(bpf_prog_test_run_opts(E.egress_fd, &opts), 0);
-	assert_int_equal(opts.retval, TC_ACT_SHOT);
+	/* Timed out on the backup too: nothing left to try, so the re-send is dropped (the
+	 * daemon fails the client). */
+	wait_timeouts(ID_BAK, 1);
+	assert_int_equal(run_retry_mark(fin, len, out), TC_ACT_SHOT);
 	assert_int_equal(backend(ID_BAK).retried, 0);
+}
+
+/* A re-send that comes after the client's own SYN retransmission moved the connection (to
+ * the service's new choice) is stale: the connection waits on a backend that had no time
+ * yet. It is dropped, and the connection stays where it is: the answer of that backend
+ * reaches the client (three backends, so that a third one was there to be wrongly tried). */
+static void test_retry_mark_stale_after_move(void **state)
+{
+	struct conn c = conn4;
+	struct fs_endpoint key;
+	struct fs_service svc = { .n_backends = 3, .flags = FS_SVC_F_RETRY,
+				  .backend_ids = { ID_PRI, ID_BAK, ID_BAK6 } };
+	struct pkt_spec in, want;
+	uint8_t fin[PKT_MAX], out[PKT_MAX];
+
+	(void)state;
+	endpoint(&key, VIP4_VIRT, PORT);
+	endpoint(&svc.backends[0], PRI4, PORT);
+	endpoint(&svc.backends[1], BAK4, BAK_PORT);
+	endpoint(&svc.backends[2], "198.18.4.10", BAK_PORT);
+	assert_int_equal(bpf_map__update_elem(E.skel->maps.services, &key, sizeof(key), &svc,
+					      sizeof(svc), BPF_ANY), 0);
+	c.cport = 40950;
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	/* Failover; the client retransmits: the connection follows to the backup. */
+	svc.active = 1;
+	assert_int_equal(bpf_map__update_elem(E.skel->maps.services, &key, sizeof(key), &svc,
+					      sizeof(svc), BPF_ANY), 0);
+	want = c_syn(&c, BAK4, BAK_PORT);
+	expect_rewrite(&in, &want);
+	/* The daemon's re-send for the primary's deadline, racing with that. */
+	assert_int_equal(run_retry_mark(fin, pkt_tcp(fin, &in), out), TC_ACT_SHOT);
+	assert_int_equal(backend(ID_BAK6).attempts, 0);
+	assert_int_equal(backend(ID_BAK).retried, 0);
+	/* The backup answers and the client gets it from the address it called. */
+	in = s_pkt(&c, BAK4, BAK_PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(ID_BAK).established, 1);
+}
+
+/* Rewrites every service entry in a loop (as the daemon's route refresh and decisions do:
+ * each rewrite moves the entry to the head of its hash bucket) until told to stop. */
+struct rewriter {
+	int fd, n;
+	volatile bool stop;
+	struct fs_endpoint *keys;
+	struct fs_service val;
+};
+
+static void *rewrite_services(void *arg)
+{
+	struct rewriter *r = arg;
+
+	while (!r->stop)
+		for (int i = 0; i < r->n && !r->stop; i++)
+			bpf_map_update_elem(r->fd, &r->keys[i], &r->val, BPF_EXIST);
+	return NULL;
+}
+
+static int by_endpoint(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct fs_endpoint));
+}
+
+/* status and the metrics list every service once, however the daemon rewrites them
+ * meanwhile (4,000 services, so many share a hash bucket). */
+static void test_view_lists_each_service_once(void **state)
+{
+	enum { N = 4000, READS = 60 };
+	struct rewriter r = { .fd = bpf_map__fd(E.skel->maps.services), .n = N,
+			      .val = { .n_backends = 1, .backend_ids = { ID_PRI } } };
+	struct fs_maps m;
+	pthread_t th;
+	char addr[32];
+
+	(void)state;
+	maps_init(&m);
+	m.services = r.fd;
+	m.service_state = bpf_map__fd(E.skel->maps.service_state);
+	m.service_ctl = bpf_map__fd(E.skel->maps.service_ctl);
+	m.backend_stats = bpf_map__fd(E.skel->maps.backend_stats);
+	m.backend_traffic = bpf_map__fd(E.skel->maps.backend_traffic);
+	m.backend_model = bpf_map__fd(E.skel->maps.backend_model);
+	m.global_stats = bpf_map__fd(E.skel->maps.global_stats);
+	r.keys = calloc(N, sizeof(*r.keys));
+	assert_non_null(r.keys);
+	endpoint(&r.val.backends[0], PRI4, PORT);
+	for (int i = 0; i < N; i++) {
+		snprintf(addr, sizeof(addr), "198.19.%d.%d", i / 250, 1 + i % 250);
+		endpoint(&r.keys[i], addr, 80);
+		assert_int_equal(bpf_map_update_elem(r.fd, &r.keys[i], &r.val, BPF_NOEXIST), 0);
+	}
+	assert_int_equal(pthread_create(&th, NULL, rewrite_services, &r), 0);
+	for (int k = 0; k < READS; k++) {
+		struct view v;
+		struct fs_endpoint *seen;
+
+		assert_int_equal(view_read(&m, &v), 0);
+		assert_int_equal(v.n, N + 2); /* and the two of setup() */
+		seen = calloc((size_t)v.n, sizeof(*seen));
+		assert_non_null(seen);
+		for (int i = 0; i < v.n; i++)
+			seen[i] = v.svcs[i].address;
+		qsort(seen, (size_t)v.n, sizeof(*seen), by_endpoint);
+		for (int i = 1; i < v.n; i++)
+			assert_memory_not_equal(&seen[i - 1], &seen[i], sizeof(*seen));
+		free(seen);
+		view_free(&v);
+	}
+	r.stop = true;
+	pthread_join(th, NULL);
+	free(r.keys);
 }
 
 /* Bytes a steered packet may have changed: the addresses, ports and checksums of its
@@ -1325,7 +1457,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_icmp_becomes_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_icmp6_becomes_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_mark_moves_timed_out_syn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_mark_stale_after_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_packets_never_corrupted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_lists_each_service_once, setup, teardown),
 	};
 
 	if (geteuid() != 0) {

@@ -339,6 +339,40 @@ static void test_at_rest_means_nothing_to_do(void **state)
 	assert_false(det_at_rest(&x.s, &x.set));
 }
 
+/* Evidence from counter reads: each kind of event where it belongs, and a read taken
+ * between the two increments of one refused connect (resets before resets_connect) never
+ * turns into a wrapped-around count of failures that would fail a healthy backend over. */
+static void test_evidence_from_counters(void **state)
+{
+	struct fs_backend_stats a = { .attempts = 100, .established = 90, .resets = 7, .resets_connect = 5,
+				      .timeouts = 2, .icmp_errors = 1 };
+	struct fs_backend_stats b = a, mid, c;
+	struct det_obs o;
+
+	(void)state;
+	b.established += 10;
+	b.resets_connect += 3;
+	b.resets += 3 + 20; /* three refused connects, twenty resets of established ones */
+	b.timeouts += 4;
+	b.icmp_errors += 1;
+	o = det_evidence(&a, &b, 2, 1);
+	assert_true(o.successes == 10 + 2);
+	assert_true(o.failures == 3 + DET_RESET_ESTABLISHED_WEIGHT * 20 + 4 + 1 + 1);
+
+	/* One refused connect, read half-counted, then whole. */
+	mid = b;
+	mid.resets++;
+	c = mid;
+	c.resets_connect++;
+	o = det_evidence(&b, &mid, 0, 0);
+	assert_true(o.failures >= 0 && o.failures <= 1);
+	o = det_evidence(&mid, &c, 0, 0);
+	assert_true(o.failures >= 0 && o.failures <= 1);
+	/* Counters cleared under the reader (a backend id given a fresh start): nothing. */
+	o = det_evidence(&b, &(struct fs_backend_stats){ 0 }, 0, 0);
+	assert_true(o.successes == 0 && o.failures == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +388,7 @@ int main(void)
 		cmocka_unit_test(test_failover_blind_after_a_while),
 		cmocka_unit_test(test_failover_prefers_a_backup_that_answered),
 		cmocka_unit_test(test_at_rest_means_nothing_to_do),
+		cmocka_unit_test(test_evidence_from_counters),
 	};
 	return cmocka_run_group_tests_name("detector", tests, NULL, NULL);
 }
