@@ -64,6 +64,7 @@ struct service_rt {
 	struct det_service det;
 	struct det_settings set;
 	struct fs_service_state st;
+	__u64 ctl_changed_ms;        /* the operator's command last seen in service_ctl */
 };
 
 struct daemon {
@@ -486,6 +487,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			s->det.last_failback_s = s->st.last_failback_ms ? s->st.last_failback_ms / 1000.0 : -1;
 			ctl = d->ctl_map[s->svc_id];
 			forced_follow_site(m, s, was, &ctl);
+			s->ctl_changed_ms = ctl.changed_ms;
 		} else {
 			memset(&s->st, 0, sizeof(s->st));
 			memset(&ctl, 0, sizeof(ctl));
@@ -760,6 +762,14 @@ static void tick(struct daemon *d, double now, double dt)
 		if (ev != DET_NONE)
 			apply_decision(d, s, ev, why, before);
 		update_down_mask(d, s);
+		/* 'failsteer failover/failback' writes the services entry too (to steer at once,
+		 * daemon or not) from a copy that may miss a change of ours (down mask, routes):
+		 * after an operator's command the entry is the daemon's again. */
+		if (ctl.changed_ms != s->ctl_changed_ms) {
+			s->ctl_changed_ms = ctl.changed_ms;
+			if (bpf_map_update_elem(d->ld.maps.services, &s->cfg.address, &s->val, BPF_EXIST))
+				log_warn("service %s: writing its entry: %s", s->cfg.name, strerror(errno));
+		}
 		/* Someone (the CLI) may have written the map while we were not looking. */
 		s->st.failovers = s->det.failovers;
 		s->st.failbacks = s->det.failbacks;

@@ -78,6 +78,23 @@ e2e_check "the models had learned from the traffic" ge "$evidence_before" 10
 e2e_check "restart adopts the learned models (evidence kept, not restarted from zero)" \
 	ge "$evidence_after" "$evidence_before"
 
+# -- 'failsteer failover' writes the services entry from its own copy, which can miss a
+# change of the daemon's (a down mask, a route): after an operator's command the entry is
+# the daemon's again. A down mask the daemon never set stands for such a stale copy.
+SVC_KEY="c6 12 02 0a 00 00 00 00 00 00 00 00 00 00 00 00 1f 90 04 00" # 198.18.2.10:8080
+down_mask() {
+	bpftool -j map lookup pinned "$PIN/services" key hex $SVC_KEY 2>/dev/null |
+		$PY -c 'import json,sys; d=json.load(sys.stdin); print(d.get("formatted", d)["value"]["down_mask"])'
+}
+down_mask_is() { [ "$(down_mask)" = "$1" ]; }
+stale=$(bpftool -j map lookup pinned "$PIN/services" key hex $SVC_KEY |
+	$PY -c 'import json,sys; v=json.load(sys.stdin)["value"]; v[12]="0x03"; print(" ".join(x[2:] for x in v))')
+bpftool map update pinned "$PIN/services" key hex $SVC_KEY value hex $stale
+e2e_check "a stale copy of the services entry (down mask 3) is in the map" eq "$(down_mask)" 3
+fsctl failover classifier 1 >/dev/null
+e2e_check "after an operator's command the daemon writes its own entry again (down mask 0)" \
+	wait_until 3 down_mask_is 0
+
 # -- SIGHUP: add a service; a broken file is refused and the old config stays
 e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
 kill -HUP "$E2E_DAEMON_PID"
