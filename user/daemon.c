@@ -869,6 +869,8 @@ static void publish_metrics(struct daemon *d, __u64 flows_live)
 	metrics_update_daemon(d->metrics, &md);
 }
 
+/* Re-reads the config. -1: refused before anything changed, the running configuration
+ * stays; -2: failed while rebuilding, the daemon must stop. */
 static int reload(struct daemon *d)
 {
 	struct cfg fresh;
@@ -900,8 +902,10 @@ static int reload(struct daemon *d)
 	d->cfg = fresh;
 	rc = sync_from_maps(d, err, sizeof(err));
 	if (rc) {
-		log_warn("reload: %s", err);
-		return -1;
+		/* Half the runtime is rebuilt: going on would leave services undecided. */
+		log_warn("reload: %s; stopping (exit 1): the data path keeps steering with the last "
+			 "decisions, and a restart adopts the pinned state", err);
+		return -2;
 	}
 	log_info("reloaded %s: %d services", d->cfg.path, d->n_svcs);
 	return 0;
@@ -1033,7 +1037,8 @@ int daemon_run(const char *cfg_path)
 				if (read(sfd, &si, sizeof(si)) != sizeof(si))
 					continue;
 				if (si.ssi_signo == SIGHUP) {
-					reload(&d);
+					if (reload(&d) == -2)
+						goto out;
 					continue;
 				}
 				log_info("signal %u: stopping; the data path keeps steering with the last "

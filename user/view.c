@@ -20,13 +20,17 @@ static int by_name(const void *a, const void *b)
 int view_read(const struct fs_maps *m, struct view *v)
 {
 	enum { CHUNK = 256 };
-	struct fs_endpoint keys[CHUNK], in, out;
-	struct fs_service vals[CHUNK];
+	struct fs_endpoint *keys = calloc(CHUNK, sizeof(*keys)), in, out;
+	struct fs_service *vals = calloc(CHUNK, sizeof(*vals)); /* 60 KiB: not on a stack */
 	int cap = 0, nb = 0, rc = 0;
 	bool first = true;
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 
 	memset(v, 0, sizeof(*v));
+	if (!keys || !vals) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	/* In batches, bucket by bucket: walking key by key would list a service twice when
 	 * the one it stands on is deleted meanwhile (a reload), or skip one when the daemon
 	 * rewrites a service, which moves it to the head of its bucket. */
@@ -66,6 +70,10 @@ int view_read(const struct fs_maps *m, struct view *v)
 		in = out;
 		first = false;
 	}
+	free(keys);
+	free(vals);
+	keys = NULL;
+	vals = NULL;
 	v->backends = calloc((size_t)nb + 1, sizeof(*v->backends));
 	if (!v->backends) {
 		rc = -ENOMEM;
@@ -91,6 +99,8 @@ int view_read(const struct fs_maps *m, struct view *v)
 	stats_read_global(m->global_stats, &v->global);
 	return 0;
 fail:
+	free(keys);
+	free(vals);
 	view_free(v);
 	return rc;
 }

@@ -234,4 +234,21 @@ e2e_check "[hold] a stricter threshold by reload restarts the hold (a whole hold
 	$PY -c "import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) - 0.5 else 1)" \
 	"$failback_after" "${hold:-99}"
 load_wait
+
+# -- a reload that fails while rebuilding (here the services map is frozen, so writing it
+# fails) stops the daemon with exit 1 instead of running on with services half set up;
+# the data path keeps steering with the last decisions.
+bpftool map freeze pinned "$PIN/services"
+kill -HUP "$E2E_DAEMON_PID"
+for i in $(seq 50); do kill -0 "$E2E_DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$E2E_DAEMON_PID" 2>/dev/null; then
+	rc=running
+	e2e_stop_daemon
+else
+	wait "$E2E_DAEMON_PID" 2>/dev/null && rc=0 || rc=$?
+	E2E_DAEMON_PID=""
+fi
+e2e_check "a reload failing halfway stops the daemon with exit 1 and says why" \
+	eq "$rc:$(grep -c 'reload: writing service classifier: Operation not permitted; stopping (exit 1)' "$DLOG")" "1:1"
+e2e_check "... and the data path still steers" eq "$(site_of "${P}cli" "http://$PRI4:$SVC_PORT/classify")" primary
 e2e_finish
