@@ -98,7 +98,7 @@ UNIT_BINS := $(addprefix $(BUILD)/tests/unit/,$(UNIT_TESTS)) \
 BPF_BINS := $(addprefix $(BUILD)/tests/bpf/,$(BPF_TESTS))
 tests: $(UNIT_BINS) $(BPF_BINS)
 
-check: all
+check: all $(BENCH_BINS)
 	@scripts/install-deps.sh check
 	@scripts/run-tests.sh $(BUILD)
 
@@ -108,7 +108,7 @@ check-unit: all
 check-bpf: all
 	@scripts/run-tests.sh $(BUILD) bpf
 
-check-e2e: all
+check-e2e: all $(BENCH_BINS)
 	@scripts/install-deps.sh check
 	@scripts/run-tests.sh $(BUILD) e2e
 

@@ -790,9 +790,12 @@ static void tick(struct daemon *d, double now, double dt)
 
 /* Deletes flow entries that closed (FIN) a while ago or went idle; counts what is left so
  * flow-table evictions can be told apart from closes. Under load, entries come and go while
- * the table is walked, so the walk may miss ones created meanwhile: evictions are counted
- * from the entries created before the walk began and those deleted by its end, a lower
- * bound that never reports an eviction that did not happen. */
+ * the table is walked: the entries lost (neither deleted, swept nor left) are counted from
+ * those created before the walk began and those deleted by its end, which can only miss
+ * some, and the same count the other way round (created by its end, deleted before it
+ * began) can only find too many. What was lost before this daemon started (a previous
+ * daemon's sweeps, evictions) is taken from its first walk counted the second way, so
+ * that the evictions since are a lower bound: never one that did not happen. */
 static void sweep_flows(struct daemon *d)
 {
 	struct fs_maps *m = &d->ld.maps;
@@ -801,7 +804,8 @@ static void sweep_flows(struct daemon *d)
 	struct fs_flow vals[BATCH];
 	struct fs_global_stats g;
 	struct timespec ts;
-	__u64 now_ns, idle_ns = (__u64)d->cfg.flow_idle_timeout_s * 1000000000ull, live = 0, created;
+	__u64 now_ns, idle_ns = (__u64)d->cfg.flow_idle_timeout_s * 1000000000ull, live = 0, created,
+	      deleted_before;
 	struct fs_flow_key in, out;
 	bool first = true;
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
@@ -809,6 +813,7 @@ static void sweep_flows(struct daemon *d)
 	if (maparray_read_percpu_sum(m->global_stats, 1, sizeof(g), &g))
 		return;
 	created = g.flows_created;
+	deleted_before = g.flows_deleted;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now_ns = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
 	for (;;) {
@@ -844,7 +849,8 @@ static void sweep_flows(struct daemon *d)
 		return;
 	__s64 lost = (__s64)created - (__s64)g.flows_deleted - (__s64)d->flows_swept - (__s64)live;
 	if (!d->have_evictions_base) {
-		d->evictions_base = lost;
+		d->evictions_base = (__s64)g.flows_created - (__s64)deleted_before - (__s64)d->flows_swept -
+				    (__s64)live;
 		d->have_evictions_base = true;
 	}
 	if (lost - d->evictions_base > (__s64)d->evictions) {

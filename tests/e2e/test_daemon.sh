@@ -172,6 +172,33 @@ e2e_check "detach (without CAP_SYS_ADMIN) removes the 6 filters" grep -q "remove
 e2e_check "detach removes the pins" test ! -e "$PIN"
 e2e_check "after detach the primary answers directly" eq "$(site_of "${P}cli" "http://$PRI4:$SVC_PORT/classify")" primary
 
+# -- no eviction is reported that did not happen: the daemon starts in the middle of a
+# saturating load (its first walk of the table races with thousands of new connections a
+# second); the table, far from full, loses nothing, and the daemon must not say otherwise.
+BENCH_BIN="$(dirname "$FS")/bench"
+ip netns exec "${P}pri" "$BENCH_BIN/bench_server" --listen "$PRI4:9000" --site primary >/dev/null 2>&1 &
+churn_srv=$!
+FLOW_TABLE_SIZE=262144 e2e_config "[service churn]" "address = $PRI4:9000" "backends = $PRI4:9000 $BAK4:9000"
+ip netns exec "${P}cli" "$BENCH_BIN/bench_client" --target "$PRI4:9000" --workers 4 --concurrency 16 \
+	--duration 4 --warmup 0 >"$WORK/churn.json" &
+churn=$!
+sleep 1
+evicted_before=$(grep -c "entries evicted" "$DLOG" || true)
+started=$(now)
+e2e_start_daemon
+wait "$churn" || true
+churn_ok=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok"])' "$WORK/churn.json" 2>/dev/null || echo 0)
+report "connections while the daemon started: $churn_ok"
+e2e_check "[churn] thousands of connections while the daemon started" ge "$churn_ok" 5000
+# The daemon walks the table when it starts and every 10 s: the second walk would report.
+sleep "$(echo "11 - ($(now) - $started)" | bc -l | sed 's/^-.*/0/')"
+e2e_check "[churn] no flow-table eviction reported (the table never filled)" \
+	eq "$(grep -c 'entries evicted' "$DLOG" || true)" "$evicted_before"
+e2e_stop_daemon
+kill "$churn_srv" 2>/dev/null || true
+wait "$churn_srv" 2>/dev/null || true
+fsctl detach >/dev/null
+
 # -- a flow table too small for the load: evictions are counted, not silent. 40 open
 # connections need 80 entries (closed ones leave the table, so only open ones fill it).
 METRICS_LISTEN=127.0.0.1:9479 FLOW_TABLE_SIZE=64 e2e_config
