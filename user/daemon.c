@@ -550,6 +550,13 @@ static void schedule_probes(struct daemon *d, struct service_rt *s, double now)
 	}
 }
 
+/* The data path's copy of a running service (s->val), whole: one entry, one writer's view. */
+static void write_service(struct daemon *d, struct service_rt *s, const char *what)
+{
+	if (bpf_map_update_elem(d->ld.maps.services, &s->cfg.address, &s->val, BPF_EXIST))
+		log_warn("service %s: writing %s: %s", s->cfg.name, what, strerror(errno));
+}
+
 /* Host mode redirects to the interface of the route to each backend: keep it current. */
 static void refresh_routes(struct daemon *d)
 {
@@ -567,8 +574,8 @@ static void refresh_routes(struct daemon *d)
 				changed = true;
 			}
 		}
-		if (changed && bpf_map_update_elem(d->ld.maps.services, &s->cfg.address, &s->val, BPF_EXIST))
-			log_warn("service %s: updating routes: %s", s->cfg.name, strerror(errno));
+		if (changed)
+			write_service(d, s, "routes");
 	}
 	route_batch_free(rb);
 }
@@ -611,9 +618,7 @@ static void apply_decision(struct daemon *d, struct service_rt *s, enum det_even
 	if (s->det.active == before)
 		return;
 	s->val.active = (__u8)s->det.active;
-	if (bpf_map_update_elem(d->ld.maps.services, &s->cfg.address, &s->val, BPF_EXIST))
-		log_warn("service %s: writing active backend %d: %s", s->cfg.name, s->det.active,
-			 strerror(errno));
+	write_service(d, s, "active backend");
 	s->st.last_switch_ms = realtime_ms();
 }
 
@@ -625,8 +630,7 @@ static void update_down_mask(struct daemon *d, struct service_rt *s)
 	if (mask == s->val.down_mask)
 		return;
 	s->val.down_mask = mask;
-	if (bpf_map_update_elem(d->ld.maps.services, &s->cfg.address, &s->val, BPF_EXIST))
-		log_warn("service %s: writing down mask: %s", s->cfg.name, strerror(errno));
+	write_service(d, s, "down mask");
 }
 
 /* A retrying flow's connect deadline passed: re-send its SYN to the first backend it has
@@ -767,8 +771,7 @@ static void tick(struct daemon *d, double now, double dt)
 		 * after an operator's command the entry is the daemon's again. */
 		if (ctl.changed_ms != s->ctl_changed_ms) {
 			s->ctl_changed_ms = ctl.changed_ms;
-			if (bpf_map_update_elem(d->ld.maps.services, &s->cfg.address, &s->val, BPF_EXIST))
-				log_warn("service %s: writing its entry: %s", s->cfg.name, strerror(errno));
+			write_service(d, s, "entry after an operator's command");
 		}
 		/* Someone (the CLI) may have written the map while we were not looking. */
 		s->st.failovers = s->det.failovers;
