@@ -992,7 +992,7 @@ int daemon_run(const char *cfg_path)
 		if (setrlimit(RLIMIT_NOFILE, &nofile))
 			log_warn("raising the open-file limit: %s", strerror(errno));
 	}
-	d.probes = probes_new();
+	d.probes = probes_new(d.ld.maps.flows);
 	d.metrics = metrics_new(d.cfg.metrics_listen, d.cfg.pin_path, d.cfg.tick_ms, err, sizeof(err));
 	if (!d.probes || !d.metrics) {
 		fprintf(stderr, "failsteer: %s\n", d.probes ? err : "out of memory");

@@ -2,15 +2,19 @@
 #include "probes.h"
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_PROBES 4096
+#define PORT_TRIES 64 /* source ports tried before leaving the choice to the kernel */
 
 struct probe {
 	int fd;     /* -1: free slot */
@@ -21,15 +25,71 @@ struct probe {
 struct probes {
 	int epfd;
 	int n;
+	int flows_fd;               /* -1: no flow table to keep clear of */
+	unsigned port_lo, port_hi;  /* this namespace's ephemeral port range ... */
+	__u64 reserved[65536 / 64]; /* ... less its ip_local_reserved_ports ... */
+	double port_range_s;        /* ... as read then (again a second later) */
+	unsigned seed;
 	struct probe slot[MAX_PROBES];
 };
 
-struct probes *probes_new(void)
+static bool port_reserved(const struct probes *p, unsigned port)
+{
+	return p->reserved[port / 64] >> (port % 64) & 1;
+}
+
+/* ip_local_reserved_ports: "8080,9000-9010" (empty when none). */
+static void read_reserved_ports(struct probes *p)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_reserved_ports", "re");
+	unsigned lo, hi;
+	int n;
+
+	memset(p->reserved, 0, sizeof(p->reserved));
+	if (!f)
+		return;
+	while ((n = fscanf(f, "%u-%u", &lo, &hi)) >= 1) {
+		if (n == 1)
+			hi = lo;
+		for (unsigned port = lo; port <= hi && port < 65536; port++)
+			p->reserved[port / 64] |= 1ull << (port % 64);
+		if (fgetc(f) != ',')
+			break;
+	}
+	fclose(f);
+}
+
+/* The ports connect() would pick from, in the caller's network namespace (the kernel's
+ * default range if it cannot be read). */
+static void read_port_range(struct probes *p, double now_s)
+{
+	FILE *f;
+	unsigned lo, hi;
+
+	if (p->port_range_s && now_s < p->port_range_s + 1)
+		return;
+	p->port_range_s = now_s;
+	p->port_lo = 32768;
+	p->port_hi = 60999;
+	read_reserved_ports(p);
+	f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	if (!f)
+		return;
+	if (fscanf(f, "%u %u", &lo, &hi) == 2 && lo && lo <= hi && hi <= 65535) {
+		p->port_lo = lo;
+		p->port_hi = hi;
+	}
+	fclose(f);
+}
+
+struct probes *probes_new(int flows_fd)
 {
 	struct probes *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return NULL;
+	p->flows_fd = flows_fd;
+	p->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (p->epfd < 0) {
 		free(p);
@@ -63,6 +123,80 @@ void probes_free(struct probes *p)
 			close(p->slot[i].fd);
 	close(p->epfd);
 	free(p);
+}
+
+/* The source address the kernel would use towards 'to' (marked like a probe), from a
+ * connected UDP socket: no packet is sent. */
+static int source_address(const struct sockaddr_storage *to, socklen_t sl,
+			  struct sockaddr_storage *src)
+{
+	__u32 mark = FS_PROBE_MARK;
+	socklen_t len = sizeof(*src);
+	int fd, err = 0;
+
+	fd = socket(to->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
+	    connect(fd, (const struct sockaddr *)to, sl) ||
+	    getsockname(fd, (struct sockaddr *)src, &len))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* True if the data path tracks a steered connection whose replies come from ep to
+ * src:port: a probe from there would have its answer taken for that connection's. */
+static bool port_in_flows(const struct probes *p, const struct fs_endpoint *ep,
+			  const struct sockaddr_storage *src, __u16 port)
+{
+	struct fs_flow_key key = { .sport = ep->port, .dport = htons(port), .family = ep->family };
+	struct fs_flow val;
+
+	memcpy(key.src, ep->addr, sizeof(key.src));
+	if (src->ss_family == AF_INET6)
+		memcpy(key.dst, &((const struct sockaddr_in6 *)src)->sin6_addr, 16);
+	else
+		memcpy(key.dst, &((const struct sockaddr_in *)src)->sin_addr, 4);
+	return !bpf_map_lookup_elem(p->flows_fd, &key, &val);
+}
+
+/* Binds fd to a source port that no local socket holds (bind refuses those), that is not
+ * reserved (ip_local_reserved_ports) and that no steered connection uses towards ep. The kernel's own choice at connect() only avoids
+ * ports whose whole 4-tuple it knows: a steered connection's is not the one on the wire
+ * (it was made to the service address), and one that is closed may still have its entries
+ * in the flow table. Returns 0, also when it leaves the choice to the kernel after
+ * PORT_TRIES ports (a range this crowded is the operator's to widen). */
+static int bind_source_port(struct probes *p, int fd, const struct sockaddr_storage *to,
+			    socklen_t sl, const struct fs_endpoint *ep, double now_s)
+{
+	struct sockaddr_storage src;
+	unsigned n, first;
+	int err;
+
+	if (p->flows_fd < 0)
+		return 0;
+	read_port_range(p, now_s);
+	n = p->port_hi - p->port_lo + 1;
+	err = source_address(to, sl, &src);
+	if (err)
+		return err; /* no route: connect() would fail the same way */
+	first = (unsigned)rand_r(&p->seed) % n;
+	for (unsigned i = 0; i < n && i < PORT_TRIES; i++) {
+		__u16 port = (__u16)(p->port_lo + (first + i) % n);
+
+		if (port_reserved(p, port) || port_in_flows(p, ep, &src, port))
+			continue;
+		if (src.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&src)->sin6_port = htons(port);
+		else
+			((struct sockaddr_in *)&src)->sin_port = htons(port);
+		if (!bind(fd, (struct sockaddr *)&src, sl))
+			return 0;
+		if (errno != EADDRINUSE)
+			return -errno;
+	}
+	return 0;
 }
 
 int probes_start(struct probes *p, const struct fs_endpoint *ep, unsigned timeout_ms, __u32 tag,
@@ -104,8 +238,9 @@ int probes_start(struct probes *p, const struct fs_endpoint *ep, unsigned timeou
 		close(fd);
 		return err;
 	}
-	if (connect(fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS) {
-		err = -errno;
+	err = bind_source_port(p, fd, &ss, sl, ep, now_s);
+	if (err || (connect(fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS)) {
+		err = err ? err : -errno;
 		close(fd);
 		done(ctx, tag, false);
 		return err;

@@ -12,7 +12,10 @@ struct probes;
 /* Result callback: ok is true if the TCP handshake completed before the timeout. */
 typedef void (*probe_done_fn)(void *ctx, __u32 tag, bool ok);
 
-struct probes *probes_new(void);
+/* flows_fd: the data path's flow table, whose steered connections' ports probes keep clear
+ * of (-1: none). Source ports come from this network namespace's ephemeral range (read
+ * again at most once a second). */
+struct probes *probes_new(int flows_fd);
 void probes_free(struct probes *p);
 
 /* Starts one connect to ep; tag comes back in the callback. Returns 0 or -errno (the
