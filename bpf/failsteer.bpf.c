@@ -698,7 +698,10 @@ static __noinline int syn_rebuild(struct __sk_buff *skb, const struct fs_flow_ke
 	len = sc->len; /* re-read and re-check: the verifier wants the size bounds right here */
 	if (len < 40 || len > FS_SYN_MAX)
 		return -2;
-	if (bpf_skb_store_bytes(skb, ETH_HLEN, sc->data, len, BPF_F_INVALIDATE_HASH))
+	/* RECOMPUTE_CSUM: a CHECKSUM_COMPLETE skb's sum follows the new bytes (the flag does
+	 * nothing to other skbs). */
+	if (bpf_skb_store_bytes(skb, ETH_HLEN, sc->data, len,
+				BPF_F_INVALIDATE_HASH | BPF_F_RECOMPUTE_CSUM))
 		return -2;
 	return 0;
 }

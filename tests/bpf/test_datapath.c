@@ -48,6 +48,7 @@ struct env {
 
 static struct env E;
 static __u16 svc_flags; /* flags put_service gives new services */
+static __u32 run_flags; /* test_run flags of every run (BPF_F_TEST_SKB_CHECKSUM_COMPLETE) */
 
 #define TC_ACT_SHOT 2
 
@@ -95,6 +96,7 @@ static int setup(void **state)
 	(void)state;
 	memset(&E, 0, sizeof(E));
 	svc_flags = 0;
+	run_flags = 0;
 	E.skel = failsteer_bpf__open();
 	if (!E.skel)
 		return -1;
@@ -128,7 +130,7 @@ static int try_run(int prog_fd, const uint8_t *in, size_t len, uint8_t *out, siz
 {
 	struct __sk_buff ctx = { .ingress_ifindex = ingress_ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (__u32)len,
-		    .data_out = out, .data_size_out = PKT_MAX, .repeat = 1);
+		    .data_out = out, .data_size_out = PKT_MAX, .repeat = 1, .flags = run_flags);
 
 	if (ingress_ifindex) {
 		opts.ctx_in = &ctx;
@@ -1431,6 +1433,75 @@ static void test_damaged_packets_never_corrupted(void **state)
 	assert_true(changed > ROUNDS / 20); /* the damage left many packets steerable */
 }
 
+/* CHECKSUM_COMPLETE skbs (what NICs that sum whole frames deliver) carry skb->csum, the sum
+ * of the packet from the IP header on, which a rewrite must keep true. With this flag
+ * test_run gives the skb that sum and checks after the run that it still matches the bytes:
+ * a rewrite that leaves it stale fails the run (-EBADMSG). The scenarios below run again
+ * that way. */
+static void checksum_complete_on(void)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	struct pkt_spec s = c_syn(&conn4, "198.18.7.7", 9);
+	size_t out_len;
+	int verdict;
+
+	run_flags = BPF_F_TEST_SKB_CHECKSUM_COMPLETE;
+	if (try_run(E.ingress_fd, in, pkt_tcp(in, &s), out, &out_len, 0, &verdict) == -EINVAL) {
+		print_message("  this kernel's test_run has no CHECKSUM_COMPLETE (Linux 6.11+)\n");
+		skip();
+	}
+}
+
+#define CHECKSUM_COMPLETE_TOO(test)                         \
+	static void test##_checksum_complete(void **state) \
+	{                                                   \
+		checksum_complete_on();                     \
+		test(state);                                \
+	}
+CHECKSUM_COMPLETE_TOO(test_ipv4_connection_keeps_backend)
+CHECKSUM_COMPLETE_TOO(test_ipv6_connection_keeps_backend)
+CHECKSUM_COMPLETE_TOO(test_virtual_ip_with_vlan_and_options)
+
+/* A re-created SYN as long as the error it replaces (no options either side): the skb stays
+ * CHECKSUM_COMPLETE (a change of length makes it CHECKSUM_NONE, whose stale skb->csum
+ * test_run would still compare, so the other retry tests cannot run this way), and its sum
+ * must follow the new bytes. */
+static void retry_same_length(const struct conn *c, const char *vip, __u32 id_pri, __u32 id_bak)
+{
+	struct pkt_spec in = c_syn(c, vip, PORT), want = c_syn(c, c->pri, PORT);
+	uint8_t rst[PKT_MAX], out[PKT_MAX], fwant[PKT_MAX];
+	size_t len, out_len, want_len;
+
+	checksum_complete_on();
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(vip, c->pri, c->bak, id_pri, id_bak, 0, 0);
+	in.mss_option = want.mss_option = false;
+	expect_rewrite(&in, &want);
+	in = s_pkt(c, c->pri, PORT, TH_RST | TH_ACK, 0, c->isn + 1);
+	len = pkt_tcp(rst, &in);
+	want = c_syn(c, c->bak, BAK_PORT);
+	want.mss_option = false;
+	want_len = pkt_tcp(fwant, &want);
+	assert_int_equal(len, want_len);
+	assert_int_equal(run(rst, len, out, &out_len), 0);
+	assert_int_equal(out_len, want_len);
+	assert_true(pkt_csums_ok(out, out_len));
+	assert_memory_equal(out, fwant, want_len);
+	assert_int_equal(backend(id_pri).retried, 1);
+}
+
+static void test_retry_same_length_checksum_complete_v4(void **state)
+{
+	(void)state;
+	retry_same_length(&conn4, VIP4, ID_PRI, ID_BAK);
+}
+
+static void test_retry_same_length_checksum_complete_v6(void **state)
+{
+	(void)state;
+	retry_same_length(&conn6, VIP6, ID_PRI6, ID_BAK6);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1458,6 +1529,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_icmp6_becomes_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_mark_moves_timed_out_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_mark_stale_after_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv4_connection_keeps_backend_checksum_complete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6_connection_keeps_backend_checksum_complete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_virtual_ip_with_vlan_and_options_checksum_complete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_same_length_checksum_complete_v4, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_same_length_checksum_complete_v6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_packets_never_corrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_lists_each_service_once, setup, teardown),
 	};
