@@ -381,8 +381,8 @@ def report(a):
         met = lost_ok and delay_ok and probe_ok
         who = "failsteer with connect_timeout_ms 200 (HAProxy's timeout connect)" if ct else "failsteer"
         txt = (f"{kind}: {who} lost at most {judged['failed_max']} request(s) per run (tuned HAProxy "
-               f"{hp['failed_max']}), largest delay {judged['delay_max']:.0f} ms (tuned HAProxy "
-               f"{hp['delay_max']:.0f} ms), probe SYNs in steady state {f(max(probes) if probes else None, '{:.1f}')}/s")
+               f"{hp['failed_max']}), largest delay {judged['delay_max']:.1f} ms (tuned HAProxy "
+               f"{hp['delay_max']:.1f} ms), probe SYNs in steady state {f(max(probes) if probes else None, '{:.1f}')}/s")
         if ct:
             txt += (f"; with its default connect_timeout_ms 300: {fs['failed_max']} lost at most, "
                     f"largest delay {fs['delay_max']:.0f} ms")
@@ -400,7 +400,7 @@ def report(a):
                         "What would close it: nothing on the path; the client's own retry of an "
                         "idempotent request")
         if not delay_ok:
-            txt += f"; delayed a request {judged['delay_max'] - hp['delay_max']:.0f} ms longer"
+            txt += f"; delayed a request {judged['delay_max'] - hp['delay_max']:.1f} ms longer"
             if kind == "blackhole":
                 txt += (". Why: a SYN lost in the blackhole is re-sent to the backup when failsteer's "
                         "connect deadline passes (the deadline timer fires a fraction of a "

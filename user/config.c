@@ -281,7 +281,8 @@ static int begin_section(struct parse_ctx *ctx, const char *section)
 	while (*name == ' ')
 		name++;
 	if (!*name || strlen(name) >= CFG_NAME_MAX || strpbrk(name, " \t\"\\{}=,"))
-		return fail(ctx, "[service %s]: a name is 1..%d characters without spaces, quotes or braces",
+		return fail(ctx, "[service %s]: a name is 1..%d characters without spaces, tabs, "
+				 "double quotes, backslashes, braces, '=' or ','",
 			    name, CFG_NAME_MAX - 1);
 	if (cfg_find_service(cfg, name))
 		return fail(ctx, "duplicate service '%s'", name);

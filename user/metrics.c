@@ -101,7 +101,7 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 	char l[256];
 
 	backend_counter(out, v, "failsteer_backend_connect_attempts_total",
-			"New connections steered to the backend (first SYN).", STAT(attempts));
+			"Connections steered to the backend (first SYN, or moved to it unanswered).", STAT(attempts));
 	backend_counter(out, v, "failsteer_backend_syn_retransmits_total",
 			"Client SYN retransmissions of connections steered to the backend.", STAT(syn_retrans));
 	backend_counter(out, v, "failsteer_backend_established_total",
