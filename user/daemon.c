@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "detector.h"
+#include "flows.h"
 #include "loader.h"
 #include "log.h"
 #include "maparray.h"
@@ -30,7 +31,6 @@
 #include "stats.h"
 
 #define SWEEP_INTERVAL_S 10.0
-#define FIN_LINGER_NS (30ull * 1000000000ull) /* flows that did not close cleanly (reset, one FIN) */
 #define PROBE_SUSPICION 0.01 /* P(active down) above which backups get probed too */
 /* Probes per round to a backend believed down: enough to see a recovery within a second or
  * so; half as many while the service is backing off (it has been flapping: no hurry). */
@@ -828,9 +828,7 @@ static void sweep_flows(struct daemon *d)
 			return;
 		}
 		for (__u32 i = 0; i < count; i++) {
-			__u64 age = now_ns > vals[i].last_ns ? now_ns - vals[i].last_ns : 0;
-
-			if (((vals[i].flags & (FS_FL_FIN | FS_FL_RST)) && age > FIN_LINGER_NS) || age > idle_ns)
+			if (flow_sweepable(&vals[i], now_ns, idle_ns))
 				del[ndel++] = keys[i];
 			else
 				live++;

@@ -95,6 +95,7 @@ e2e_config() { # [extra service lines...]
 interfaces = ${P}e0 ${P}e1 ${P}e2
 tick_ms = ${TICK_MS:-100}
 flow_table_size = ${FLOW_TABLE_SIZE:-65536}
+flow_idle_timeout_s = ${FLOW_IDLE_TIMEOUT_S:-3600}
 pin_path = $PIN
 metrics_listen = ${METRICS_LISTEN:-off}
 

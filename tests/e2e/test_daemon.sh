@@ -262,6 +262,40 @@ e2e_check "[hold] a stricter threshold by reload restarts the hold (a whole hold
 	"$failback_after" "${hold:-99}"
 load_wait
 
+# -- the daemon sweeps what the data path cannot see end: an idle connection's two entries
+# leave the table flow_idle_timeout_s after its last packet (at the next sweep, every
+# 10 s), so abandoned connections do not fill it; its later packets pass unsteered (to the
+# same address: the service is on the primary's own address and the primary is active).
+SVC_BACKENDS="$DEAD4:$SVC_PORT $PRI4:$SVC_PORT $BAK4:$SVC_PORT" FAILBACK_HOLD_MS=4000 \
+	FLOW_IDLE_TIMEOUT_S=2 e2e_config "failback_threshold = 0.999"
+kill -HUP "$E2E_DAEMON_PID"
+ip netns exec "${P}cli" $PY - "$PRI4" "$SVC_PORT" >"$WORK/idle.out" 2>&1 <<'PYIDLE' &
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+print("port", s.getsockname()[1], flush=True)
+time.sleep(16)
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+print("answer", s.recv(4096).split(b"\r\n")[0].decode(), flush=True)
+PYIDLE
+IDLE_PID=$!
+# Entries of the connection from client port $1 (a key's ports are in network order).
+entries_of_port() {
+	bpftool -j map dump pinned "$PIN/flows" 2>/dev/null | $PY -c '
+import json, sys
+p = int(sys.argv[1]); be = (p >> 8) | ((p & 255) << 8)
+keys = [e["formatted"]["key"] for e in json.load(sys.stdin)]
+print(sum(1 for k in keys if be in (k["sport"], k["dport"])))' "$1"
+}
+wait_until 3 grep -q port "$WORK/idle.out" || true
+idle_port=$(awk '/^port/ {print $2}' "$WORK/idle.out")
+e2e_check "[sweep] an idle connection has its two entries" eq "$(entries_of_port "$idle_port")" 2
+swept_by() { [ "$(entries_of_port "$idle_port")" = 0 ]; }
+t0=$(now)
+e2e_check "[sweep] its entries are swept once idle for flow_idle_timeout_s (within 14 s)" wait_until 14 swept_by
+report "idle connection's entries swept $(printf %.1f "$(echo "$(now) - $t0" | bc -l)") s after it went idle (timeout 2 s, sweep every 10 s)"
+wait "$IDLE_PID" 2>/dev/null || true
+e2e_check "[sweep] the swept connection still works (unsteered, same address)" grep -q "answer HTTP/1.1 200" "$WORK/idle.out"
+
 # -- a reload that fails while rebuilding (here the services map is frozen, so writing it
 # fails) stops the daemon with exit 1 instead of running on with services half set up;
 # the data path keeps steering with the last decisions.
