@@ -500,6 +500,32 @@ static __always_inline int flow_move(const struct fs_flow_key *fkey, __u32 isn,
 	return 0;
 }
 
+/* Key of the other entry of the connection whose entry f was found under p's key. */
+static __always_inline void flow_peer_key(struct fs_flow_key *peer, const struct pkt *p,
+					  const struct fs_flow *f)
+{
+	if (f->dir == FS_DIR_FWD)
+		flow_rev_key(peer, &p->key, &f->nat);
+	else
+		flow_fwd_key(peer, &p->key, &f->nat);
+}
+
+/* A reset went the way of entry f: the other entry is flagged too, so that the daemon
+ * sweeps both after the close linger (it sweeps an entry by its own flags and age; the
+ * other way may never see another packet). Flagged only: a reset may be spoofed, and the
+ * sweep waits for both ways to fall silent. */
+static __always_inline void flow_reset_seen(const struct pkt *p, struct fs_flow *f)
+{
+	struct fs_flow_key peer_key;
+	struct fs_flow *peer;
+
+	f->flags |= FS_FL_RST;
+	flow_peer_key(&peer_key, p, f);
+	peer = bpf_map_lookup_elem(&flows, &peer_key);
+	if (peer)
+		peer->flags |= FS_FL_PEER_CLOSED;
+}
+
 /* Clean close: when this packet (of entry f, a connection's FWD or REV) acknowledges the
  * other way's FIN and the FIN that went this way was acknowledged before, both entries are
  * deleted, so that closed connections do not crowd live ones out of the table. The caller
@@ -516,15 +542,12 @@ static __always_inline void flow_close(const struct pkt *p, struct fs_flow *f)
 
 	if (!fin && !acks_peer)
 		return;
-	if (f->dir == FS_DIR_FWD)
-		flow_rev_key(&peer_key, &p->key, &f->nat);
-	else
-		flow_fwd_key(&peer_key, &p->key, &f->nat);
+	flow_peer_key(&peer_key, p, f);
 	peer = bpf_map_lookup_elem(&flows, &peer_key);
 	if (!peer)
 		return;
 	if (fin)
-		peer->flags |= FS_FL_PEER_FIN;
+		peer->flags |= FS_FL_PEER_FIN | FS_FL_PEER_CLOSED;
 	if (!acks_peer || !(peer->flags & FS_FL_FIN) || p->ack_seq != peer->snd_nxt)
 		return;
 	f->flags &= ~FS_FL_PEER_FIN;
@@ -843,9 +866,9 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 			f->snd_nxt = p->seq + p->payload_len + 1;
 		}
 		/* Not deleted: a spoofed reset must not tear the flow out from under a live
-		 * connection. The entry lingers and is swept after the close linger. */
+		 * connection. The entries linger and are swept after the close linger. */
 		if (p->tcp_flags & TCP_FL_RST)
-			f->flags |= FS_FL_RST;
+			flow_reset_seen(p, f);
 		flow_close(p, f); /* last use of f */
 	}
 	count_to(t.backend_id, skb);
@@ -897,7 +920,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 				s->resets++;
 				evidence_counted(f->backend_id);
 			}
-			f->flags |= FS_FL_RST;
+			flow_reset_seen(p, f);
 		} else {
 			g = gstats();
 			if (g)

@@ -8,7 +8,7 @@ bool flow_sweepable(const struct fs_flow *f, __u64 now_ns, __u64 idle_ns)
 
 	if (age > idle_ns)
 		return true;
-	if (f->flags & (FS_FL_FIN | FS_FL_RST))
+	if (f->flags & (FS_FL_FIN | FS_FL_RST | FS_FL_PEER_CLOSED))
 		return age > FLOW_CLOSE_LINGER_NS;
 	if (f->dir == FS_DIR_REV && f->state == FS_ST_MOVED)
 		return age > FLOW_MOVED_LINGER_NS;

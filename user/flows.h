@@ -6,7 +6,8 @@
 
 #include "failsteer/failsteer.h"
 
-/* A connection that did not close cleanly (a reset, one FIN, a lost last ACK). */
+/* A connection that did not close cleanly (a reset, one FIN, a lost last ACK): each of its
+ * two entries goes this long after its own last packet. */
 #define FLOW_CLOSE_LINGER_NS (30ull * 1000000000ull)
 /* The entry a zero-error move leaves for the backend the connection left, to drop that
  * backend's late answers: longer than a server retransmits its SYN-ACK (63 s with Linux's

@@ -162,25 +162,24 @@ static bool port_in_flows(const struct probes *p, const struct fs_endpoint *ep,
 }
 
 /* Binds fd to a source port that no local socket holds (bind refuses those), that is not
- * reserved (ip_local_reserved_ports) and that no steered connection uses towards ep. The kernel's own choice at connect() only avoids
- * ports whose whole 4-tuple it knows: a steered connection's is not the one on the wire
- * (it was made to the service address), and one that is closed may still have its entries
- * in the flow table. Returns 0, also when it leaves the choice to the kernel after
- * PORT_TRIES ports (a range this crowded is the operator's to widen). */
-static int bind_source_port(struct probes *p, int fd, const struct sockaddr_storage *to,
-			    socklen_t sl, const struct fs_endpoint *ep, double now_s)
+ * reserved (ip_local_reserved_ports) and that no steered connection uses towards ep. The
+ * kernel's own choice at connect() only avoids ports whose whole 4-tuple it knows: a
+ * steered connection's is not the one on the wire (it was made to the service address),
+ * and one that is closed may still have its entries in the flow table. Leaves the choice
+ * to the kernel after PORT_TRIES ports (a range this crowded is the operator's to widen)
+ * and on any error: only connect() decides a probe's fate. */
+static void bind_source_port(struct probes *p, int fd, const struct sockaddr_storage *to,
+			     socklen_t sl, const struct fs_endpoint *ep, double now_s)
 {
 	struct sockaddr_storage src;
 	unsigned n, first;
-	int err;
 
 	if (p->flows_fd < 0)
-		return 0;
+		return;
 	read_port_range(p, now_s);
 	n = p->port_hi - p->port_lo + 1;
-	err = source_address(to, sl, &src);
-	if (err)
-		return err; /* no route: connect() would fail the same way */
+	if (source_address(to, sl, &src))
+		return; /* no route, no descriptor left, a policy refusing the UDP socket */
 	first = (unsigned)rand_r(&p->seed) % n;
 	for (unsigned i = 0; i < n && i < PORT_TRIES; i++) {
 		__u16 port = (__u16)(p->port_lo + (first + i) % n);
@@ -191,12 +190,9 @@ static int bind_source_port(struct probes *p, int fd, const struct sockaddr_stor
 			((struct sockaddr_in6 *)&src)->sin6_port = htons(port);
 		else
 			((struct sockaddr_in *)&src)->sin_port = htons(port);
-		if (!bind(fd, (struct sockaddr *)&src, sl))
-			return 0;
-		if (errno != EADDRINUSE)
-			return -errno;
+		if (!bind(fd, (struct sockaddr *)&src, sl) || errno != EADDRINUSE)
+			return;
 	}
-	return 0;
 }
 
 int probes_start(struct probes *p, const struct fs_endpoint *ep, unsigned timeout_ms, __u32 tag,
@@ -238,9 +234,9 @@ int probes_start(struct probes *p, const struct fs_endpoint *ep, unsigned timeou
 		close(fd);
 		return err;
 	}
-	err = bind_source_port(p, fd, &ss, sl, ep, now_s);
-	if (err || (connect(fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS)) {
-		err = err ? err : -errno;
+	bind_source_port(p, fd, &ss, sl, ep, now_s);
+	if (connect(fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS) {
+		err = -errno;
 		close(fd);
 		done(ctx, tag, false);
 		return err;

@@ -18,6 +18,7 @@
 
 #include "failsteer.skel.h"
 #include "failsteer/failsteer.h"
+#include "flows.h"
 #include "loader.h"
 #include "pkt.h"
 #include "stats.h"
@@ -860,6 +861,68 @@ static void test_clean_close_frees_entries(void **state)
 	assert_int_equal(count_flows(), 2);
 }
 
+/* Every entry in the table goes by the daemon's sweep FLOW_CLOSE_LINGER_NS after its own
+ * last packet, not before (flags as the data path left them, the daemon's own rule). */
+static void expect_all_swept_after_close_linger(int entries)
+{
+	const __u64 idle = 3600ull * 1000000000ull, s = 1000000000ull;
+	struct fs_flow_key key, next;
+	struct fs_flow val;
+	int n = 0, err;
+
+	for (err = bpf_map__get_next_key(E.skel->maps.flows, NULL, &key, sizeof(key)); !err;
+	     err = bpf_map__get_next_key(E.skel->maps.flows, &key, &next, sizeof(key)), key = next) {
+		if (bpf_map__lookup_elem(E.skel->maps.flows, &key, sizeof(key), &val, sizeof(val), 0))
+			continue;
+		n++;
+		if (flow_sweepable(&val, val.last_ns + FLOW_CLOSE_LINGER_NS + s, idle))
+			assert_false(flow_sweepable(&val, val.last_ns + FLOW_CLOSE_LINGER_NS - s, idle));
+		else
+			fail_msg("a %s entry (flags 0x%x) would stay until the idle timeout",
+				 val.dir == FS_DIR_FWD ? "FWD" : "REV", val.flags);
+	}
+	assert_int_equal(n, entries);
+}
+
+static void clear_flows(void)
+{
+	struct fs_flow_key key;
+
+	while (!bpf_map__get_next_key(E.skel->maps.flows, NULL, &key, sizeof(key)))
+		assert_int_equal(bpf_map__delete_elem(E.skel->maps.flows, &key, sizeof(key), 0), 0);
+}
+
+/* A connection that ends without a clean close (a reset either way, a FIN one way only)
+ * leaves both its entries to the sweep after the close linger, the one of the way that
+ * saw nothing as well. */
+static void test_unclean_close_swept_both_ways(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42100, 100, 9000 };
+	__u32 i = c.isn, s = c.srv_isn;
+	struct pkt_spec rst;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, 0);
+	open_on_backup(&c); /* the client resets */
+	client_to_backup(&c, TH_ACK, i + 1, s + 1);
+	rst = c_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, i + 1, s + 1);
+	expect_verdict(&rst, 0);
+	expect_all_swept_after_close_linger(2);
+
+	clear_flows();
+	c.cport = 42101; /* the backend resets, in its window */
+	open_on_backup(&c);
+	backup_to_client(&c, TH_RST, s + 1, 0, 0);
+	expect_all_swept_after_close_linger(2);
+
+	clear_flows();
+	c.cport = 42102; /* the client closes its way; the backend acknowledges and falls silent */
+	open_on_backup(&c);
+	client_to_backup(&c, TH_ACK | TH_FIN, i + 1, s + 1);
+	backup_to_client(&c, TH_ACK, s + 1, i + 2, 0);
+	expect_all_swept_after_close_linger(2);
+}
+
 /* A new connection on the tuple of a finished one (the client reused its port): tracked
  * afresh, its answers reverse-rewritten, its connect deadline armed. */
 static void test_port_reuse_new_connection(void **state)
@@ -1478,6 +1541,9 @@ static void retry_same_length(const struct conn *c, const char *vip, __u32 id_pr
 	in.mss_option = want.mss_option = false;
 	expect_rewrite(&in, &want);
 	in = s_pkt(c, c->pri, PORT, TH_RST | TH_ACK, 0, c->isn + 1);
+	/* From a few hops away: for IPv6 the sum of a whole valid packet depends on little
+	 * else than the hop limit, so only a different one shows a stale skb->csum. */
+	in.hops = 61;
 	len = pkt_tcp(rst, &in);
 	want = c_syn(c, c->bak, BAK_PORT);
 	want.mss_option = false;
@@ -1519,6 +1585,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_answered_deadline_freed_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_flow_table_evicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_close_frees_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unclean_close_swept_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_keeps_deadlines_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v4, setup, teardown),

@@ -278,13 +278,15 @@ s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 print("answer", s.recv(4096).split(b"\r\n")[0].decode(), flush=True)
 PYIDLE
 IDLE_PID=$!
-# Entries of the connection from client port $1 (a key's ports are in network order).
+# Entries of the connection from the client's port $1 (a key's address words and ports are
+# in network order: the client is the FWD key's source, the REV key's destination).
 entries_of_port() {
 	bpftool -j map dump pinned "$PIN/flows" 2>/dev/null | $PY -c '
-import json, sys
+import ipaddress, json, sys
 p = int(sys.argv[1]); be = (p >> 8) | ((p & 255) << 8)
+cli = int.from_bytes(ipaddress.ip_address(sys.argv[2]).packed, "little")
 keys = [e["formatted"]["key"] for e in json.load(sys.stdin)]
-print(sum(1 for k in keys if be in (k["sport"], k["dport"])))' "$1"
+print(sum(1 for k in keys if (k["src"][0], k["sport"]) == (cli, be) or (k["dst"][0], k["dport"]) == (cli, be)))' "$1" "$CLI4"
 }
 wait_until 3 grep -q port "$WORK/idle.out" || true
 idle_port=$(awk '/^port/ {print $2}' "$WORK/idle.out")

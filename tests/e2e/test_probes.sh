@@ -117,7 +117,10 @@ e2e_check "the primary's P(down) stayed low" le "$down" 0.1
 
 # -- reserved ports (ip_local_reserved_ports) are not taken either: of the two ports of the
 # range only the unreserved one may carry a probe's SYN to the primary.
-edge sysctl -qw net.ipv4.ip_local_port_range="40010 40011" net.ipv4.ip_local_reserved_ports=40011
+# Reserved first: a daemon reading between the two writes must not see the new range alone.
+edge sysctl -qw net.ipv4.ip_local_reserved_ports=40011
+edge sysctl -qw net.ipv4.ip_local_port_range="40010 40011"
+sleep 1.2 # the daemon reads both again within a second
 ip netns exec "${P}pri" nft -f - <<NFT
 table inet fsports {
 	chain pre { type filter hook prerouting priority -200; policy accept;

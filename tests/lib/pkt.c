@@ -83,7 +83,7 @@ size_t pkt_tcp(uint8_t *b, const struct pkt_spec *s)
 		b[l3 + 3] = iplen & 0xff;
 		b[l3 + 4] = 0x12;
 		b[l3 + 6] = 0x40; /* DF */
-		b[l3 + 8] = 64;
+		b[l3 + 8] = s->hops ? s->hops : 64;
 		b[l3 + 9] = 6;
 		memcpy(b + l3 + 12, src, 4);
 		memcpy(b + l3 + 16, dst, 4);
@@ -101,7 +101,7 @@ size_t pkt_tcp(uint8_t *b, const struct pkt_spec *s)
 		b[l3 + 4] = plen >> 8;
 		b[l3 + 5] = plen & 0xff;
 		b[l3 + 6] = s->ip_options ? 60 : 6;
-		b[l3 + 7] = 64;
+		b[l3 + 7] = s->hops ? s->hops : 64;
 		memcpy(b + l3 + 8, src, 16);
 		memcpy(b + l3 + 24, dst, 16);
 		if (s->ip_options) {

@@ -25,6 +25,7 @@ struct pkt_spec {
 	bool ip_options;        /* IPv4: 4 bytes of NOP options; IPv6: an 8-byte destination-options header */
 	bool mss_option;        /* the 20 bytes of TCP options a Linux SYN carries (MSS, SACK
 				 * permitted, timestamps, window scale) */
+	uint8_t hops;           /* IPv4 TTL / IPv6 hop limit; 0 = 64 */
 };
 
 /* Builds the frame into buf (PKT_MAX bytes); returns its length. */

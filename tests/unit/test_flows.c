@@ -39,7 +39,7 @@ static void test_live_connection_stays_until_idle(void **state)
 
 static void test_unclean_close_lingers_30s(void **state)
 {
-	const __u8 flags[] = { FS_FL_RST, FS_FL_FIN, FS_FL_FIN | FS_FL_PEER_FIN };
+	const __u8 flags[] = { FS_FL_RST, FS_FL_FIN, FS_FL_FIN | FS_FL_PEER_FIN, FS_FL_PEER_CLOSED };
 
 	(void)state;
 	for (unsigned i = 0; i < sizeof(flags); i++) {
