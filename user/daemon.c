@@ -791,20 +791,21 @@ static void tick(struct daemon *d, double now, double dt)
 	d->ticks++;
 }
 
-/* Deletes flow entries that closed (FIN) a while ago or went idle; counts what is left so
- * flow-table evictions can be told apart from closes. Under load, entries come and go while
- * the table is walked: the entries lost (neither deleted, swept nor left) are counted from
- * those created before the walk began and those deleted by its end, which can only miss
- * some, and the same count the other way round (created by its end, deleted before it
- * began) can only find too many. What was lost before this daemon started (a previous
- * daemon's sweeps, evictions) is taken from its first walk counted the second way, so
- * that the evictions since are a lower bound: never one that did not happen. */
+/* Deletes the flow entries flow_sweepable() gives up (closed a while ago, moved, idle) if
+ * still unchanged; counts what is left so that flow-table evictions can be told apart from
+ * closes. Under load, entries come and go while the table is walked: the entries lost
+ * (neither deleted, swept nor left) are counted from those created before the walk began
+ * and those deleted by its end, which can only miss some, and the same count the other way
+ * round (created by its end, deleted before it began) can only find too many. What was lost
+ * before this daemon started (a previous daemon's sweeps, evictions) is taken from its
+ * first walk counted the second way, so that the evictions since are a lower bound: never
+ * one that did not happen. */
 static void sweep_flows(struct daemon *d)
 {
 	struct fs_maps *m = &d->ld.maps;
 	enum { BATCH = 1024 };
-	struct fs_flow_key keys[BATCH], del[BATCH];
-	struct fs_flow vals[BATCH];
+	struct fs_flow_key keys[BATCH];
+	struct fs_flow vals[BATCH], cur;
 	struct fs_global_stats g;
 	struct timespec ts;
 	__u64 now_ns, idle_ns = (__u64)d->cfg.flow_idle_timeout_s * 1000000000ull, live = 0, created,
@@ -820,7 +821,7 @@ static void sweep_flows(struct daemon *d)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now_ns = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
 	for (;;) {
-		__u32 count = BATCH, ndel = 0;
+		__u32 count = BATCH;
 		int rc = bpf_map_lookup_batch(m->flows, first ? NULL : &in, &out, keys, vals, &count, &opts);
 
 		if (rc && errno != ENOENT) {
@@ -828,18 +829,20 @@ static void sweep_flows(struct daemon *d)
 			return;
 		}
 		for (__u32 i = 0; i < count; i++) {
-			if (flow_sweepable(&vals[i], now_ns, idle_ns))
-				del[ndel++] = keys[i];
-			else
+			if (!flow_sweepable(&vals[i], now_ns, idle_ns)) {
 				live++;
-		}
-		if (ndel) {
-			__u32 n = ndel;
-
-			if (bpf_map_delete_batch(m->flows, del, &n, &opts))
-				for (__u32 i = 0; i < ndel; i++)
-					bpf_map_delete_elem(m->flows, &del[i]);
-			d->flows_swept += ndel;
+				continue;
+			}
+			/* Read again right before deleting: a connection that reused the tuple
+			 * since the batch was read has its own entry there now. */
+			if (bpf_map_lookup_elem(m->flows, &keys[i], &cur))
+				continue; /* gone meanwhile: closed (counted deleted) or evicted */
+			if (cur.last_ns != vals[i].last_ns || cur.syn_ns != vals[i].syn_ns) {
+				live++;
+				continue;
+			}
+			if (!bpf_map_delete_elem(m->flows, &keys[i]))
+				d->flows_swept++;
 		}
 		if (rc) /* ENOENT: end of table */
 			break;
