@@ -421,6 +421,7 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 	fwd.nat = t->ep;
 	fwd.backend_id = svc->backend_ids[idx];
 	fwd.client_isn = isn;
+	fwd.snd_nxt = isn + 1; /* the client's next sequence number */
 	fwd.syn_slot = t->syn_slot;
 	fwd.dir = FS_DIR_FWD;
 	fwd.backend_idx = idx;
@@ -432,6 +433,7 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 		fwd.flags = FS_FL_RETRY;
 
 	rev = fwd;
+	rev.snd_nxt = 0; /* the backend's: from its SYN-ACK */
 	flow_endpoint(&rev.nat, fkey, true);
 	rev.dir = FS_DIR_REV;
 	rev.state = FS_ST_SYN_SENT;
@@ -839,6 +841,14 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 	}
 	if (retry || !svc)
 		return retry ? -1 : 0;
+	/* Another SYN on a connection open both ways (no FIN, no reset seen) is no new
+	 * connection yet: it goes where the connection is, changing nothing, and the backend
+	 * answers it (a challenge ACK). A client that did start anew answers that with a
+	 * reset, which marks the entries, and its next SYN starts afresh. So a SYN in the
+	 * client's name cannot move a live connection nor pin a timeout on its backend. */
+	if (r && r->state == FS_ST_ESTABLISHED &&
+	    !((f->flags | r->flags) & (FS_FL_FIN | FS_FL_RST | FS_FL_PEER_CLOSED)))
+		return 0;
 	/* Same tuple, new connection (port reuse): start afresh. The old REV entry goes
 	 * first: the new one may have the very same key (same backend). */
 	if (r)
@@ -860,15 +870,24 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 		if (handle_fwd_syn(skb, p, f, &t, retry))
 			return TC_ACT_SHOT;
 	} else {
+		bool fin = p->tcp_flags & TCP_FL_FIN;
+		__u32 end = p->seq + p->payload_len + (fin ? 1 : 0);
+
 		f->last_ns = bpf_ktime_get_coarse_ns();
-		if (p->tcp_flags & TCP_FL_FIN) {
-			f->flags |= FS_FL_FIN;
-			f->snd_nxt = p->seq + p->payload_len + 1;
+		if (p->tcp_flags & TCP_FL_RST) {
+			/* Not deleted: a spoofed reset must not tear the flow out from under a
+			 * live connection. One near the client's next sequence (RFC 5961 spirit;
+			 * either side of it: a reset answering the backend carries what the
+			 * backend acknowledged, which may lag what passed here) flags the
+			 * entries, swept after the close linger; a blind one changes nothing
+			 * here (the backend judges it as well). */
+			if (p->seq - f->snd_nxt < RST_WINDOW || f->snd_nxt - p->seq < RST_WINDOW)
+				flow_reset_seen(p, f);
+		} else if (!f->snd_nxt || (__s32)(end - f->snd_nxt) > 0) {
+			f->snd_nxt = end; /* 0: an entry from before snd_nxt was kept this way */
 		}
-		/* Not deleted: a spoofed reset must not tear the flow out from under a live
-		 * connection. The entries linger and are swept after the close linger. */
-		if (p->tcp_flags & TCP_FL_RST)
-			flow_reset_seen(p, f);
+		if (fin)
+			f->flags |= FS_FL_FIN;
 		flow_close(p, f); /* last use of f */
 	}
 	count_to(t.backend_id, skb);
@@ -993,7 +1012,13 @@ static __noinline int handle_icmp(struct pkt *p, struct cursor *c)
 			s->icmp_errors++;
 			evidence_counted(r->backend_id);
 		}
-		return r->flags & FS_FL_RETRY ? VERDICT_TRY_RETRY : TC_ACT_OK;
+		if (r->flags & FS_FL_RETRY)
+			return VERDICT_TRY_RETRY;
+		/* One failure per attempt: its connect deadline is not a second one. (A retrying
+		 * service keeps it: the error quotes the backend's address, so the client ignores
+		 * it, and with no backend left the daemon resets the client at the deadline.) */
+		r->flags |= FS_FL_TIMED_OUT;
+		return TC_ACT_OK;
 	}
 	g = gstats();
 	if (g)

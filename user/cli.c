@@ -210,14 +210,10 @@ static int set_mode(const char *pin_path, const char *name, __u32 mode, const ch
 		}
 		ctl.forced_idx = (__u32)idx;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ctl.changed_ms = (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
-	if (bpf_map_update_elem(m.service_ctl, &s->svc.svc_id, &ctl, BPF_ANY)) {
-		fprintf(stderr, "failsteer: writing %s/%s: %s\n", pin_path, FS_MAP_SERVICE_CTL, strerror(errno));
-		rc = EXIT_RUNTIME;
-		goto out;
-	}
-	/* Steer new connections right away, even with no daemon running. */
+	/* Steer new connections right away, even with no daemon running. This copy of the
+	 * entry may miss a change the daemon makes meanwhile (a down mask, a route): the
+	 * operator's command goes to service_ctl after it, and a daemon that sees the command
+	 * writes the whole entry again from its own state. */
 	if (idx >= 0 && !bpf_map_lookup_elem(m.services, &s->address, &svc)) {
 		svc.active = (__u8)idx;
 		if (bpf_map_update_elem(m.services, &s->address, &svc, BPF_EXIST)) {
@@ -225,6 +221,13 @@ static int set_mode(const char *pin_path, const char *name, __u32 mode, const ch
 			rc = EXIT_RUNTIME;
 			goto out;
 		}
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ctl.changed_ms = (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
+	if (bpf_map_update_elem(m.service_ctl, &s->svc.svc_id, &ctl, BPF_ANY)) {
+		fprintf(stderr, "failsteer: writing %s/%s: %s\n", pin_path, FS_MAP_SERVICE_CTL, strerror(errno));
+		rc = EXIT_RUNTIME;
+		goto out;
 	}
 	if (mode == FS_MODE_FORCED)
 		printf("service %s: forced to backend %d; 'failsteer auto %s' returns to automatic decisions\n",

@@ -580,18 +580,24 @@ static void refresh_routes(struct daemon *d)
 	route_batch_free(rb);
 }
 
+/* cur - prev of a counter that only grows; 0 if a read saw it otherwise. */
+static double counted(__u64 cur, __u64 prev)
+{
+	return cur > prev ? (double)(cur - prev) : 0;
+}
+
 /* Returns true when every rate has decayed to zero. */
 static bool update_rates(struct backend_rt *be, const struct fs_backend_stats *cur, double dt)
 {
 	const double delta[FS_RATE_NR] = {
-		[FS_RATE_ATTEMPTS] = (double)(cur->attempts - be->prev.attempts),
-		[FS_RATE_ESTABLISHED] = (double)(cur->established - be->prev.established),
-		[FS_RATE_RESETS] = (double)(cur->resets - be->prev.resets),
-		[FS_RATE_TIMEOUTS] = (double)(cur->timeouts - be->prev.timeouts),
-		[FS_RATE_ICMP] = (double)(cur->icmp_errors - be->prev.icmp_errors),
+		[FS_RATE_ATTEMPTS] = counted(cur->attempts, be->prev.attempts),
+		[FS_RATE_ESTABLISHED] = counted(cur->established, be->prev.established),
+		[FS_RATE_RESETS] = counted(cur->resets, be->prev.resets),
+		[FS_RATE_TIMEOUTS] = counted(cur->timeouts, be->prev.timeouts),
+		[FS_RATE_ICMP] = counted(cur->icmp_errors, be->prev.icmp_errors),
 		[FS_RATE_PROBE_OK] = be->probe_ok,
 		[FS_RATE_PROBE_FAIL] = be->probe_fail,
-		[FS_RATE_RETRIED] = (double)(cur->retried - be->prev.retried),
+		[FS_RATE_RETRIED] = counted(cur->retried, be->prev.retried),
 	};
 	double a = dt >= RATE_WINDOW_S ? 1 : dt / RATE_WINDOW_S;
 
@@ -1018,15 +1024,19 @@ int daemon_run(const char *cfg_path)
 	its.it_interval.tv_sec = d.cfg.tick_ms / 1000;
 	its.it_interval.tv_nsec = (long)(d.cfg.tick_ms % 1000) * 1000000L;
 	its.it_value = its.it_interval;
-	timerfd_settime(tfd, 0, &its, NULL);
 	ev.events = EPOLLIN;
-	ev.data.fd = sfd;
-	epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
-	ev.data.fd = tfd;
-	epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &ev);
-	/* Connect deadlines are acted on as they come, not at the next tick. */
-	ev.data.fd = ring_buffer__epoll_fd(d.retry_rb);
-	epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	/* Signals, ticks, and connect deadlines as they come (not at the next tick). */
+	int fds[] = { sfd, tfd, ring_buffer__epoll_fd(d.retry_rb) };
+
+	rc = timerfd_settime(tfd, 0, &its, NULL);
+	for (int i = 0; i < 3 && !rc; i++) {
+		ev.data.fd = fds[i];
+		rc = epoll_ctl(epfd, EPOLL_CTL_ADD, fds[i], &ev);
+	}
+	if (rc) {
+		fprintf(stderr, "failsteer: setting up the event loop: %s\n", strerror(errno));
+		goto out;
+	}
 
 	last = mono_s();
 	d.next_sweep_s = last;
@@ -1036,6 +1046,10 @@ int daemon_run(const char *cfg_path)
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0) {
+			log_warn("event loop: %s; stopping (exit 1)", strerror(errno));
+			goto out;
+		}
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.fd == ring_buffer__epoll_fd(d.retry_rb)) {
 				ring_buffer__consume(d.retry_rb);

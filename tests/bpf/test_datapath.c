@@ -649,6 +649,31 @@ static void test_egress_steers_local_only(void **state)
 	assert_int_equal(backend(ID_BAK).attempts, 1);
 	assert_int_equal(global().fib_failures, 1);
 }
+/* An attempt an ICMP error answered is one failure: its connect deadline passes without a
+ * timeout counted (a second attempt, unanswered, gets one). */
+static void test_icmp_not_counted_twice(void **state)
+{
+	struct conn c = conn4, c2 = conn4;
+	uint8_t frame[PKT_MAX], icmp[PKT_MAX];
+	struct pkt_spec sent;
+	size_t ilen;
+
+	(void)state;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 30);
+	c.cport = 40410;
+	expect_syn_steered(&c, VIP4, PRI4, PORT);
+	sent = c_syn(&c, PRI4, PORT);
+	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, pkt_tcp(frame, &sent));
+	expect_unchanged_frame(icmp, ilen);
+	c2.cport = 40411;
+	expect_syn_steered(&c2, VIP4, PRI4, PORT);
+	for (int i = 0; i < 100 && backend(ID_PRI).timeouts == 0; i++)
+		sleep_ms(10);
+	sleep_ms(100);
+	assert_int_equal(backend(ID_PRI).icmp_errors, 1);
+	assert_int_equal(backend(ID_PRI).timeouts, 1);
+	assert_int_equal(backend(ID_PRI).attempts, 2);
+}
 
 /* The connect deadline is counted by a timer, once, and only without a SYN-ACK. */
 static void test_connect_timeout_counted(void **state)
@@ -862,8 +887,9 @@ static void test_clean_close_frees_entries(void **state)
 }
 
 /* Every entry in the table goes by the daemon's sweep FLOW_CLOSE_LINGER_NS after its own
- * last packet, not before (flags as the data path left them, the daemon's own rule). */
-static void expect_all_swept_after_close_linger(int entries)
+ * last packet, not before (flags as the data path left them, the daemon's own rule); or, if
+ * !closing, none goes before the idle timeout. */
+static void expect_swept_after_close_linger(int entries, bool closing)
 {
 	const __u64 idle = 3600ull * 1000000000ull, s = 1000000000ull;
 	struct fs_flow_key key, next;
@@ -875,13 +901,20 @@ static void expect_all_swept_after_close_linger(int entries)
 		if (bpf_map__lookup_elem(E.skel->maps.flows, &key, sizeof(key), &val, sizeof(val), 0))
 			continue;
 		n++;
-		if (flow_sweepable(&val, val.last_ns + FLOW_CLOSE_LINGER_NS + s, idle))
+		if (!closing)
+			assert_false(flow_sweepable(&val, val.last_ns + idle - s, idle));
+		else if (flow_sweepable(&val, val.last_ns + FLOW_CLOSE_LINGER_NS + s, idle))
 			assert_false(flow_sweepable(&val, val.last_ns + FLOW_CLOSE_LINGER_NS - s, idle));
 		else
 			fail_msg("a %s entry (flags 0x%x) would stay until the idle timeout",
 				 val.dir == FS_DIR_FWD ? "FWD" : "REV", val.flags);
 	}
 	assert_int_equal(n, entries);
+}
+
+static void expect_all_swept_after_close_linger(int entries)
+{
+	expect_swept_after_close_linger(entries, true);
 }
 
 static void clear_flows(void)
@@ -903,9 +936,14 @@ static void test_unclean_close_swept_both_ways(void **state)
 
 	(void)state;
 	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, 0);
-	open_on_backup(&c); /* the client resets */
-	client_to_backup(&c, TH_ACK, i + 1, s + 1);
-	rst = c_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, i + 1, s + 1);
+	open_on_backup(&c);
+	client_to_backup(&c, TH_ACK | TH_PSH, i + 1, s + 1);
+	/* A blind reset in the client's name (far from its next sequence, i+1 after that
+	 * empty segment): passed on, marks nothing; the connection lives on. */
+	rst = c_pkt(&c, VIP4_VIRT, PORT, TH_RST, i + 1 + 3000000, 0);
+	expect_verdict(&rst, 0);
+	expect_swept_after_close_linger(2, false);
+	rst = c_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, i + 1, s + 1); /* the client resets */
 	expect_verdict(&rst, 0);
 	expect_all_swept_after_close_linger(2);
 
@@ -938,7 +976,24 @@ static void test_port_reuse_new_connection(void **state)
 	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
 	want = s_pkt(&c, VIP4_VIRT, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
 	expect_rewrite(&in, &want);
-	/* Same ports, new ISN: a new connection. */
+	/* Same ports, new ISN, while the connection is open both ways (here after a failover,
+	 * and it could be anyone's SYN): it goes to the connection's backend and changes
+	 * nothing, no attempt, no deadline. */
+	set_active(VIP4_VIRT, 1);
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	in.seq = 77777;
+	want = c_syn(&c, PRI4, PORT);
+	want.seq = 77777;
+	expect_rewrite(&in, &want);
+	sleep_ms(150);
+	assert_int_equal(backend(10).attempts, 1);
+	assert_int_equal(backend(11).attempts, 0);
+	assert_int_equal(backend(10).timeouts, 0);
+	set_active(VIP4_VIRT, 0);
+	/* The client answers the backend's challenge ACK with a reset: now the ports are free,
+	 * and its SYN again is a new connection. */
+	in = c_pkt(&c, VIP4_VIRT, PORT, TH_RST, c.isn + 1, 0);
+	expect_verdict(&in, 0);
 	c.isn = 77777;
 	c.srv_isn = 88888;
 	in = c_syn(&c, VIP4_VIRT, PORT);
@@ -974,6 +1029,8 @@ static void test_port_reuse_keeps_deadlines_apart(void **state)
 	want = s_pkt(&c, VIP4_VIRT, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
 	expect_rewrite(&in, &want);
 	usleep(500000);
+	in = c_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, c.isn + 1, c.srv_isn + 1); /* closed */
+	expect_verdict(&in, 0);
 	c.isn = 66666; /* same ports, a new connection, still handshaking at the old deadline */
 	in = c_syn(&c, VIP4_VIRT, PORT);
 	want = c_syn(&c, PRI4, PORT);
@@ -1577,6 +1634,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unanswered_syn_follows_active, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resets_counted_only_in_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_counted_only_for_tracked_syn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_icmp_not_counted_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evidence_flags_backend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_traffic_passes_identical, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_egress_steers_local_only, setup, teardown),
