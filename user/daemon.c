@@ -580,24 +580,18 @@ static void refresh_routes(struct daemon *d)
 	route_batch_free(rb);
 }
 
-/* cur - prev of a counter that only grows; 0 if a read saw it otherwise. */
-static double counted(__u64 cur, __u64 prev)
-{
-	return cur > prev ? (double)(cur - prev) : 0;
-}
-
 /* Returns true when every rate has decayed to zero. */
 static bool update_rates(struct backend_rt *be, const struct fs_backend_stats *cur, double dt)
 {
 	const double delta[FS_RATE_NR] = {
-		[FS_RATE_ATTEMPTS] = counted(cur->attempts, be->prev.attempts),
-		[FS_RATE_ESTABLISHED] = counted(cur->established, be->prev.established),
-		[FS_RATE_RESETS] = counted(cur->resets, be->prev.resets),
-		[FS_RATE_TIMEOUTS] = counted(cur->timeouts, be->prev.timeouts),
-		[FS_RATE_ICMP] = counted(cur->icmp_errors, be->prev.icmp_errors),
+		[FS_RATE_ATTEMPTS] = stats_grew(cur->attempts, be->prev.attempts),
+		[FS_RATE_ESTABLISHED] = stats_grew(cur->established, be->prev.established),
+		[FS_RATE_RESETS] = stats_grew(cur->resets, be->prev.resets),
+		[FS_RATE_TIMEOUTS] = stats_grew(cur->timeouts, be->prev.timeouts),
+		[FS_RATE_ICMP] = stats_grew(cur->icmp_errors, be->prev.icmp_errors),
 		[FS_RATE_PROBE_OK] = be->probe_ok,
 		[FS_RATE_PROBE_FAIL] = be->probe_fail,
-		[FS_RATE_RETRIED] = counted(cur->retried, be->prev.retried),
+		[FS_RATE_RETRIED] = stats_grew(cur->retried, be->prev.retried),
 	};
 	double a = dt >= RATE_WINDOW_S ? 1 : dt / RATE_WINDOW_S;
 

@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 
+#include "stats.h"
+
 #define ACCEPTABLE_P_DOWN 0.5 /* a failover target must be more likely up than down */
 #define FLAP_WINDOW_MIN_S 10.0
 
@@ -40,23 +42,17 @@ const char *det_event_name(enum det_event e)
 	}
 }
 
-/* cur - prev of a counter that only grows; 0 if a read saw it otherwise. */
-static double grew(__u64 cur, __u64 prev)
-{
-	return cur > prev ? (double)(cur - prev) : 0;
-}
-
 struct det_obs det_evidence(const struct fs_backend_stats *prev, const struct fs_backend_stats *cur,
 			    double probes_ok, double probes_failed)
 {
-	double refused = grew(cur->resets_connect, prev->resets_connect);
-	double est_resets = grew(cur->resets, prev->resets) - refused;
+	double refused = stats_grew(cur->resets_connect, prev->resets_connect);
+	double est_resets = stats_grew(cur->resets, prev->resets) - refused;
 
 	return (struct det_obs){
-		.successes = grew(cur->established, prev->established) + probes_ok,
+		.successes = stats_grew(cur->established, prev->established) + probes_ok,
 		.failures = refused + DET_RESET_ESTABLISHED_WEIGHT * (est_resets > 0 ? est_resets : 0) +
-			    grew(cur->timeouts, prev->timeouts) + grew(cur->icmp_errors, prev->icmp_errors) +
-			    probes_failed,
+			    stats_grew(cur->timeouts, prev->timeouts) +
+			    stats_grew(cur->icmp_errors, prev->icmp_errors) + probes_failed,
 	};
 }
 

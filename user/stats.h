@@ -15,6 +15,13 @@ int stats_read_traffic(int map_fd, __u32 id, struct fs_backend_traffic *out);
  * value_size bytes (a multiple of 8). Returns 0 or -errno. */
 int stats_clear(int map_fd, __u32 id, size_t value_size);
 
+/* cur - prev of a counter that only grows; 0 if a read saw it otherwise (a backend id
+ * cleared and reused, a restart that took prev from another read). */
+static inline double stats_grew(__u64 cur, __u64 prev)
+{
+	return cur > prev ? (double)(cur - prev) : 0;
+}
+
 /* Sum of every CPU's slot of global_stats. Returns 0 or -errno. */
 int stats_read_global(int map_fd, struct fs_global_stats *out);
 

@@ -912,10 +912,6 @@ static void expect_swept_after_close_linger(int entries, bool closing)
 	assert_int_equal(n, entries);
 }
 
-static void expect_all_swept_after_close_linger(int entries)
-{
-	expect_swept_after_close_linger(entries, true);
-}
 
 static void clear_flows(void)
 {
@@ -945,20 +941,20 @@ static void test_unclean_close_swept_both_ways(void **state)
 	expect_swept_after_close_linger(2, false);
 	rst = c_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, i + 1, s + 1); /* the client resets */
 	expect_verdict(&rst, 0);
-	expect_all_swept_after_close_linger(2);
+	expect_swept_after_close_linger(2, true);
 
 	clear_flows();
 	c.cport = 42101; /* the backend resets, in its window */
 	open_on_backup(&c);
 	backup_to_client(&c, TH_RST, s + 1, 0, 0);
-	expect_all_swept_after_close_linger(2);
+	expect_swept_after_close_linger(2, true);
 
 	clear_flows();
 	c.cport = 42102; /* the client closes its way; the backend acknowledges and falls silent */
 	open_on_backup(&c);
 	client_to_backup(&c, TH_ACK | TH_FIN, i + 1, s + 1);
 	backup_to_client(&c, TH_ACK, s + 1, i + 2, 0);
-	expect_all_swept_after_close_linger(2);
+	expect_swept_after_close_linger(2, true);
 }
 
 /* A new connection on the tuple of a finished one (the client reused its port): tracked
