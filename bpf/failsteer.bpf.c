@@ -134,6 +134,14 @@ struct {
 	__type(value, struct fs_deadline_ctl);
 } deadline_ctl SEC(".maps");
 
+/* The daemon's heartbeat (no program touches it: pinned with the rest for the CLI). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fs_daemon_state);
+} daemon_state SEC(".maps");
+
 /* Per-CPU scratch to build a SYN in (too big for the stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -22,10 +22,40 @@ static double rate(const struct view_backend *be, enum fs_rate r)
 	return be->model.rate_milli[r] / 1000.0;
 }
 
+static const char *const daemon_words[] = {
+	[VIEW_DAEMON_UNKNOWN] = "unknown", [VIEW_DAEMON_TICKING] = "ticking",
+	[VIEW_DAEMON_STOPPED] = "stopped", [VIEW_DAEMON_SILENT] = "silent",
+};
+
+static void print_daemon(const struct view *v, FILE *out)
+{
+	double age;
+	enum view_daemon st = view_daemon(v, &age);
+	unsigned pid = v->daemon.pid;
+
+	switch (st) {
+	case VIEW_DAEMON_TICKING:
+		fprintf(out, "daemon pid %u  ticking every %u ms, last tick %.1f s ago\n", pid,
+			v->daemon.tick_ms, age);
+		break;
+	case VIEW_DAEMON_STOPPED:
+		fprintf(out, "daemon pid %u  STOPPED %.0f s ago: nothing decides; the data path steers "
+			     "with the last decisions\n", pid, age);
+		break;
+	case VIEW_DAEMON_SILENT:
+		fprintf(out, "daemon pid %u  SILENT for %.0f s (killed, crashed or hung): nothing decides; "
+			     "the data path steers with the last decisions\n", pid, age);
+		break;
+	default:
+		fprintf(out, "daemon unknown (no heartbeat)\n");
+	}
+}
+
 void cli_print_table(const struct view *v, const char *name, FILE *out)
 {
 	char addr[64], baddr[64];
 
+	print_daemon(v, out);
 	for (int i = 0; i < v->n; i++) {
 		const struct view_service *s = &v->svcs[i];
 
@@ -68,8 +98,13 @@ void cli_print_json(const struct view *v, const char *name, FILE *out)
 	};
 	char addr[64];
 	bool first = true;
+	double age;
+	enum view_daemon st = view_daemon(v, &age);
 
-	fprintf(out, "{\"services\":[");
+	fprintf(out, "{\"daemon\":{\"state\":\"%s\",\"pid\":%u,\"tick_ms\":%u,\"last_tick_age_s\":%.3f,"
+		     "\"started_ms\":%llu,\"ticks\":%llu},\"services\":[",
+		daemon_words[st], v->daemon.pid, v->daemon.tick_ms, st == VIEW_DAEMON_UNKNOWN ? 0 : age,
+		(unsigned long long)v->daemon.started_ms, (unsigned long long)v->daemon.ticks);
 	for (int i = 0; i < v->n; i++) {
 		const struct view_service *s = &v->svcs[i];
 

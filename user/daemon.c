@@ -101,6 +101,8 @@ struct daemon {
 	__u64 ticks;
 	__u64 flows_live;
 	double last_tick_cost_s;
+	struct fs_daemon_state hb;      /* our heartbeat, as written to daemon_state */
+	double away_s;                  /* start: how long no daemon ticked (< 0 unknown); 0 after */
 };
 
 static double mono_s(void)
@@ -153,7 +155,13 @@ static void model_save(const struct service_rt *s, int b, const struct model_par
 	out->prev = s->be[b].prev;
 }
 
-static void model_restore(struct service_rt *s, int b, const struct fs_backend_model *in)
+/* A restarted daemon (away_s > 0: no daemon ticked for that long; < 0: unknown) takes as
+ * evidence only what it sees itself: the counters of the time away (cur), read in one
+ * tick, would look like a burst, and a fault that came and went meanwhile would fail the
+ * service over when it starts. A failback hold under way carries on, but the time away
+ * does not count toward it. A reload (away_s 0) carries everything on. */
+static void model_restore(struct service_rt *s, int b, const struct fs_backend_model *in,
+			  double away_s, const struct fs_backend_stats *cur)
 {
 	struct model *m = &s->det.models[b];
 
@@ -172,8 +180,9 @@ static void model_restore(struct service_rt *s, int b, const struct fs_backend_m
 	 * threshold it was measured against is now stricter (then the hold starts again). */
 	bool bar_kept = in->good_threshold_ppb >= to_ppb(s->set.failback_threshold);
 
-	s->det.good_since_s[b] = in->good_since_ms && bar_kept ? in->good_since_ms / 1000.0 : -1;
-	s->be[b].prev = in->prev;
+	s->det.good_since_s[b] = in->good_since_ms && bar_kept && away_s >= 0
+					 ? in->good_since_ms / 1000.0 + away_s : -1;
+	s->be[b].prev = away_s ? *cur : in->prev;
 }
 
 static bool same_ep(const struct fs_endpoint *a, const struct fs_endpoint *b)
@@ -309,12 +318,13 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 	struct fs_endpoint key, next;
 	struct fs_service old;
 	bool *svc_used = calloc(cfg->max_services, 1), *be_used = calloc(cfg->max_backends, 1);
+	bool *active_gone = calloc((size_t)cfg->n_services + 1, 1); /* its active site was removed */
 	struct service_rt *svcs = calloc((size_t)cfg->n_services + 1, sizeof(*svcs));
 	int rc = 0, nkeys = 0;
 	struct { struct fs_endpoint key; struct fs_service val; } *existing = NULL;
 	struct route_batch *rb = route_batch_new(); /* NULL: one lookup each, slower */
 
-	if (!svc_used || !be_used || !svcs) {
+	if (!svc_used || !be_used || !svcs || !active_gone) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -361,10 +371,13 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 					}
 			/* The active backend stays the same site, wherever it now is in the list. */
 			s->val.active = 0;
+			active_gone[i] = true;
 			if (o->active < o->n_backends)
 				for (int b = 0; b < c->n_backends; b++)
-					if (same_ep(&c->backends[b], &o->backends[o->active]))
+					if (same_ep(&c->backends[b], &o->backends[o->active])) {
 						s->val.active = (__u8)b;
+						active_gone[i] = false;
+					}
 			break;
 		}
 	}
@@ -469,12 +482,27 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 						reused = true;
 			if (reused && (d->models[be->id].evidence_ticks || d->models[be->id].p_down_ppb ||
 				       d->models[be->id].good_since_ms)) {
-				model_restore(s, b, &d->models[be->id]);
+				model_restore(s, b, &d->models[be->id], d->away_s, &d->stats[be->id]);
 			} else {
 				/* Fresh id: counters may hold a removed backend's history. */
 				be->prev = d->stats[be->id];
 				memset(be->rate, 0, sizeof(be->rate));
 			}
+		}
+		/* Its active site removed: the first backend the models do not believe down,
+		 * not the primary blindly (a dead one would take new connections until the next
+		 * tick failed the service over again, counted as a failover). */
+		if (active_gone[i]) {
+			int b = 0;
+
+			while (b < s->cfg.n_backends && s->det.models[b].p_down >= s->set.failover_threshold)
+				b++;
+			if (b == s->cfg.n_backends)
+				b = 0; /* all believed down: the primary, as for a new service */
+			s->val.active = (__u8)b;
+			s->det.active = b;
+			log_info("service %s: its active backend was removed: now on backend %d, the first "
+				 "not believed down", s->cfg.name, b);
 		}
 		s->val.down_mask = down_mask_of(s);
 		if (reused_svc) {
@@ -508,6 +536,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 out:
 	route_batch_free(rb);
 	free(existing);
+	free(active_gone);
 	free(svc_used);
 	free(be_used);
 	free(svcs);
@@ -717,6 +746,33 @@ static int read_fault_counters(struct daemon *d)
 	return rc;
 }
 
+/* The heartbeat in daemon_state: at start, every tick, and at a clean stop. */
+static void heartbeat(struct daemon *d, double now, __u32 flags)
+{
+	__u32 zero = 0;
+
+	d->hb.last_tick_mono_ms = (__u64)(now * 1000);
+	d->hb.ticks = d->ticks;
+	d->hb.flags = flags;
+	if (bpf_map_update_elem(d->ld.maps.daemon_state, &zero, &d->hb, BPF_ANY) && d->ticks % 600 == 0)
+		log_warn("writing the heartbeat: %s", strerror(errno));
+}
+
+/* How long no daemon ticked before this one started, from the heartbeat it left; -1 when
+ * unknown (no heartbeat: pins of an older version). */
+static double time_away(struct daemon *d, double now)
+{
+	struct fs_daemon_state was = { 0 };
+	__u32 zero = 0;
+
+	if (!d->ld.adopted)
+		return 0;
+	if (bpf_map_lookup_elem(d->ld.maps.daemon_state, &zero, &was) || !was.last_tick_mono_ms ||
+	    was.last_tick_mono_ms / 1000.0 > now)
+		return -1;
+	return now - was.last_tick_mono_ms / 1000.0;
+}
+
 static void tick(struct daemon *d, double now, double dt)
 {
 	char why[1024];
@@ -789,6 +845,7 @@ static void tick(struct daemon *d, double now, double dt)
 	}
 	persist_models(d);
 	d->ticks++;
+	heartbeat(d, now, 0);
 }
 
 /* Deletes the flow entries flow_sweepable() gives up (closed a while ago, moved, idle) if
@@ -975,14 +1032,29 @@ int daemon_run(const char *cfg_path)
 		rc = loader_load(&d.ld, &d.cfg, err, sizeof(err));
 	if (!rc)
 		rc = map_shared(&d, err, sizeof(err));
-	if (!rc)
+	if (!rc) {
+		d.away_s = time_away(&d, mono_s());
+		if (d.away_s < 0)
+			log_info("adopting pinned state with no heartbeat: failback holds under way start again");
+		else if (d.away_s > 0)
+			log_info("no daemon for %.1f s: what happened meanwhile is not taken as evidence",
+				 d.away_s);
 		rc = sync_from_maps(&d, err, sizeof(err));
+		d.away_s = 0; /* a reload is no time away */
+	}
 	if (!rc)
 		rc = loader_attach(&d.ld, &d.cfg, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "failsteer: %s\n", err);
+		/* A pinned map the config does not fit: restarting cannot fix it. */
+		if (d.ld.pin_conflict)
+			code = 2;
 		goto out;
 	}
+	d.hb.pid = (__u32)getpid();
+	d.hb.tick_ms = d.cfg.tick_ms;
+	d.hb.started_ms = realtime_ms();
+	heartbeat(&d, mono_s(), 0);
 	log_info("attached to %d interface(s), %s pinned state under %s, tick %u ms", d.cfg.n_interfaces,
 		 d.ld.adopted ? "adopted" : "created", d.cfg.pin_path, d.cfg.tick_ms);
 
@@ -1061,6 +1133,7 @@ int daemon_run(const char *cfg_path)
 				}
 				log_info("signal %u: stopping; the data path keeps steering with the last "
 					 "decisions (run 'failsteer detach' to remove it)", si.ssi_signo);
+				heartbeat(&d, mono_s(), FS_DAEMON_F_STOPPED);
 				code = 0;
 				goto out;
 			}

@@ -24,7 +24,7 @@ static const char *const map_names[] = {
 	FS_MAP_SERVICES, FS_MAP_FLOWS, FS_MAP_BACKEND_STATS, FS_MAP_BACKEND_TRAFFIC,
 	FS_MAP_BACKEND_PENDING, FS_MAP_GLOBAL_STATS,
 	FS_MAP_SERVICE_CTL, FS_MAP_SERVICE_STATE, FS_MAP_BACKEND_MODEL, FS_MAP_SYN_STORE,
-	FS_MAP_RETRY_EVENTS, FS_MAP_DEADLINES, FS_MAP_DEADLINE_CTL,
+	FS_MAP_RETRY_EVENTS, FS_MAP_DEADLINES, FS_MAP_DEADLINE_CTL, FS_MAP_DAEMON_STATE,
 };
 
 static int *map_fd_slot(struct fs_maps *m, int i)
@@ -32,7 +32,7 @@ static int *map_fd_slot(struct fs_maps *m, int i)
 	int *slots[] = { &m->services, &m->flows, &m->backend_stats, &m->backend_traffic,
 			 &m->backend_pending, &m->global_stats,
 			 &m->service_ctl, &m->service_state, &m->backend_model, &m->syn_store,
-			 &m->retry_events, &m->deadlines, &m->deadline_ctl };
+			 &m->retry_events, &m->deadlines, &m->deadline_ctl, &m->daemon_state };
 	return slots[i];
 }
 
@@ -105,7 +105,7 @@ int loader_prepare(struct loader *l, const struct cfg *cfg, char *err, size_t le
 }
 
 /* A pinned map is reused only if it is the same shape; say which setting differs. */
-static int check_pinned(const char *pin, struct bpf_map *map, char *err, size_t len)
+static int check_pinned(const char *pin, struct bpf_map *map, bool *conflict, char *err, size_t len)
 {
 	char path[CFG_PATH_MAX + 64];
 	struct bpf_map_info info = { 0 };
@@ -122,10 +122,12 @@ static int check_pinned(const char *pin, struct bpf_map *map, char *err, size_t 
 	} else if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
 		   info.value_size != bpf_map__value_size(map) || info.map_flags != bpf_map__map_flags(map)) {
 		rc = -EINVAL;
+		*conflict = true;
 		snprintf(err, len, "pinned map %s has another layout (older failsteer?): "
 			 "run 'failsteer detach' first (drops tracked flows)", path);
 	} else if (info.max_entries != bpf_map__max_entries(map)) {
 		rc = -EINVAL;
+		*conflict = true;
 		snprintf(err, len, "pinned map %s has %u entries but the config asks for %u: "
 			 "restore the old size or run 'failsteer detach' first (drops tracked flows)",
 			 path, info.max_entries, bpf_map__max_entries(map));
@@ -166,7 +168,7 @@ int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len)
 		if (bpf_map__is_internal(map) || !strcmp(bpf_map__name(map), "syn_scratch") ||
 		    !strcmp(bpf_map__name(map), "flow_scratch"))
 			continue; /* per-CPU scratch: nothing to keep */
-		rc = check_pinned(cfg->pin_path, map, err, len);
+		rc = check_pinned(cfg->pin_path, map, &l->pin_conflict, err, len);
 		if (rc)
 			return rc;
 		snprintf(path, sizeof(path), "%s/%s", cfg->pin_path, bpf_map__name(map));

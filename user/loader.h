@@ -13,7 +13,7 @@ struct failsteer_bpf;
 struct fs_maps {
 	int services, flows, backend_stats, backend_traffic, backend_pending, global_stats;
 	int service_ctl, service_state, backend_model;
-	int syn_store, retry_events, deadlines, deadline_ctl;
+	int syn_store, retry_events, deadlines, deadline_ctl, daemon_state;
 };
 
 struct loader {
@@ -21,11 +21,13 @@ struct loader {
 	struct fs_maps maps;
 	bool adopted;     /* the maps already existed: flows and state carried over */
 	int lock_fd;      /* flock on the pin directory: one daemon per pin_path */
+	bool pin_conflict; /* loading failed on a pinned map of another size or layout */
 };
 
 /* Mounts bpffs if the pin path is not on one, creates the directory, and takes the lock. */
 int loader_prepare(struct loader *l, const struct cfg *cfg, char *err, size_t len);
-/* Opens the skeleton, sizes the maps from cfg, reuses pinned maps, loads and pins. */
+/* Opens the skeleton, sizes the maps from cfg, reuses pinned maps, loads and pins. A
+ * pinned map cfg does not fit (a setting changed, another version) sets pin_conflict. */
 int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len);
 /* 0 if every configured interface exists; else -ENODEV with err naming the first missing. */
 int loader_check_interfaces(const struct cfg *cfg, char *err, size_t len);

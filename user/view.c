@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "stats.h"
 
@@ -97,6 +98,7 @@ int view_read(const struct fs_maps *m, struct view *v)
 		}
 	}
 	stats_read_global(m->global_stats, &v->global);
+	bpf_map_lookup_elem(m->daemon_state, &(__u32){ 0 }, &v->daemon);
 	return 0;
 fail:
 	free(keys);
@@ -110,6 +112,24 @@ void view_free(struct view *v)
 	free(v->svcs);
 	free(v->backends);
 	memset(v, 0, sizeof(*v));
+}
+
+enum view_daemon view_daemon(const struct view *v, double *age_s)
+{
+	const struct fs_daemon_state *hb = &v->daemon;
+	struct timespec ts;
+	double age, late;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	age = (double)ts.tv_sec + ts.tv_nsec / 1e9 - hb->last_tick_mono_ms / 1000.0;
+	if (age_s)
+		*age_s = age > 0 ? age : 0;
+	if (!hb->pid || !hb->last_tick_mono_ms)
+		return VIEW_DAEMON_UNKNOWN;
+	if (hb->flags & FS_DAEMON_F_STOPPED)
+		return VIEW_DAEMON_STOPPED;
+	late = 3 * hb->tick_ms / 1000.0;
+	return age <= (late > 1 ? late : 1) ? VIEW_DAEMON_TICKING : VIEW_DAEMON_SILENT;
 }
 
 const struct view_service *view_find(const struct view *v, const char *name)

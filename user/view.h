@@ -26,11 +26,22 @@ struct view {
 	struct view_service *svcs;      /* sorted by name */
 	struct view_backend *backends;  /* storage behind svcs[].be */
 	struct fs_global_stats global;
+	struct fs_daemon_state daemon;  /* its heartbeat */
+};
+
+/* What the heartbeat says of the daemon. */
+enum view_daemon {
+	VIEW_DAEMON_UNKNOWN,  /* no heartbeat: none ran, or an older version */
+	VIEW_DAEMON_TICKING,  /* it ticked within 3 periods (at least 1 s) */
+	VIEW_DAEMON_STOPPED,  /* it stopped on a signal */
+	VIEW_DAEMON_SILENT,   /* it stopped ticking: killed, crashed or hung */
 };
 
 /* Reads every service. Returns 0 or -errno. */
 int view_read(const struct fs_maps *m, struct view *v);
 void view_free(struct view *v);
+/* The daemon's state, and how long ago it last ticked (age_s, may be NULL). */
+enum view_daemon view_daemon(const struct view *v, double *age_s);
 /* The service called name, or NULL. */
 const struct view_service *view_find(const struct view *v, const char *name);
 

@@ -240,6 +240,21 @@ struct fs_service_state {
 };
 _Static_assert(sizeof(struct fs_service_state) == 88, "fs_service_state layout");
 
+/* daemon_state map value (array, one slot): the daemon's heartbeat, written every tick, so
+ * that a restarted daemon knows how long nobody was watching and the CLI can tell a
+ * daemon that stopped or hangs from one that decides. */
+#define FS_DAEMON_F_STOPPED 1u /* it stopped on a signal (not killed, not hung) */
+struct fs_daemon_state {
+	__u32 pid;
+	__u32 tick_ms;            /* its configured period */
+	__u32 flags;              /* FS_DAEMON_F_* */
+	__u32 pad;
+	__u64 started_ms;         /* CLOCK_REALTIME ms (Unix epoch) it started */
+	__u64 last_tick_mono_ms;  /* CLOCK_MONOTONIC ms of its last tick (or of its start) */
+	__u64 ticks;
+};
+_Static_assert(sizeof(struct fs_daemon_state) == 40, "fs_daemon_state layout");
+
 /* Per-second rates the daemon keeps in backend_model, x1000. */
 enum fs_rate {
 	FS_RATE_ATTEMPTS,
@@ -289,6 +304,7 @@ _Static_assert(sizeof(struct fs_backend_model) ==
 #define FS_MAP_RETRY_EVENTS "retry_events"
 #define FS_MAP_DEADLINES "deadlines"
 #define FS_MAP_DEADLINE_CTL "deadline_ctl"
+#define FS_MAP_DAEMON_STATE "daemon_state"
 
 /* Probe sockets carry this mark so the egress program never steers them. */
 #define FS_PROBE_MARK 0x46530001u

@@ -334,7 +334,7 @@ btc "the TC filter, handle 0xf5 prio 0xf5" 'tc filter show dev $IF ingress' "pre
 btc "the egress TC filter" 'tc filter show dev $IF egress' "pref 245 bpf" "handle 0xf5 fs_tc_egress"
 btc "pinned ingress program" 'bpftool prog show pinned $PIN/prog_tc_ingress' "sched_cls  name fs_tc_ingress" "btf_id"
 btc "pinned egress program" 'bpftool prog show pinned $PIN/prog_tc_egress' "sched_cls  name fs_tc_egress"
-btc "the pinned maps" 'ls $PIN' services flows backend_stats backend_traffic backend_pending global_stats service_ctl service_state backend_model
+btc "the pinned maps" 'ls $PIN' services flows backend_stats backend_traffic backend_pending global_stats service_ctl service_state backend_model daemon_state
 btc "services (on the backup)" 'bpftool map dump pinned $PIN/services' '"svc_id": 0' '"n_backends": 2' '"active": 1' \
 	'"flags"' '"connect_timeout_ms": 300' '"backend_ids": \[0,1,' '"backends"' '"backend_ifindex"' '"addr"' '"port": 36895' '"family": 4'
 btc "services, decoded by the docs' jq program" \
@@ -345,6 +345,8 @@ btc "one service by its address" \
 btc "service_state (one failover, name)" 'bpftool map lookup pinned $PIN/service_state key 0 0 0 0' \
 	'"failovers": 1' '"failbacks": 0' '"backoff_level"' '"all_down": 0' '"up_since_ms"' '"last_failback_ms"' \
 	'"last_switch_ms": [1-9]' '"name": "classifier"'
+btc "the daemon's heartbeat" 'bpftool map lookup pinned $PIN/daemon_state key 0 0 0 0' \
+	"\"pid\": $E2E_DAEMON_PID," '"tick_ms": 100' '"flags": 0' '"started_ms": [1-9]' '"last_tick_mono_ms": [1-9]' '"ticks": [1-9]'
 btc "service_ctl (automatic)" 'bpftool map lookup pinned $PIN/service_ctl key 0 0 0 0' '"mode": 0' '"forced_idx"' '"changed_ms"'
 btc "backend_stats of the primary (per CPU)" 'bpftool map lookup pinned $PIN/backend_stats key 0 0 0 0' \
 	'"cpu": 0' '"attempts"' '"syn_retrans"' '"established"' '"resets"' '"resets_connect"' '"timeouts"' '"icmp_errors"' \
@@ -414,6 +416,8 @@ rc=0
 wait "$E2E_DAEMON_PID" || rc=$?
 E2E_DAEMON_PID=""
 e2e_check "SIGTERM stops the daemon with exit 0 (no restart under Restart=on-failure)" eq "$rc" 0
+e2e_check "status says the daemon stopped (not silent)" \
+	eq "$(fsctl status --json | jq -r .daemon.state):$(fsctl status | grep -c '^daemon pid [0-9]*  STOPPED')" "stopped:1"
 out=$("$FS" run -c "$WORK/missing.conf" 2>&1) && rc=0 || rc=$?
 e2e_check "a configuration error exits 2 (RestartPreventExitStatus=2)" eq "$rc" 2
 for cap in $UNIT_CAPS; do
