@@ -12,6 +12,10 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define RST_WINDOW 65536u /* acceptable distance of a RST's seq from the expected one */
+/* ... and of a data or FIN segment's: larger than any receive window here (Linux's largest
+ * default receive buffer is 6 MiB), so that losses before this node never leave a way's
+ * tracked sequence behind for good, yet a blind guess rarely lands in it. */
+#define SEQ_WINDOW (16u << 20)
 #define ETH_HLEN 14
 #define __noinline __attribute__((noinline))
 #define VERDICT_TRY_RETRY 1000 /* handler to top frame: try retry_in_kernel() */
@@ -867,6 +871,16 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 	return 0;
 }
 
+/* A sequence number within window of a way's next one, either side (a retransmission, a
+ * reset answering what the other end acknowledged, data ahead of a loss before us). A
+ * blind segment farther away changes nothing: it must not move the tracked sequence (the
+ * next genuine reset would be refused), mark a FIN (the entries would be swept after the
+ * close linger, under a live connection) or keep the entry from the idle sweep. */
+static __always_inline bool seq_near(__u32 seq, __u32 nxt, __u32 window)
+{
+	return seq - nxt < window || nxt - seq < window;
+}
+
 /* A client packet of a tracked connection. */
 static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f,
 				      bool egress, bool retry)
@@ -878,25 +892,29 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 		if (handle_fwd_syn(skb, p, f, &t, retry))
 			return TC_ACT_SHOT;
 	} else {
-		bool fin = p->tcp_flags & TCP_FL_FIN;
+		bool fin = p->tcp_flags & TCP_FL_FIN, rst = p->tcp_flags & TCP_FL_RST;
+		bool near = seq_near(p->seq, f->snd_nxt, rst ? RST_WINDOW : SEQ_WINDOW);
 		__u32 end = p->seq + p->payload_len + (fin ? 1 : 0);
 
-		f->last_ns = bpf_ktime_get_coarse_ns();
-		if (p->tcp_flags & TCP_FL_RST) {
+		if (near)
+			f->last_ns = bpf_ktime_get_coarse_ns();
+		if (rst) {
 			/* Not deleted: a spoofed reset must not tear the flow out from under a
 			 * live connection. One near the client's next sequence (RFC 5961 spirit;
 			 * either side of it: a reset answering the backend carries what the
 			 * backend acknowledged, which may lag what passed here) flags the
 			 * entries, swept after the close linger; a blind one changes nothing
 			 * here (the backend judges it as well). */
-			if (p->seq - f->snd_nxt < RST_WINDOW || f->snd_nxt - p->seq < RST_WINDOW)
+			if (near)
 				flow_reset_seen(p, f);
-		} else if (!f->snd_nxt || (__s32)(end - f->snd_nxt) > 0) {
-			f->snd_nxt = end; /* 0: an entry from before snd_nxt was kept this way */
+		} else if (near) {
+			if ((__s32)(end - f->snd_nxt) > 0)
+				f->snd_nxt = end;
+			if (fin)
+				f->flags |= FS_FL_FIN;
 		}
-		if (fin)
-			f->flags |= FS_FL_FIN;
-		flow_close(p, f); /* last use of f */
+		if (near)
+			flow_close(p, f); /* last use of f */
 	}
 	count_to(t.backend_id, skb);
 	return steer_out(skb, p, &t, egress);
@@ -918,7 +936,10 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 		t->pkts_from++;
 		t->bytes_from += skb->len;
 	}
-	f->last_ns = bpf_ktime_get_coarse_ns();
+	/* A segment of an open connection keeps it from the idle sweep only if near (a reset
+	 * only if acceptable, below). */
+	if (f->state == FS_ST_SYN_SENT || (!(fl & TCP_FL_RST) && seq_near(p->seq, f->snd_nxt, SEQ_WINDOW)))
+		f->last_ns = bpf_ktime_get_coarse_ns();
 	if (fl & TCP_FL_RST) {
 		bool ok, connecting = f->state == FS_ST_SYN_SENT;
 
@@ -947,6 +968,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 				s->resets++;
 				evidence_counted(f->backend_id);
 			}
+			f->last_ns = bpf_ktime_get_coarse_ns();
 			flow_reset_seen(p, f);
 		} else {
 			g = gstats();
@@ -970,7 +992,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 				t->latency_hist[log2_u64(us) & (FS_LAT_BUCKETS - 1)]++;
 			}
 		}
-	} else {
+	} else if (seq_near(p->seq, f->snd_nxt, SEQ_WINDOW)) {
 		__u32 end = p->seq + p->payload_len + (fl & TCP_FL_FIN ? 1 : 0);
 
 		if ((__s32)(end - f->snd_nxt) > 0)

@@ -44,7 +44,6 @@
 #define PER_ID_READ_RATIO 8
 #define FULL_READ_TICKS 10
 #define ROUTE_REFRESH_S 5.0
-#define DOWN_MASK_P 0.5 /* zero-error retries skip backends at least this likely down */
 
 struct backend_rt {
 	__u32 id;
@@ -196,7 +195,7 @@ static __u8 down_mask_of(const struct service_rt *s)
 	__u8 mask = 0;
 
 	for (int b = 0; b < s->cfg.n_backends; b++)
-		if (s->det.models[b].p_down >= DOWN_MASK_P)
+		if (s->det.models[b].p_down >= DET_ACCEPTABLE_P_DOWN)
 			mask |= (__u8)(1u << b);
 	return mask;
 }
@@ -489,20 +488,20 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 				memset(be->rate, 0, sizeof(be->rate));
 			}
 		}
-		/* Its active site removed: the first backend the models do not believe down,
-		 * not the primary blindly (a dead one would take new connections until the next
-		 * tick failed the service over again, counted as a failover). */
+		/* Its active site removed: the first backend the models believe up, as a
+		 * failover would choose, not the primary blindly (a dead one would take new
+		 * connections until the detector failed the service over again). */
 		if (active_gone[i]) {
 			int b = 0;
 
-			while (b < s->cfg.n_backends && s->det.models[b].p_down >= s->set.failover_threshold)
+			while (b < s->cfg.n_backends && s->det.models[b].p_down >= DET_ACCEPTABLE_P_DOWN)
 				b++;
 			if (b == s->cfg.n_backends)
 				b = 0; /* all believed down: the primary, as for a new service */
 			s->val.active = (__u8)b;
 			s->det.active = b;
 			log_info("service %s: its active backend was removed: now on backend %d, the first "
-				 "not believed down", s->cfg.name, b);
+				 "more likely up than down", s->cfg.name, b);
 		}
 		s->val.down_mask = down_mask_of(s);
 		if (reused_svc) {
@@ -782,6 +781,7 @@ static void tick(struct daemon *d, double now, double dt)
 	rc = read_fault_counters(d);
 	if (rc) {
 		log_warn("reading counters: %s", strerror(-rc));
+		heartbeat(d, now, 0); /* alive, if blind this tick */
 		return;
 	}
 	for (int i = 0; i < d->n_svcs; i++) {

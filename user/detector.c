@@ -5,7 +5,6 @@
 
 #include "stats.h"
 
-#define ACCEPTABLE_P_DOWN 0.5 /* a failover target must be more likely up than down */
 #define FLAP_WINDOW_MIN_S 10.0
 
 void det_service_init(struct det_service *s, int n_backends, int active)
@@ -135,7 +134,7 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 		 * from (backups carry no traffic and are not probed while all is well) only
 		 * after the probes sent since the active one looked down had time to speak. */
 		for (int j = 0; j < s->n_backends && target < 0; j++) {
-			if (j == s->active || s->models[j].p_down >= ACCEPTABLE_P_DOWN)
+			if (j == s->active || s->models[j].p_down >= DET_ACCEPTABLE_P_DOWN)
 				continue;
 			if (s->last_ok_s[j] >= 0 && now_s - s->last_ok_s[j] <= DET_FRESH_S)
 				target = j;

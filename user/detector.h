@@ -12,6 +12,7 @@
 #define DET_MAX_BACKOFF 6 /* failback hold grows up to 64x */
 #define DET_FRESH_S 30.0  /* a success this recent says a backend is up */
 #define DET_BLIND_S 1.0   /* how long a failover waits for such evidence about a backup */
+#define DET_ACCEPTABLE_P_DOWN 0.5 /* a backend to move to must be more likely up than down */
 
 /* Per-service settings, from the config. */
 struct det_settings {

@@ -410,6 +410,10 @@ int maps_open_pinned(const char *pin_path, struct fs_maps *m, char *err, size_t 
 		if (*map_fd_slot(m, i) < 0) {
 			int e = errno;
 
+			/* Pinned by an older daemon (an upgrade under way): no heartbeat to show. */
+			if (e == ENOENT && !strcmp(map_names[i], FS_MAP_DAEMON_STATE))
+				continue;
+
 			snprintf(err, len, "%s: %s%s", path, strerror(e),
 				 e == ENOENT ? " (is failsteer running? see --pin-path)" : "");
 			maps_close(m);

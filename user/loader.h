@@ -47,7 +47,7 @@ int loader_detach(const char *pin_path, char *err, size_t len);
 
 /* Marks every map fd as not open (-1). */
 void maps_init(struct fs_maps *m);
-/* Opens the pinned maps under pin_path (CLI). */
+/* Opens the pinned maps under pin_path (CLI); daemon_state may be missing (-1). */
 int maps_open_pinned(const char *pin_path, struct fs_maps *m, char *err, size_t len);
 void maps_close(struct fs_maps *m);
 

@@ -957,6 +957,76 @@ static void test_unclean_close_swept_both_ways(void **state)
 	expect_swept_after_close_linger(2, true);
 }
 
+/* Sum of the entries' last packet times. */
+static __u64 flows_last_ns(void)
+{
+	struct fs_flow_key key, next;
+	struct fs_flow val;
+	__u64 sum = 0;
+	int err;
+
+	for (err = bpf_map__get_next_key(E.skel->maps.flows, NULL, &key, sizeof(key)); !err;
+	     err = bpf_map__get_next_key(E.skel->maps.flows, &key, &next, sizeof(key)), key = next)
+		if (!bpf_map__lookup_elem(E.skel->maps.flows, &key, sizeof(key), &val, sizeof(val), 0))
+			sum += val.last_ns;
+	return sum;
+}
+
+/* Segments far (beyond 16 MiB) from a way's next sequence (blind, spoofed) are steered
+ * but change no state: a FIN either way does not doom the entries to the close-linger
+ * sweep, data does not move the tracked sequence (a genuine reset near it is still taken
+ * either way), and none of them keeps the entries from the idle sweep. */
+static void test_blind_segments_change_nothing(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42200, 100, 9000 };
+	__u32 i = c.isn, s = c.srv_isn, far = 100000000;
+	struct pkt_spec in, want;
+	__u64 last;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, 0);
+	open_on_backup(&c);
+	last = flows_last_ns();
+	usleep(20000); /* the coarse clock moves on */
+	client_to_backup(&c, TH_ACK | TH_FIN, i + 1 + far, s + 1);
+	backup_to_client(&c, TH_ACK | TH_FIN, s + 1 + far, i + 1, 0);
+	in = c_pkt(&c, VIP4_VIRT, PORT, TH_ACK | TH_PSH, i + 1 + far, s + 1);
+	want = c_pkt(&c, BAK4, BAK_PORT, TH_ACK | TH_PSH, i + 1 + far, s + 1);
+	in.payload_len = want.payload_len = 100;
+	expect_rewrite(&in, &want);
+	backup_to_client(&c, TH_ACK | TH_PSH, s + 1 + far, i + 1, 100);
+	assert_true(flows_last_ns() == last);
+	expect_swept_after_close_linger(2, false);
+	/* The real ends of the connection still count: the backend's reset at its next
+	 * sequence is one reset, the client's at its next one closes the entries. */
+	backup_to_client(&c, TH_RST, s + 1, 0, 0);
+	assert_int_equal(backend(11).resets, 1);
+	client_to_backup(&c, TH_RST | TH_ACK, i + 1, s + 1);
+	expect_swept_after_close_linger(2, true);
+
+	/* A blind FIN, then the real close: the entries go with its last ACK. */
+	clear_flows();
+	c.cport = 42201;
+	open_on_backup(&c);
+	client_to_backup(&c, TH_ACK | TH_FIN, i + 1 + far, s + 1);
+	client_to_backup(&c, TH_ACK | TH_FIN, i + 1, s + 1); /* the real FIN: ends at i+2 */
+	backup_to_client(&c, TH_ACK | TH_FIN, s + 1, i + 2, 0);
+	client_to_backup(&c, TH_ACK, i + 2, s + 2);
+	assert_int_equal(count_flows(), 0);
+
+	/* Data after a loss of less than the window before this node moves the sequence on:
+	 * a FIN at its end still closes cleanly. */
+	c.cport = 42202;
+	open_on_backup(&c);
+	in = c_pkt(&c, VIP4_VIRT, PORT, TH_ACK | TH_PSH | TH_FIN, i + 1 + 200000, s + 1);
+	want = c_pkt(&c, BAK4, BAK_PORT, TH_ACK | TH_PSH | TH_FIN, i + 1 + 200000, s + 1);
+	in.payload_len = want.payload_len = 100;
+	expect_rewrite(&in, &want); /* FIN ends at i + 200102 */
+	backup_to_client(&c, TH_ACK | TH_FIN, s + 1, i + 200102, 0);
+	client_to_backup(&c, TH_ACK, i + 200102, s + 2);
+	assert_int_equal(count_flows(), 0);
+}
+
 /* A new connection on the tuple of a finished one (the client reused its port): tracked
  * afresh, its answers reverse-rewritten, its connect deadline armed. */
 static void test_port_reuse_new_connection(void **state)
@@ -1640,6 +1710,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_flow_table_evicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_close_frees_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclean_close_swept_both_ways, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blind_segments_change_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_keeps_deadlines_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v4, setup, teardown),

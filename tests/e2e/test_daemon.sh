@@ -318,9 +318,15 @@ e2e_check "[removed] the active backend removed by reload: on the backup at once
 SVC_BACKENDS="$DEAD4:$SVC_PORT $PRI4:$SVC_PORT $BAK4:$SVC_PORT" FAILBACK_HOLD_MS=4000 \
 	FLOW_IDLE_TIMEOUT_S=2 e2e_config "failback_threshold = 0.999"
 reload_and_wait
-# Back on the primary's site (added again by the reload: a new backend, no hold yet).
+# Back on the primary's site (added again by the reload: a new backend, no hold yet), by
+# hand: forced, seen by the daemon, then automatic again.
+autos_on_1() { grep -c "service classifier: auto: back to automatic decisions (operator), on backend 1" "$DLOG" || true; }
+autos_before=$(autos_on_1)
 fsctl failover classifier 1 >/dev/null
+sleep 0.5
 fsctl auto classifier >/dev/null
+e2e_check "[sweep] back on the primary's site by hand, automatic again" \
+	wait_until 3 eval '[ "$(autos_on_1)" -gt "$autos_before" ] && [ "$(active_backend)" = 1 ]'
 ip netns exec "${P}cli" $PY - "$PRI4" "$SVC_PORT" >"$WORK/idle.out" 2>&1 <<'PYIDLE' &
 import socket, sys, time
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
