@@ -511,7 +511,10 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			s->det.failbacks = s->st.failbacks;
 			/* CLOCK_MONOTONIC is the machine's: a restarted daemon keeps the flap
 			 * history (and, from the models, failback holds under way). */
+			/* Only the back-off clock is kept: the flap window runs from it too
+			 * (a failover soon after a lowering then counts as a flap: cautious). */
 			s->det.last_failback_s = s->st.last_failback_ms ? s->st.last_failback_ms / 1000.0 : -1;
+			s->det.backoff_clock_s = s->det.last_failback_s;
 			ctl = d->ctl_map[s->svc_id];
 			forced_follow_site(m, s, was, &ctl);
 			s->ctl_changed_ms = ctl.changed_ms;
@@ -834,7 +837,7 @@ static void tick(struct daemon *d, double now, double dt)
 		s->st.failbacks = s->det.failbacks;
 		s->st.backoff_level = (__u32)s->det.backoff_level;
 		s->st.all_down = s->det.all_down;
-		s->st.last_failback_ms = s->det.last_failback_s < 0 ? 0 : (__u64)(s->det.last_failback_s * 1000);
+		s->st.last_failback_ms = s->det.backoff_clock_s < 0 ? 0 : (__u64)(s->det.backoff_clock_s * 1000);
 		s->st.up_since_ms = s->det.good_since_s[0] < 0 ? 0 : (__u64)(s->det.good_since_s[0] * 1000);
 		d->states[s->svc_id] = s->st;
 		/* No evidence, no model step (model_step): only what was stepped is saved. */

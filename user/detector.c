@@ -21,6 +21,7 @@ void det_service_init(struct det_service *s, int n_backends, int active)
 	s->forced_idx = 0;
 	s->backoff_level = 0;
 	s->last_failback_s = -1;
+	s->backoff_clock_s = -1;
 	s->all_down = false;
 	s->failovers = s->failbacks = 0;
 }
@@ -172,15 +173,16 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 
 	for (int j = 0; j < s->active; j++) {
 		if (s->good_since_s[j] >= 0 && now_s - s->good_since_s[j] >= hold) {
-			s->last_failback_s = now_s;
+			s->last_failback_s = s->backoff_clock_s = now_s;
 			return switch_to(s, j, DET_FAILBACK, set, obs, why, whylen);
 		}
 	}
-	/* A long quiet stretch after a failback earns back one level of back-off. */
-	if (s->active == 0 && s->backoff_level > 0 && s->last_failback_s >= 0 &&
-	    now_s - s->last_failback_s >= 10 * hold) {
+	/* A long quiet stretch after a failback earns back one level of back-off, and each
+	 * such stretch after that another (the flap window still runs from the failback). */
+	if (s->active == 0 && s->backoff_level > 0 && s->backoff_clock_s >= 0 &&
+	    now_s - s->backoff_clock_s >= 10 * hold) {
 		s->backoff_level--;
-		s->last_failback_s = now_s;
+		s->backoff_clock_s = now_s;
 	}
 	return DET_NONE;
 }

@@ -55,7 +55,9 @@ struct det_service {
 	int mode;               /* FS_MODE_AUTO / FS_MODE_FORCED */
 	int forced_idx;
 	int backoff_level;
-	double last_failback_s; /* <0: never */
+	double last_failback_s; /* the last failback (a failover soon after is a flap), <0: never */
+	double backoff_clock_s; /* since when the back-off level holds: the last failback or the
+				 * last lowering of the level, <0: never */
 	bool all_down;
 	unsigned failovers, failbacks;
 };

@@ -234,7 +234,8 @@ struct fs_service_state {
 	__u32 backoff_level;    /* failback hold is failback_hold_ms << backoff_level */
 	__u32 all_down;         /* 1 while every backend looked down (node network suspected) */
 	__u64 up_since_ms;      /* CLOCK_MONOTONIC ms since the primary looked up, 0 if not */
-	__u64 last_failback_ms; /* CLOCK_MONOTONIC ms of the last failback */
+	__u64 last_failback_ms; /* CLOCK_MONOTONIC ms of the last failback, or of the last
+				 * lowering of backoff_level since (its clock) */
 	__u64 last_switch_ms;   /* CLOCK_REALTIME ms of the last change of active backend */
 	char name[FS_SERVICE_NAME_MAX]; /* the config's service name, for the CLI and bpftool */
 };

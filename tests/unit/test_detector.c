@@ -172,6 +172,47 @@ static void test_flapping_primary_backs_off(void **state)
 		assert_true(holds[i] > holds[i - 1]);
 }
 
+/* Ticks with the primary up or down: traffic to the active backend, a probe a tick to the
+ * other. */
+static void sim_primary(struct sim *x, int ticks, bool up)
+{
+	for (int t = 0; t < ticks; t++) {
+		double act0 = x->s.active == 0 ? 20 : 1;
+
+		sim_tick(x, (double[]){ up ? act0 : 0, x->s.active == 1 ? 20 : 1 }, (double[]){ up ? 0 : act0, 0 });
+	}
+}
+
+/* Back-off earned by a flap is earned back after a long quiet stretch; a failure soon after
+ * that (but long after the last failback) is a new fault, not a flap. */
+static void test_backoff_lowering_is_not_a_flap(void **state)
+{
+	struct sim x;
+
+	(void)state;
+	sim_init(&x, 2);
+	x.set.failback_hold_s = 1.0;
+	warm_up(&x, 100);
+	sim_primary(&x, 10, false);
+	assert_int_equal(x.s.active, 1);
+	sim_primary(&x, 30, true);  /* failback after the 1 s hold */
+	assert_int_equal(x.s.active, 0);
+	sim_primary(&x, 10, false); /* a flap: the next hold doubles */
+	assert_int_equal(x.s.active, 1);
+	assert_int_equal(x.s.backoff_level, 1);
+	sim_primary(&x, 40, true);  /* failback after 2 s */
+	assert_int_equal(x.s.active, 0);
+	/* 10 holds (20 s) of quiet on the primary earn the level back. */
+	for (int t = 0; t < 300 && x.s.backoff_level; t++)
+		sim_primary(&x, 1, true);
+	assert_int_equal(x.s.backoff_level, 0);
+	sim_primary(&x, 10, true);  /* a second later, a new fault */
+	sim_primary(&x, 10, false);
+	assert_int_equal(x.s.active, 1);
+	assert_int_equal(x.s.backoff_level, 0);
+	assert_true(det_hold_s(&x.s, &x.set) == 1.0);
+}
+
 static void test_manual_override_wins_until_auto(void **state)
 {
 	struct sim x;
@@ -381,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_silence_never_fails_over),
 		cmocka_unit_test(test_failback_only_after_hold),
 		cmocka_unit_test(test_flapping_primary_backs_off),
+		cmocka_unit_test(test_backoff_lowering_is_not_a_flap),
 		cmocka_unit_test(test_manual_override_wins_until_auto),
 		cmocka_unit_test(test_all_down_keeps_choice),
 		cmocka_unit_test(test_failover_skips_down_backup),
