@@ -35,6 +35,10 @@
 /* Probes per round to a backend believed down: enough to see a recovery within a second or
  * so; half as many while the service is backing off (it has been flapping: no hurry). */
 #define PROBE_BURST 8
+/* A backend in doubt (P(down) above PROBE_SUSPICION) while the service is healthy gets one
+ * probe every this many probe intervals until trusted again: its down-mask bit (zero-error
+ * retries skip it) and the next failover's choice must not rest on what was true long ago. */
+#define PROBE_IDLE_SPREAD 4
 #define RATE_WINDOW_S 1.0
 #define RATE_FLOOR 1e-4 /* per second: a smoothed rate below this is zero */
 /* Fault counters are read for the backends the data path flagged (backend_pending), one
@@ -560,12 +564,20 @@ static void probe_done(void *ctx, __u32 tag, bool ok)
 
 /* Probes only where passive evidence is missing: the backends a failover would move to
  * or a failback would return to. A healthy primary with traffic costs no probes at all. */
+static bool any_in_doubt(const struct service_rt *s)
+{
+	for (int b = 0; b < s->cfg.n_backends; b++)
+		if (s->det.models[b].p_down > PROBE_SUSPICION)
+			return true;
+	return false;
+}
+
 static void schedule_probes(struct daemon *d, struct service_rt *s, double now)
 {
 	bool suspicious = s->det.active != 0 ||
 			  s->det.models[s->det.active].p_down > PROBE_SUSPICION;
 
-	if (!s->cfg.probe_interval_ms || !suspicious)
+	if (!s->cfg.probe_interval_ms || (!suspicious && !any_in_doubt(s)))
 		return;
 	for (int b = 0; b < s->cfg.n_backends; b++) {
 		struct backend_rt *be = &s->be[b];
@@ -573,7 +585,9 @@ static void schedule_probes(struct daemon *d, struct service_rt *s, double now)
 
 		if (b == s->det.active || now < be->next_probe_s)
 			continue;
-		be->next_probe_s = now + s->cfg.probe_interval_ms / 1000.0;
+		if (!suspicious && s->det.models[b].p_down <= PROBE_SUSPICION)
+			continue; /* healthy and trusted: no probe traffic */
+		be->next_probe_s = now + s->cfg.probe_interval_ms / 1000.0 * (suspicious ? 1 : PROBE_IDLE_SPREAD);
 		for (int i = 0; i < burst; i++)
 			if (probes_start(d->probes, &be->ep, s->cfg.connect_timeout_ms, be->id, now,
 					 probe_done, d) == -EBUSY)
@@ -816,10 +830,9 @@ static void tick(struct daemon *d, double now, double dt)
 			be->prev = *cur;
 			be->probe_ok = be->probe_fail = 0;
 		}
-		/* Nothing seen and nothing pending (no probes either: the primary is trusted):
-		 * the decision step would change nothing. */
-		if (!any && det_at_rest(&s->det, &s->set) &&
-		    s->det.models[0].p_down <= PROBE_SUSPICION)
+		/* Nothing seen and nothing pending (no probes either: every backend is
+		 * trusted): the decision step would change nothing. */
+		if (!any && det_at_rest(&s->det, &s->set) && !any_in_doubt(s))
 			continue;
 		ev = det_tick(&s->det, &s->set, &d->mp, obs, now, why, sizeof(why));
 		if (ev != DET_NONE)

@@ -10,6 +10,7 @@
 # collide (connect() takes even ports first) and a probe has exactly one port that works.
 # The old code (the kernel's choice) fails here: P(down) of the healthy primary reached 1.
 # Ports the operator reserved (ip_local_reserved_ports) are left alone as connect() does.
+# Last, a backup found down stays probed after the service is healthy again, until trusted.
 set -eu
 E2E_ARG_BUILD=${1:-build}
 source "$(dirname "$0")/lib.sh"
@@ -134,5 +135,37 @@ read -r free reserved < <(ip netns exec "${P}pri" nft list table inet fsports |
 report "probe SYNs at the primary from port 40010: $free, from the reserved 40011: $reserved"
 e2e_check "probes came from the unreserved port" ge "$free" 2
 e2e_check "no probe came from the reserved port" eq "$reserved" 0
+
+# -- a backup believed down stays probed once all is well again, until believed up: vip4 is
+# forced onto its backup, which is down (the data path retries its connections at the
+# primary), then back on its healthy primary; the backup comes back meanwhile.
+ip netns exec "${P}pri" nft delete table inet fsports
+edge sysctl -qw net.ipv4.ip_local_reserved_ports=
+edge sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
+backup_p_down() { fsctl status --json vip4 | $PY -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["backends"][1]["p_down"])'; }
+backup_believed() { # up (trusted: P(down) <= 0.01) | down
+	local p
+	p=$(backup_p_down) || return 1
+	if [ "$1" = up ]; then le "$p" 0.01; else ge "$p" 0.5; fi
+}
+stop_site "$P" backup
+ip netns exec "${P}edge" $PY "$E2E_ROOT/scripts/loadgen.py" --target "$VIP4:80" --rate 20 \
+	--duration 3 --log "$WORK/down.log" >"$WORK/down.out" 2>&1
+e2e_check "[recheck] connections to the dead backup taught its model it is down" backup_believed down
+fsctl failback vip4 >/dev/null
+fsctl auto vip4 >/dev/null
+sleep 1
+start_site "$P" backup
+t0=$(now)
+e2e_check "[recheck] the backup, back, is trusted again with the primary healthy (within 20 s)" \
+	wait_until 20 backup_believed up
+report "the backup trusted again $(printf %.1f "$(echo "$(now) - $t0" | bc -l)") s after it came back (probe_interval_ms 250)"
+e2e_check "[recheck] ... and vip4 stayed on its primary" eq "$(fsctl status --json vip4 | jq .services[0].active)" 0
+# Probe SYNs from the edge's address on the backup's link, counted at the backup.
+topo_probe_count_start "$P"
+sleep 3
+probes_after=$(topo_probe_count_read "$P" bak)
+topo_probe_count_stop "$P"
+e2e_check "[recheck] once trusted it is no longer probed (no SYN at the backup in 3 s)" eq "$probes_after" 0
 
 e2e_finish
