@@ -35,8 +35,8 @@
 /* Probes per round to a backend believed down: enough to see a recovery within a second or
  * so; half as many while the service is backing off (it has been flapping: no hurry). */
 #define PROBE_BURST 8
-/* A backend in doubt (P(down) above PROBE_SUSPICION) while the service is healthy gets one
- * probe every this many probe intervals until trusted again: its down-mask bit (zero-error
+/* A backend in doubt (P(down) above PROBE_SUSPICION) while the service is healthy gets its
+ * round of probes every this many probe intervals until trusted again: its down-mask bit (zero-error
  * retries skip it) and the next failover's choice must not rest on what was true long ago. */
 #define PROBE_IDLE_SPREAD 4
 #define RATE_WINDOW_S 1.0

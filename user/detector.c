@@ -132,7 +132,8 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 		if (s->down_since_s < 0)
 			s->down_since_s = now_s;
 		/* The first acceptable backend that recently answered; one nothing was heard
-		 * from (backups carry no traffic and are not probed while all is well) only
+		 * from (backups carry no traffic and, once trusted, are not probed while all is
+		 * well) only
 		 * after the probes sent since the active one looked down had time to speak. */
 		for (int j = 0; j < s->n_backends && target < 0; j++) {
 			if (j == s->active || s->models[j].p_down >= DET_ACCEPTABLE_P_DOWN)

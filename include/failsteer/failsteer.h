@@ -81,12 +81,13 @@ _Static_assert(sizeof(struct fs_flow_key) == 40, "fs_flow_key layout");
 /* flows map value (LRU). Written by the BPF programs; swept by userspace. */
 struct fs_flow {
 	__u64 syn_ns;            /* when the SYN was steered to the current backend */
-	__u64 last_ns;           /* last packet, coarse clock, for the idle sweep */
+	__u64 last_ns;           /* last in-window packet, coarse clock, for the idle sweep */
 	struct fs_endpoint nat;  /* FWD: backend to send to; REV: service to answer as */
 	__u32 backend_id;        /* index into backend_stats */
 	__u32 client_isn;        /* sequence number of the client's SYN */
-	__u32 snd_nxt;           /* next sequence number of this way's sender: REV: tracked for the
-				  * RST window; FWD: set when the client's FIN passes */
+	__u32 snd_nxt;           /* next sequence number of this way's sender (FWD: from the
+				  * client's SYN, REV: from the SYN-ACK), moved on by data and FIN
+				  * segments near it; resets and FINs are judged against it */
 	__u32 syn_slot;          /* 1 + slot of the client's SYN in syn_store, 0 = none kept */
 	__u8 dir;                /* FS_DIR_* */
 	__u8 state;              /* FS_ST_* (REV) */
@@ -241,7 +242,8 @@ struct fs_service_state {
 };
 _Static_assert(sizeof(struct fs_service_state) == 88, "fs_service_state layout");
 
-/* daemon_state map value (array, one slot): the daemon's heartbeat, written every tick, so
+/* daemon_state map value (array, one slot): the daemon's heartbeat, written at its start,
+ * every tick and at a clean stop, so
  * that a restarted daemon knows how long nobody was watching and the CLI can tell a
  * daemon that stopped or hangs from one that decides. */
 #define FS_DAEMON_F_STOPPED 1u /* it stopped on a signal (not killed, not hung) */
@@ -251,7 +253,7 @@ struct fs_daemon_state {
 	__u32 flags;              /* FS_DAEMON_F_* */
 	__u32 pad;
 	__u64 started_ms;         /* CLOCK_REALTIME ms (Unix epoch) it started */
-	__u64 last_tick_mono_ms;  /* CLOCK_MONOTONIC ms of its last tick (or of its start) */
+	__u64 last_tick_mono_ms;  /* CLOCK_MONOTONIC ms of its last tick, start or clean stop */
 	__u64 ticks;
 };
 _Static_assert(sizeof(struct fs_daemon_state) == 40, "fs_daemon_state layout");
