@@ -31,14 +31,17 @@
 #include "stats.h"
 
 #define SWEEP_INTERVAL_S 10.0
-#define PROBE_SUSPICION 0.01 /* P(active down) above which backups get probed too */
+#define PROBE_SUSPICION DET_DOUBT_P_DOWN /* P(active down) above which backups get probed too */
 /* Probes per round to a backend believed down: enough to see a recovery within a second or
  * so; half as many while the service is backing off (it has been flapping: no hurry). */
 #define PROBE_BURST 8
-/* A backend in doubt (P(down) above PROBE_SUSPICION) while the service is healthy gets its
- * round of probes every this many probe intervals until trusted again: its down-mask bit (zero-error
- * retries skip it) and the next failover's choice must not rest on what was true long ago. */
+/* A backend in doubt (det_in_doubt()) while the service is healthy gets its round of probes
+ * every PROBE_IDLE_SPREAD probe intervals until trusted again: its down-mask bit (zero-error
+ * retries skip it) and the next failover's choice must not rest on what was true long ago.
+ * Each round that nothing answered doubles the spacing, up to PROBE_IDLE_SPREAD <<
+ * PROBE_IDLE_MAX_SHIFT intervals: a backend gone for good costs little. */
 #define PROBE_IDLE_SPREAD 4
+#define PROBE_IDLE_MAX_SHIFT 3
 #define RATE_WINDOW_S 1.0
 #define RATE_FLOOR 1e-4 /* per second: a smoothed rate below this is zero */
 /* Fault counters are read for the backends the data path flagged (backend_pending), one
@@ -56,6 +59,9 @@ struct backend_rt {
 	double next_probe_s;
 	double rate[FS_RATE_NR];     /* per second, smoothed over RATE_WINDOW_S */
 	bool settled;                /* rates decayed to zero and model saved: idle is free */
+	bool answered;               /* a probe answered since the last round was sent */
+	bool idle_round;             /* the last round was an idle re-check (see PROBE_IDLE_SPREAD) */
+	int idle_silent;             /* idle rounds in a row that nothing answered (capped) */
 	struct fs_backend_stats prev;
 };
 
@@ -556,38 +562,59 @@ static void probe_done(void *ctx, __u32 tag, bool ok)
 
 	if (tag >= d->n_backend_ids || !(s = d->owner[tag]))
 		return; /* a probe of a backend removed by a reload */
-	if (ok)
+	if (ok) {
 		s->be[d->owner_idx[tag]].probe_ok++;
-	else
+		s->be[d->owner_idx[tag]].answered = true;
+	} else
 		s->be[d->owner_idx[tag]].probe_fail++;
 }
 
-/* Probes only where passive evidence is missing: the backends a failover would move to
- * or a failback would return to. A healthy primary with traffic costs no probes at all. */
-static bool any_in_doubt(const struct service_rt *s)
+/* A service at rest has an idle re-check due (one that probes). */
+static bool idle_probe_due(const struct daemon *d, const struct service_rt *s, double now)
 {
+	if (!s->cfg.probe_interval_ms)
+		return false;
 	for (int b = 0; b < s->cfg.n_backends; b++)
-		if (s->det.models[b].p_down > PROBE_SUSPICION)
+		if (b != s->det.active && now >= s->be[b].next_probe_s && det_in_doubt(&s->det.models[b], &d->mp))
 			return true;
 	return false;
 }
 
+/* Probes only where passive evidence is missing: the backends a failover would move to
+ * or a failback would return to, and backends in doubt. A healthy service whose backends
+ * are all trusted costs no probe at all. */
 static void schedule_probes(struct daemon *d, struct service_rt *s, double now)
 {
+	double interval = s->cfg.probe_interval_ms / 1000.0;
 	bool suspicious = s->det.active != 0 ||
 			  s->det.models[s->det.active].p_down > PROBE_SUSPICION;
 
-	if (!s->cfg.probe_interval_ms || (!suspicious && !any_in_doubt(s)))
+	if (!s->cfg.probe_interval_ms)
 		return;
 	for (int b = 0; b < s->cfg.n_backends; b++) {
 		struct backend_rt *be = &s->be[b];
 		int burst = s->det.models[b].p_down <= 0.5 ? 1 : s->det.backoff_level ? PROBE_BURST / 2 : PROBE_BURST;
+		double spacing = 1;
 
-		if (b == s->det.active || now < be->next_probe_s)
+		if (b == s->det.active)
 			continue;
-		if (!suspicious && s->det.models[b].p_down <= PROBE_SUSPICION)
-			continue; /* healthy and trusted: no probe traffic */
-		be->next_probe_s = now + s->cfg.probe_interval_ms / 1000.0 * (suspicious ? 1 : PROBE_IDLE_SPREAD);
+		/* Suspicion cuts an idle re-check's spacing short. */
+		if (suspicious && be->idle_round && be->next_probe_s > now + interval)
+			be->next_probe_s = now;
+		if (now < be->next_probe_s)
+			continue;
+		if (!suspicious) {
+			if (!det_in_doubt(&s->det.models[b], &d->mp))
+				continue; /* healthy and trusted: no probe traffic */
+			if (be->idle_round && !be->answered)
+				be->idle_silent += be->idle_silent < PROBE_IDLE_MAX_SHIFT;
+			else
+				be->idle_silent = 0;
+			spacing = PROBE_IDLE_SPREAD << be->idle_silent;
+		}
+		be->idle_round = !suspicious;
+		be->answered = false;
+		be->next_probe_s = now + interval * spacing;
 		for (int i = 0; i < burst; i++)
 			if (probes_start(d->probes, &be->ep, s->cfg.connect_timeout_ms, be->id, now,
 					 probe_done, d) == -EBUSY)
@@ -830,9 +857,11 @@ static void tick(struct daemon *d, double now, double dt)
 			be->prev = *cur;
 			be->probe_ok = be->probe_fail = 0;
 		}
-		/* Nothing seen and nothing pending (no probes either: every backend is
-		 * trusted): the decision step would change nothing. */
-		if (!any && det_at_rest(&s->det, &s->set) && !any_in_doubt(s))
+		/* Nothing seen and nothing pending (no probes either: the primary is trusted,
+		 * and no idle re-check of a backend in doubt is due): the decision step would
+		 * change nothing. */
+		if (!any && det_at_rest(&s->det, &s->set) && s->det.models[0].p_down <= PROBE_SUSPICION &&
+		    !idle_probe_due(d, s, now))
 			continue;
 		ev = det_tick(&s->det, &s->set, &d->mp, obs, now, why, sizeof(why));
 		if (ev != DET_NONE)

@@ -26,6 +26,16 @@ void det_service_init(struct det_service *s, int n_backends, int active)
 	s->failovers = s->failbacks = 0;
 }
 
+bool det_in_doubt(const struct model *m, const struct model_params *mp)
+{
+	double P[2][2];
+
+	if (m->p_down <= DET_DOUBT_P_DOWN)
+		return false;
+	model_transitions(m, mp, P);
+	return m->p_down > 2 * P[MODEL_UP][MODEL_DOWN];
+}
+
 double det_hold_s(const struct det_service *s, const struct det_settings *set)
 {
 	return set->failback_hold_s * (double)(1u << s->backoff_level);

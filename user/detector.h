@@ -75,6 +75,14 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
  * The daemon skips such a service on a tick where none of its backends saw anything. */
 bool det_at_rest(const struct det_service *s, const struct det_settings *set);
 
+/* Above this P(down) a backend is not trusted: the active one makes its service suspect,
+ * another one is in doubt (det_in_doubt). Either gets probed. */
+#define DET_DOUBT_P_DOWN 0.01
+/* A backend whose P(down) is above DET_DOUBT_P_DOWN and above twice its learned per-tick
+ * up->down rate: probes can still argue it lower (one answer a round holds a backend that
+ * often fails near that rate: no reason to keep probing it). */
+bool det_in_doubt(const struct model *m, const struct model_params *mp);
+
 /* Current failback hold in seconds, back-off included. */
 double det_hold_s(const struct det_service *s, const struct det_settings *set);
 

@@ -154,11 +154,21 @@ ip netns exec "${P}edge" $PY "$E2E_ROOT/scripts/loadgen.py" --target "$VIP4:80" 
 e2e_check "[recheck] connections to the dead backup taught its model it is down" backup_believed down
 fsctl failback vip4 >/dev/null
 fsctl auto vip4 >/dev/null
-sleep 1
+# Still down: each round (a burst of 8, every 4 probe intervals = 1 s) that nothing answers
+# doubles the spacing, up to 32 intervals (8 s): rounds at about 0, 1, 3, 7, 15 s. Over
+# 4-10 s that is one round, where a fixed spacing would send six.
+sleep 4
+topo_probe_count_start "$P"
+sleep 6
+probes_dead=$(topo_probe_count_read "$P" bak)
+topo_probe_count_stop "$P"
+report "probe SYNs at the dead backup 4-10 s after the service was healthy again: $probes_dead"
+e2e_check "[recheck] a backup still down is probed, less and less often (1-24 SYNs in 6 s)" \
+	eval '[ "$probes_dead" -ge 1 ] && [ "$probes_dead" -le 24 ]'
 start_site "$P" backup
 t0=$(now)
-e2e_check "[recheck] the backup, back, is trusted again with the primary healthy (within 20 s)" \
-	wait_until 20 backup_believed up
+e2e_check "[recheck] the backup, back, is trusted again with the primary healthy (within 30 s)" \
+	wait_until 30 backup_believed up
 report "the backup trusted again $(printf %.1f "$(echo "$(now) - $t0" | bc -l)") s after it came back (probe_interval_ms 250)"
 e2e_check "[recheck] ... and vip4 stayed on its primary" eq "$(fsctl status --json vip4 | jq .services[0].active)" 0
 # Probe SYNs from the edge's address on the backup's link, counted at the backup.

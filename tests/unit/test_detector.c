@@ -213,6 +213,31 @@ static void test_backoff_lowering_is_not_a_flap(void **state)
 	assert_true(det_hold_s(&x.s, &x.set) == 1.0);
 }
 
+/* In doubt: P(down) above 0.01 and above twice the learned up->down rate. */
+static void test_in_doubt_against_learned_failure_rate(void **state)
+{
+	struct model_params mp;
+	struct model m;
+	double P[2][2];
+
+	(void)state;
+	model_default_params(&mp, TICK);
+	model_init(&m);
+	m.p_down = 0.009;
+	assert_false(det_in_doubt(&m, &mp));
+	m.p_down = 0.02; /* the prior's up->down rate: 3e-5 per tick (MTBF 1 h) */
+	assert_true(det_in_doubt(&m, &mp));
+	/* A backend that went down in 5% of its ticks up: P(down) 0.02 is what answered
+	 * probes hold it at, no longer doubt; 0.2 still is. */
+	m.counts[MODEL_UP][MODEL_UP] = 9500;
+	m.counts[MODEL_UP][MODEL_DOWN] = 500;
+	model_transitions(&m, &mp, P);
+	assert_true(P[MODEL_UP][MODEL_DOWN] > 0.02);
+	assert_false(det_in_doubt(&m, &mp));
+	m.p_down = 0.2;
+	assert_true(det_in_doubt(&m, &mp));
+}
+
 static void test_manual_override_wins_until_auto(void **state)
 {
 	struct sim x;
@@ -423,6 +448,7 @@ int main(void)
 		cmocka_unit_test(test_failback_only_after_hold),
 		cmocka_unit_test(test_flapping_primary_backs_off),
 		cmocka_unit_test(test_backoff_lowering_is_not_a_flap),
+		cmocka_unit_test(test_in_doubt_against_learned_failure_rate),
 		cmocka_unit_test(test_manual_override_wins_until_auto),
 		cmocka_unit_test(test_all_down_keeps_choice),
 		cmocka_unit_test(test_failover_skips_down_backup),
