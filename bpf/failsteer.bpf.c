@@ -936,9 +936,9 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 		t->pkts_from++;
 		t->bytes_from += skb->len;
 	}
-	/* A segment of an open connection keeps it from the idle sweep only if near (a reset
-	 * only if acceptable, below). */
-	if (f->state == FS_ST_SYN_SENT || (!(fl & TCP_FL_RST) && seq_near(p->seq, f->snd_nxt, SEQ_WINDOW)))
+	/* A segment of an open connection keeps it from the idle sweep only if near, a reset
+	 * only if acceptable (below). */
+	if (f->state == FS_ST_SYN_SENT)
 		f->last_ns = bpf_ktime_get_coarse_ns();
 	if (fl & TCP_FL_RST) {
 		bool ok, connecting = f->state == FS_ST_SYN_SENT;
@@ -995,6 +995,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 	} else if (seq_near(p->seq, f->snd_nxt, SEQ_WINDOW)) {
 		__u32 end = p->seq + p->payload_len + (fl & TCP_FL_FIN ? 1 : 0);
 
+		f->last_ns = bpf_ktime_get_coarse_ns();
 		if ((__s32)(end - f->snd_nxt) > 0)
 			f->snd_nxt = end;
 		if (fl & TCP_FL_FIN)
