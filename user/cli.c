@@ -225,8 +225,13 @@ static int set_mode(const char *pin_path, const char *name, __u32 mode, const ch
 		struct fs_endpoint ep;
 		char *end;
 
-		if (!backend) {
-			idx = s->svc.n_backends > 1 ? 1 : 0;
+		if (!backend && s->svc.n_backends < 2) {
+			fprintf(stderr, "failsteer: service '%s' has a single backend: nothing to fail over to\n",
+				name);
+			rc = EXIT_USAGE;
+			goto out;
+		} else if (!backend) {
+			idx = 1;
 		} else if (!cfg_parse_endpoint(backend, &ep)) {
 			for (int b = 0; b < s->svc.n_backends; b++)
 				if (!memcmp(&s->be[b].ep, &ep, sizeof(ep)))

@@ -29,11 +29,14 @@ struct parse_ctx {
 	int err_line;
 	struct cfg_service *cur; /* section being filled, NULL in [global] */
 	bool in_global;          /* keys before any section belong to [global] */
-	bool had_section;        /* a [section] header was seen */
 	bool had_global;         /* a [global] header was seen */
+	bool indented;           /* the line being parsed starts with blanks (a continuation) */
 	int global_line;         /* its line, 0 if none */
-	char seen[16][32];       /* keys of the current section, to refuse repeats */
+	char last_key[32];       /* key of the previous key line, which a continuation extends */
+	char seen[16][32];       /* keys of the current service section, to refuse repeats */
 	int n_seen;
+	char seen_global[16][32]; /* keys of [global], before and after its header */
+	int n_seen_global;
 };
 
 /* The kernel's rules for a device name (dev_valid_name), and no leading comment character:
@@ -95,6 +98,9 @@ int cfg_parse_endpoint(const char *text, struct fs_endpoint *ep)
 			return -1;
 		ep->family = FS_AF_INET;
 	}
+	/* Digits only: strtoul would take blanks, a sign and wrap negative numbers. */
+	if (strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5)
+		return -1;
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
 	if (errno || end == colon + 1 || *end || port == 0 || port > 65535)
@@ -135,6 +141,9 @@ static bool parse_probability(const char *v, double *out)
 	char *end;
 	double x;
 
+	/* Plain decimals: strtod would also take hex floats, exponents, "nan". */
+	if (strspn(v, "0123456789.") != strlen(v))
+		return false;
 	errno = 0;
 	x = strtod(v, &end);
 	if (errno || end == v || *end || !(x > 0.5) || !(x < 1.0))
@@ -143,7 +152,31 @@ static bool parse_probability(const char *v, double *out)
 	return true;
 }
 
-static int global_key(struct parse_ctx *ctx, const char *name, const char *value)
+/* Where clients connect and backends listen must be one host: not the unspecified, the
+ * broadcast or a multicast address, and not an IPv4-mapped IPv6 one (dual-stack sockets
+ * send those as IPv4, so its steering would never match). NULL if usable. */
+static const char *endpoint_unusable(const struct fs_endpoint *ep)
+{
+	static const __u8 zero[16], mapped[12] = { [10] = 0xff, [11] = 0xff };
+	const __u8 *a = (const __u8 *)ep->addr;
+
+	if (ep->family == FS_AF_INET) {
+		if (!ep->addr[0])
+			return "the unspecified address";
+		if (a[0] >= 224 && a[0] < 240)
+			return "a multicast address";
+		return ep->addr[0] == 0xffffffff ? "the broadcast address" : NULL;
+	}
+	if (!memcmp(a, zero, 16))
+		return "the unspecified address";
+	if (a[0] == 0xff)
+		return "a multicast address";
+	return memcmp(a, mapped, 12) ? NULL : "an IPv4-mapped address (write it as IPv4)";
+}
+
+/* Lists (interfaces, backends) may go on over indented lines: the first line sets the
+ * list, each continuation appends to it. */
+static int global_key(struct parse_ctx *ctx, const char *name, const char *value, bool cont)
 {
 	struct cfg *cfg = ctx->cfg;
 
@@ -153,7 +186,8 @@ static int global_key(struct parse_ctx *ctx, const char *name, const char *value
 		if (strlen(value) >= sizeof(buf))
 			return fail(ctx, "interfaces: list too long");
 		strcpy(buf, value);
-		cfg->n_interfaces = 0;
+		if (!cont)
+			cfg->n_interfaces = 0;
 		for (tok = strtok_r(buf, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
 			if (cfg->n_interfaces == CFG_MAX_IFACES)
 				return fail(ctx, "interfaces: at most %d", CFG_MAX_IFACES);
@@ -184,6 +218,9 @@ static int global_key(struct parse_ctx *ctx, const char *name, const char *value
 	} else if (!strcmp(name, "pin_path")) {
 		if (value[0] != '/' || strlen(value) >= sizeof(cfg->pin_path) - 32)
 			return fail(ctx, "pin_path: '%s' is not an absolute path", value);
+		/* inih ends a value at " ;" only: a "# note" would become part of the path. */
+		if (strpbrk(value, " \t#;"))
+			return fail(ctx, "pin_path: '%s' has blanks or comment characters", value);
 		strcpy(cfg->pin_path, value);
 	} else if (!strcmp(name, "metrics_listen")) {
 		struct fs_endpoint ep;
@@ -198,13 +235,17 @@ static int global_key(struct parse_ctx *ctx, const char *name, const char *value
 	return 1;
 }
 
-static int service_key(struct parse_ctx *ctx, const char *name, const char *value)
+static int service_key(struct parse_ctx *ctx, const char *name, const char *value, bool cont)
 {
 	struct cfg_service *s = ctx->cur;
+	const char *why;
 
 	if (!strcmp(name, "address")) {
 		if (cfg_parse_endpoint(value, &s->address))
 			return fail(ctx, "address: '%s' is not IPv4:PORT or [IPv6]:PORT", value);
+		why = endpoint_unusable(&s->address);
+		if (why)
+			return fail(ctx, "address: '%s' is %s", value, why);
 		s->has_address = true;
 	} else if (!strcmp(name, "backends")) {
 		char buf[1024], *save, *tok;
@@ -212,7 +253,10 @@ static int service_key(struct parse_ctx *ctx, const char *name, const char *valu
 		if (strlen(value) >= sizeof(buf))
 			return fail(ctx, "backends: list too long");
 		strcpy(buf, value);
-		s->n_backends = 0;
+		if (!cont) {
+			s->n_backends = 0;
+			s->backends_line = ctx->line;
+		}
 		for (tok = strtok_r(buf, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
 			struct fs_endpoint ep;
 
@@ -220,6 +264,9 @@ static int service_key(struct parse_ctx *ctx, const char *name, const char *valu
 				return fail(ctx, "backends: at most %d per service", FS_MAX_BACKENDS);
 			if (cfg_parse_endpoint(tok, &ep))
 				return fail(ctx, "backends: '%s' is not IPv4:PORT or [IPv6]:PORT", tok);
+			why = endpoint_unusable(&ep);
+			if (why)
+				return fail(ctx, "backends: '%s' is %s", tok, why);
 			for (int i = 0; i < s->n_backends; i++)
 				if (!memcmp(&s->backends[i], &ep, sizeof(ep)))
 					return fail(ctx, "backends: '%s' listed twice", tok);
@@ -263,10 +310,8 @@ static int begin_section(struct parse_ctx *ctx, const char *section)
 	const char *name;
 
 	ctx->cur = NULL;
-	/* Keys before any header are [global]'s: a [global] after them continues it. */
-	if (ctx->had_section || strcmp(section, "global"))
-		ctx->n_seen = 0;
-	ctx->had_section = true;
+	ctx->n_seen = 0;
+	ctx->last_key[0] = 0;
 	ctx->in_global = false;
 	if (!strcmp(section, "global")) {
 		if (ctx->had_global)
@@ -280,9 +325,15 @@ static int begin_section(struct parse_ctx *ctx, const char *section)
 	name = section + 8;
 	while (*name == ' ')
 		name++;
-	if (!*name || strlen(name) >= CFG_NAME_MAX || strpbrk(name, " \t\"\\{}=,"))
-		return fail(ctx, "[service %s]: a name is 1..%d characters without spaces, tabs, "
-				 "double quotes, backslashes, braces, '=' or ','",
+	/* Printable ASCII only: names go unescaped into JSON, log lines and metric labels. */
+	for (const char *c = name; *c; c++)
+		if (*c < 0x21 || *c > 0x7e || strchr("\"\\{}=,", *c))
+			return fail(ctx, "[service %s]: a name is 1..%d printable ASCII characters "
+					 "without spaces, double quotes, backslashes, braces, '=' or ','",
+				    name, CFG_NAME_MAX - 1);
+	if (!*name || strlen(name) >= CFG_NAME_MAX)
+		return fail(ctx, "[service %s]: a name is 1..%d printable ASCII characters "
+				 "without spaces, double quotes, backslashes, braces, '=' or ','",
 			    name, CFG_NAME_MAX - 1);
 	if (cfg_find_service(cfg, name))
 		return fail(ctx, "duplicate service '%s'", name);
@@ -307,18 +358,41 @@ static int begin_section(struct parse_ctx *ctx, const char *section)
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_ctx *ctx = user;
+	char(*seen)[32] = ctx->in_global ? ctx->seen_global : ctx->seen;
+	int *n_seen = ctx->in_global ? &ctx->n_seen_global : &ctx->n_seen;
+	bool cont;
 
 	(void)section; /* sections are tracked by read_line, which also sees empty ones */
 	if (ctx->err[0])
 		return 0;
-	/* inih hands continuation lines over as the same key again: a repeat would silently
-	 * replace the value (a backend list losing its primary), so refuse both. */
-	for (int i = 0; i < ctx->n_seen; i++)
-		if (!strcmp(ctx->seen[i], name))
-			return fail(ctx, "'%s' given twice in this section (or continued on an indented line)", name);
-	if (ctx->n_seen < (int)(sizeof(ctx->seen) / sizeof(ctx->seen[0])) && strlen(name) < sizeof(ctx->seen[0]))
-		strcpy(ctx->seen[ctx->n_seen++], name);
-	return ctx->in_global ? global_key(ctx, name, value) : service_key(ctx, name, value);
+	/* inih hands an indented line over as more of the key above it. Only lists go on;
+	 * a repeated key would silently replace the value (a backend list losing its
+	 * primary), so it is refused, in [global] also across keys before its header. */
+	cont = ctx->indented && !strcmp(ctx->last_key, name);
+	if (cont && strcmp(name, "interfaces") && strcmp(name, "backends"))
+		return fail(ctx, "'%s' continued on an indented line (only interfaces and backends "
+				 "are lists that may go on)", name);
+	for (int i = 0; !cont && i < *n_seen; i++)
+		if (!strcmp(seen[i], name))
+			return fail(ctx, "'%s' given twice in this section", name);
+	if (!cont && *n_seen < 16 && strlen(name) < sizeof(seen[0]))
+		strcpy(seen[(*n_seen)++], name);
+	if (strlen(name) < sizeof(ctx->last_key)) /* longer ones are unknown keys */
+		strcpy(ctx->last_key, name);
+	if (cont) {
+		/* inih leaves a continuation's inline comment in: cut it as on a key line. */
+		char buf[1024];
+		size_t n;
+
+		if (strlen(value) >= sizeof(buf))
+			return fail(ctx, "%s: list too long", name);
+		strcpy(buf, value);
+		for (n = 1; buf[n] && !(buf[n] == ';' && (buf[n - 1] == ' ' || buf[n - 1] == '\t')); n++)
+			;
+		buf[n] = 0;
+		return ctx->in_global ? global_key(ctx, name, buf, true) : service_key(ctx, name, buf, true);
+	}
+	return ctx->in_global ? global_key(ctx, name, value, false) : service_key(ctx, name, value, false);
 }
 
 /* Line reader for inih: counts lines and starts sections itself, so that errors carry
@@ -326,20 +400,40 @@ static int handler(void *user, const char *section, const char *name, const char
 static char *read_line(char *buf, int size, void *stream)
 {
 	struct parse_ctx *ctx = stream;
-	char *r = fgets(buf, size, ctx->file), *close;
+	char *r = fgets(buf, size, ctx->file), *p = buf, *close, *rest;
 
 	if (!r)
 		return NULL;
 	ctx->line++;
 	if (!strchr(buf, '\n') && !feof(ctx->file))
-		fail(ctx, "line too long (at most %d characters)", size - 2);
-	if (buf[0] == '[' && !ctx->err[0]) {
-		close = strchr(buf, ']');
-		if (close) {
-			*close = 0;
-			begin_section(ctx, buf + 1);
-			*close = ']';
+		fail(ctx, "line too long (at most %d characters; continue a list on indented lines)",
+		     size - 2);
+	if (ctx->line == 1 && !strncmp(p, "\xef\xbb\xbf", 3))
+		p += 3; /* a UTF-8 byte order mark, which inih skips as well */
+	ctx->indented = *p == ' ' || *p == '\t';
+	p += strspn(p, " \t");
+	if (ctx->err[0] || !*p || strchr(";#\r\n", *p))
+		return r;
+	if (ctx->indented) {
+		/* inih takes any indented line after a key as more of that key's value. */
+		close = strchr(p, ']');
+		if ((*p == '[' && close && close[1] != ':') || strchr(p, '='))
+			fail(ctx, "an indented line goes on with the list above it; '[section]' and "
+				  "'key = value' lines start at the beginning of the line");
+		return r;
+	}
+	if (*p == '[') {
+		close = strchr(p, ']');
+		if (!close)
+			return r; /* inih reports it */
+		rest = close + 1 + strspn(close + 1, " \t\r\n");
+		if (*rest && !strchr(";#", *rest)) {
+			fail(ctx, "text after the section header");
+			return r;
 		}
+		*close = 0;
+		begin_section(ctx, p + 1);
+		*close = ']';
 	}
 	return r;
 }
@@ -384,10 +478,16 @@ static int validate(struct parse_ctx *ctx)
 			return fail(ctx, "[service %s]: no address", s->name);
 		if (!s->n_backends)
 			return fail(ctx, "[service %s]: no backends", s->name);
-		for (int b = 0; b < s->n_backends; b++)
+		for (int b = 0; b < s->n_backends; b++) {
+			char buf[64];
+
+			ctx->line = s->backends_line;
 			if (s->backends[b].family != s->address.family)
-				return fail(ctx, "[service %s]: backend %d is not the address family of the service",
-					    s->name, b + 1);
+				return fail(ctx, "[service %s]: backend %d (%s) is not of the service "
+						 "address's family", s->name, b,
+					    cfg_format_endpoint(&s->backends[b], buf, sizeof(buf)));
+		}
+		ctx->line = s->line;
 		for (int j = 0; j < i; j++)
 			if (!memcmp(&cfg->services[j].address, &s->address, sizeof(s->address)))
 				return fail(ctx, "[service %s]: address already used by service '%s'", s->name,
@@ -422,7 +522,9 @@ int cfg_load(const char *path, struct cfg *cfg, char *err, size_t errlen)
 		return -1;
 	}
 	fclose(ctx.file);
-	if (rc > 0 && !ctx.err[0]) {
+	/* inih reads on after a syntax error: report it if no earlier line had a problem. */
+	if (rc > 0 && (!ctx.err[0] || rc < ctx.err_line)) {
+		ctx.err[0] = 0;
 		ctx.line = rc;
 		fail(&ctx, "syntax error (expected 'key = value' or '[section]')");
 	}
@@ -458,13 +560,27 @@ static const char *format_exact(double v, char *buf, size_t len)
 	return buf;
 }
 
+/* One item of a list key, going on on an indented line where the line would grow too
+ * long to load back (inih reads 200 bytes a line). Returns the new column. */
+static int print_list_item(FILE *out, const char *item, int col)
+{
+	int len = (int)strlen(item);
+
+	if (col + 1 + len > 120) {
+		fprintf(out, "\n\t%s", item);
+		return 8 + len;
+	}
+	fprintf(out, " %s", item);
+	return col + 1 + len;
+}
+
 void cfg_print(const struct cfg *cfg, FILE *out)
 {
 	char buf[64];
 
 	fprintf(out, "[global]\ninterfaces =");
-	for (int i = 0; i < cfg->n_interfaces; i++)
-		fprintf(out, " %s", cfg->interfaces[i]);
+	for (int i = 0, col = 12; i < cfg->n_interfaces; i++)
+		col = print_list_item(out, cfg->interfaces[i], col);
 	fprintf(out, "\ntick_ms = %u\nflow_table_size = %u\nflow_idle_timeout_s = %u\n"
 		     "max_services = %u\nmax_backends = %u\npin_path = %s\nmetrics_listen = %s\n",
 		cfg->tick_ms, cfg->flow_table_size, cfg->flow_idle_timeout_s, cfg->max_services,
@@ -474,8 +590,8 @@ void cfg_print(const struct cfg *cfg, FILE *out)
 
 		fprintf(out, "\n[service %s]\naddress = %s\nbackends =", s->name,
 			cfg_format_endpoint(&s->address, buf, sizeof(buf)));
-		for (int b = 0; b < s->n_backends; b++)
-			fprintf(out, " %s", cfg_format_endpoint(&s->backends[b], buf, sizeof(buf)));
+		for (int b = 0, col = 10; b < s->n_backends; b++)
+			col = print_list_item(out, cfg_format_endpoint(&s->backends[b], buf, sizeof(buf)), col);
 		fprintf(out, "\nconnect_timeout_ms = %u\nfailover_threshold = %s\n",
 			s->connect_timeout_ms, format_exact(s->failover_threshold, buf, sizeof(buf)));
 		fprintf(out, "failback_threshold = %s\nfailback_hold_ms = %u\nprobe_interval_ms = %u\n"

@@ -16,6 +16,7 @@
 struct cfg_service {
 	char name[CFG_NAME_MAX];
 	int line;                        /* of the [service NAME] header */
+	int backends_line;               /* of its backends key */
 	struct fs_endpoint address;      /* what clients connect to */
 	int n_backends;
 	struct fs_endpoint backends[FS_MAX_BACKENDS]; /* priority order, primary first */

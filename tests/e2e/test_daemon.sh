@@ -107,6 +107,9 @@ sleep 0.5
 e2e_check "SIGHUP reload adds the new service" bash -c "$(declare -f edge fsctl); FS=$FS P=$P PIN=$PIN; fsctl status extra | grep -q 198.18.9.9"
 e2e_check "... and keeps the active backend of the others" eq "$(active_backend)" 1
 e2e_check "the new service steers (virtual IP)" eq "$(site_of "${P}cli" "http://198.18.9.9:80/classify")" backup
+out=$(fsctl failover extra 2>&1) && rc=0 || rc=$?
+e2e_check "failover of a service with a single backend exits 2 and says why" \
+	eq "$rc:$(grep -c 'single backend' <<<"$out")" "2:1"
 # The backends listed the other way round: the service stays forced to the same site.
 SVC_BACKENDS="$BAK4:$SVC_PORT $PRI4:$SVC_PORT" e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
 kill -HUP "$E2E_DAEMON_PID"

@@ -114,7 +114,7 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailback_threshold = abc\n", 6, "failback_threshold: 'abc'" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nconnect_timeout_ms = -5\n", 6, "connect_timeout_ms: '-5'" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 1.1.1.1:1 1.1.1.2:1 1.1.1.3:1 1.1.1.4:1 1.1.1.5:1 1.1.1.6:1 1.1.1.7:1 1.1.1.8:1 1.1.1.9:1\n", 5, "at most 8" },
-		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = [2001:db8::1]:80\n", 3, "not the address family" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = [2001:db8::1]:80\n", 5, "backend 0 ([2001:db8::1]:80) is not of the service address's family" },
 		{ GOOD_GLOBAL "[servic a]\n", 3, "unknown section [servic a]" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nzero_error_retry = maybe\n", 6, "zero_error_retry: 'maybe'" },
 		{ GOOD_GLOBAL "tick_ms = 0\n", 3, "tick_ms: '0'" },
@@ -133,7 +133,31 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "flow_table_size = 1\n", 3, "flow_table_size" },
 		{ GOOD_GLOBAL "[service a b]\n", 3, "a name is 1.." },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nprobe_interval_ms = often\n", 6, "probe_interval_ms: 'often'" },
-		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n  198.18.0.3:80\n", 6, "'backends' given twice" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n  tick_ms = 5\n", 6, "an indented line goes on with the list" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\n  198.18.0.9:80\n", 5, "'address' continued on an indented line" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n\tbackends = 198.18.0.3:80\n", 6, "an indented line" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 1.1.1.1:1 1.1.1.2:1 1.1.1.3:1 1.1.1.4:1\n  1.1.1.5:1 1.1.1.6:1 1.1.1.7:1 1.1.1.8:1\n  1.1.1.9:1\n", 7, "at most 8" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n  198.18.0.2:80\n", 6, "'198.18.0.2:80' listed twice" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n[service b\naddress = 198.18.0.5:80\nbackends = 198.18.0.6:80\n", 6, "syntax error" },
+		{ GOOD_GLOBAL "tick_ms 50\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailback_hold_ms = 5s\n", 3, "syntax error" },
+		{ "interfaces = eth0\ntick_ms = 50\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n[global]\ntick_ms = 200\n", 7, "'tick_ms' given twice" },
+		{ GOOD_GLOBAL "[service a] probe_interval_ms = 0\n", 3, "text after the section header" },
+		{ GOOD_GLOBAL "[service a]\n  [service b]\naddress = 198.18.0.1:80\n", 4, "an indented line" },
+		{ "\xef\xbb\xbf[global]\ninterfaces = eth0\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n[global]\n", 6, "duplicate section [global]" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1: +080\n", 4, "is not IPv4:PORT" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:-18446744073709551535\n", 5, "is not IPv4:PORT" },
+		{ GOOD_GLOBAL "metrics_listen = 127.0.0.1:-18446744073709542147\n", 3, "metrics_listen" },
+		{ GOOD_GLOBAL "[service a\x1b[31mred]\n", 3, "printable ASCII" },
+		{ GOOD_GLOBAL "[service caf\xc3\xa9]\n", 3, "printable ASCII" },
+		{ GOOD_GLOBAL "pin_path = /sys/fs/bpf/x # the pins\n", 3, "pin_path: '/sys/fs/bpf/x # the pins' has blanks" },
+		{ GOOD_GLOBAL "[service a]\naddress = [::ffff:198.18.0.1]:80\n", 4, "IPv4-mapped" },
+		{ GOOD_GLOBAL "[service a]\naddress = 0.0.0.0:80\n", 4, "the unspecified address" },
+		{ GOOD_GLOBAL "[service a]\naddress = [::]:80\n", 4, "the unspecified address" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80 224.0.0.1:80\n", 5, "'224.0.0.1:80' is a multicast address" },
+		{ GOOD_GLOBAL "[service a]\naddress = [2001:db8::1]:80\nbackends = [ff02::1]:80\n", 5, "multicast" },
+		{ GOOD_GLOBAL "[service a]\naddress = 255.255.255.255:1\n", 4, "the broadcast address" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = 0x1.ep-1\n", 6, "failover_threshold: '0x1.ep-1'" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = nan\n", 6, "failover_threshold: 'nan'" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\naddress = 198.18.0.9:80\n", 5, "'address' given twice" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = [2001:db8:1234:5678:9abc:def0:1234:1]:8080 [2001:db8:1234:5678:9abc:def0:1234:2]:8080 [2001:db8:1234:5678:9abc:def0:1234:3]:8080 [2001:db8:1234:5678:9abc:def0:1234:4]:8080 [2001:db8:1234:5678:9abc:def0:1234:5]:8080\n", 5, "line too long" },
 	};
@@ -156,6 +180,55 @@ static void test_errors_name_line_and_problem(void **state)
 	assert_non_null(strstr(err, "/nonexistent/failsteer.ini: cannot read"));
 	assert_int_equal(cfg_load("/tmp", &cfg, err, sizeof(err)), -1); /* opens, does not read */
 	assert_non_null(strstr(err, "/tmp: cannot read: Is a directory"));
+	unlink(path);
+}
+
+/* A list longer than inih's 200-byte line goes on over indented lines; `failsteer check`
+ * prints it that way, so what it prints loads back. */
+static void test_lists_go_on_indented_lines(void **state)
+{
+	struct cfg cfg, again;
+	char err[512] = "", line[256], printed[80], buf[64];
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(load("\xef\xbb\xbf[global]\ninterfaces = veth0 veth1\n  veth2 ; the third\n\tveth3\n"
+			      "[service v6]\naddress = [2001:db8:1234:5678::10]:8080\n"
+			      "backends = [2001:db8:1234:5678::1]:8080 [2001:db8:1234:5678::2]:8080\n"
+			      "  [2001:db8:1234:5678::3]:8080 [2001:db8:1234:5678::4]:8080\n"
+			      "  ; a comment between does not end the list\n"
+			      "  [2001:db8:1234:5678::5]:8080, [2001:db8:1234:5678::6]:8080\n"
+			      "  [2001:db8:1234:5678::7]:8080\n\t[2001:db8:1234:5678::8]:8080\n"
+			      "connect_timeout_ms = 250\n",
+			      &cfg, err), 0);
+	assert_int_equal(cfg.n_interfaces, 4);
+	assert_string_equal(cfg.interfaces[2], "veth2");
+	assert_string_equal(cfg.interfaces[3], "veth3");
+	assert_int_equal(cfg.n_services, 1);
+	assert_int_equal(cfg.services[0].n_backends, 8);
+	assert_string_equal(cfg_format_endpoint(&cfg.services[0].backends[0], buf, sizeof(buf)),
+			    "[2001:db8:1234:5678::1]:8080");
+	assert_string_equal(cfg_format_endpoint(&cfg.services[0].backends[7], buf, sizeof(buf)),
+			    "[2001:db8:1234:5678::8]:8080");
+	assert_int_equal(cfg.services[0].connect_timeout_ms, 250);
+
+	snprintf(printed, sizeof(printed), "/tmp/fs-cfg-test-%d-lists.ini", getpid());
+	f = fopen(printed, "w");
+	assert_non_null(f);
+	cfg_print(&cfg, f);
+	fclose(f);
+	f = fopen(printed, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		assert_true(strlen(line) < 198);
+	fclose(f);
+	assert_int_equal(cfg_load(printed, &again, err, sizeof(err)), 0);
+	assert_int_equal(again.services[0].n_backends, 8);
+	assert_memory_equal(again.services[0].backends, cfg.services[0].backends,
+			    sizeof(cfg.services[0].backends));
+	cfg_free(&again);
+	cfg_free(&cfg);
+	unlink(printed);
 	unlink(path);
 }
 
@@ -348,6 +421,7 @@ int main(void)
 		cmocka_unit_test(test_full_example_and_defaults),
 		cmocka_unit_test(test_errors_name_line_and_problem),
 		cmocka_unit_test(test_damaged_configs),
+		cmocka_unit_test(test_lists_go_on_indented_lines),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
