@@ -26,6 +26,7 @@ struct steer_target {
 	__u32 backend_id;
 	__u32 oif;      /* host mode: interface of the route to ep, 0 = unknown */
 	__u32 syn_slot; /* the flow's fs_flow.syn_slot, carried when it moves */
+	__u32 syn_data; /* bytes of data the SYN carries (TCP Fast Open) */
 };
 
 /* Set by the loader to the deadlines and syn_store maps' sizes. */
@@ -433,7 +434,7 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 	fwd.nat = t->ep;
 	fwd.backend_id = svc->backend_ids[idx];
 	fwd.client_isn = isn;
-	fwd.snd_nxt = isn + 1; /* the client's next sequence number */
+	fwd.snd_nxt = isn + 1 + t->syn_data; /* the client's next sequence number */
 	fwd.syn_slot = t->syn_slot;
 	fwd.dir = FS_DIR_FWD;
 	fwd.backend_idx = idx;
@@ -445,7 +446,9 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 		fwd.flags = FS_FL_RETRY;
 
 	rev = fwd;
-	rev.snd_nxt = 0; /* the backend's: from its SYN-ACK */
+	/* The backend's, from its SYN-ACK; until then the end of the SYN, which the SYN-ACK
+	 * (or a refusing reset) acknowledges all or, Fast Open data refused, the SYN of. */
+	rev.snd_nxt = fwd.snd_nxt;
 	flow_endpoint(&rev.nat, fkey, true);
 	rev.dir = FS_DIR_REV;
 	rev.state = FS_ST_SYN_SENT;
@@ -784,6 +787,7 @@ static __noinline int retry_in_kernel(struct __sk_buff *skb, __u32 l3_off,
 		return rc == -1 ? -1 : TC_ACT_SHOT;
 	}
 	t.syn_slot = syn_slot;
+	t.syn_data = 0; /* only SYNs without data are kept */
 	if (flow_move(&fkey, isn, svc, next, tried, rkey, &t))
 		return TC_ACT_SHOT;
 	s = bstats(old_id);
@@ -886,7 +890,7 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 				      bool egress, bool retry)
 {
 	struct steer_target t = { .ep = f->nat, .backend_id = f->backend_id, .oif = f->oif,
-				  .syn_slot = f->syn_slot };
+				  .syn_slot = f->syn_slot, .syn_data = p->payload_len };
 
 	if (is_pure_syn(p)) {
 		if (handle_fwd_syn(skb, p, f, &t, retry))
@@ -920,6 +924,13 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 	return steer_out(skb, p, &t, egress);
 }
 
+/* An acknowledgement of the client's SYN, while connecting: of the SYN alone or of the
+ * data it carried too (Fast Open), up to the SYN's end kept in snd_nxt. */
+static __always_inline bool acks_syn(const struct fs_flow *f, __u32 ack)
+{
+	return ack - (f->client_isn + 1) <= f->snd_nxt - (f->client_isn + 1);
+}
+
 /* A backend's packet to a client of a tracked connection. */
 static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f)
 {
@@ -945,10 +956,12 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 
 		if (connecting)
 			/* RFC 793: in SYN-SENT a reset is acceptable if it acks our SYN. */
-			ok = (fl & TCP_FL_ACK) && p->ack_seq == f->client_isn + 1;
+			ok = (fl & TCP_FL_ACK) && acks_syn(f, p->ack_seq);
 		else
-			/* RFC 5961: only a reset near the next expected sequence counts. */
-			ok = p->seq - f->snd_nxt < RST_WINDOW;
+			/* RFC 5961: only a reset near the next expected sequence counts, either
+			 * side of it: a backend that lost its state resets with what the client
+			 * acknowledged, which may lag what passed here. */
+			ok = seq_near(p->seq, f->snd_nxt, RST_WINDOW);
 		s = ok ? bstats(f->backend_id) : NULL;
 		if (ok && connecting) {
 			if (s) {
@@ -977,7 +990,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 		}
 	} else if (f->state == FS_ST_SYN_SENT) {
 		if ((fl & (TCP_FL_SYN | TCP_FL_ACK)) == (TCP_FL_SYN | TCP_FL_ACK) &&
-		    p->ack_seq == f->client_isn + 1) {
+		    acks_syn(f, p->ack_seq)) {
 			__u64 us = (bpf_ktime_get_ns() - f->syn_ns) / 1000;
 
 			f->state = FS_ST_ESTABLISHED;
@@ -1117,6 +1130,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry
 		return TC_ACT_OK;
 	}
 	t.syn_slot = svc->flags & FS_SVC_F_RETRY ? syn_save(skb, &p) : 0;
+	t.syn_data = p.payload_len;
 	if (flow_steer(&p.key, p.seq, svc, svc->active, &t))
 		return TC_ACT_OK;
 	count_to(t.backend_id, skb);

@@ -469,6 +469,10 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 		s->set.failover_threshold = s->cfg.failover_threshold;
 		s->set.failback_threshold = s->cfg.failback_threshold;
 		s->set.failback_hold_s = s->cfg.failback_hold_ms / 1000.0;
+		/* A probe goes out within an interval of the suspicion, and its answer or its
+		 * timeout is read on the tick after. */
+		s->set.blind_s = s->cfg.probe_interval_ms
+			? (s->cfg.probe_interval_ms + s->cfg.connect_timeout_ms + d->cfg.tick_ms) / 1000.0 : 0;
 		det_service_init(&s->det, s->cfg.n_backends, s->val.active);
 		s->val.svc_id = s->svc_id;
 		s->val.n_backends = (__u8)s->cfg.n_backends;

@@ -14,8 +14,10 @@ void det_service_init(struct det_service *s, int n_backends, int active)
 		model_init(&s->models[i]);
 		s->good_since_s[i] = -1;
 		s->last_ok_s[i] = -1;
+		s->last_fail_s[i] = -1;
 	}
 	s->down_since_s = -1;
+	s->failover_s = -1;
 	s->active = active >= 0 && active < n_backends ? active : 0;
 	s->mode = FS_MODE_AUTO;
 	s->forced_idx = 0;
@@ -38,6 +40,9 @@ bool det_in_doubt(const struct model *m, const struct model_params *mp)
 
 double det_hold_s(const struct det_service *s, const struct det_settings *set)
 {
+	/* With no hold configured, a flapping primary still gets a growing one. */
+	if (!(set->failback_hold_s > 0))
+		return s->backoff_level ? DET_BACKOFF_BASE_S * (double)(1u << (s->backoff_level - 1)) : 0;
 	return set->failback_hold_s * (double)(1u << s->backoff_level);
 }
 
@@ -121,6 +126,8 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 		model_step(m, mp, obs[i].successes + obs[i].failures, obs[i].failures);
 		if (obs[i].successes > 0)
 			s->last_ok_s[i] = now_s;
+		if (obs[i].failures > 0)
+			s->last_fail_s[i] = now_s;
 		if (1 - m->p_down >= set->failback_threshold) {
 			if (s->good_since_s[i] < 0)
 				s->good_since_s[i] = now_s;
@@ -130,6 +137,9 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 	}
 
 	if (s->mode == FS_MODE_FORCED) {
+		/* The operator decides: no outage under way is tracked meanwhile. */
+		s->down_since_s = -1;
+		s->all_down = false;
 		if (s->forced_idx >= 0 && s->forced_idx < s->n_backends && s->forced_idx != s->active)
 			return switch_to(s, s->forced_idx, DET_FORCED, set, obs, why, whylen);
 		return DET_NONE;
@@ -143,18 +153,19 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 			s->down_since_s = now_s;
 		/* The first acceptable backend that recently answered; one nothing was heard
 		 * from (backups carry no traffic and, once trusted, are not probed while all is
-		 * well) only
-		 * after the probes sent since the active one looked down had time to speak. */
+		 * well) only after the probes sent since the active one looked down had time to
+		 * speak. One whose only word since then is failures is not unseen: the node's own
+		 * network may be what fails, and moving would not help. */
 		for (int j = 0; j < s->n_backends && target < 0; j++) {
 			if (j == s->active || s->models[j].p_down >= DET_ACCEPTABLE_P_DOWN)
 				continue;
 			if (s->last_ok_s[j] >= 0 && now_s - s->last_ok_s[j] <= DET_FRESH_S)
 				target = j;
-			else if (unseen < 0)
+			else if (unseen < 0 && s->last_fail_s[j] < s->down_since_s)
 				unseen = j;
 		}
 		if (target < 0 && unseen >= 0) {
-			if (now_s - s->down_since_s < DET_BLIND_S)
+			if (now_s - s->down_since_s < (set->blind_s > DET_BLIND_S ? set->blind_s : DET_BLIND_S))
 				return DET_NONE;
 			target = unseen;
 		}
@@ -166,6 +177,7 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 				s->backoff_level++;
 			s->all_down = false;
 			s->down_since_s = -1;
+			s->failover_s = now_s;
 			return switch_to(s, target, DET_FAILOVER, set, obs, why, whylen);
 		}
 		if (!s->all_down) {
@@ -182,8 +194,12 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 	s->all_down = false;
 	s->down_since_s = -1;
 
+	/* Back to a higher-priority backend that has been up for the hold and has answered
+	 * since the failover: one that was merely never heard from (a backup passed over
+	 * for one that answered first) has earned nothing yet. */
 	for (int j = 0; j < s->active; j++) {
-		if (s->good_since_s[j] >= 0 && now_s - s->good_since_s[j] >= hold) {
+		if (s->good_since_s[j] >= 0 && now_s - s->good_since_s[j] >= hold &&
+		    s->last_ok_s[j] >= 0 && s->last_ok_s[j] >= s->failover_s) {
 			s->last_failback_s = s->backoff_clock_s = now_s;
 			return switch_to(s, j, DET_FAILBACK, set, obs, why, whylen);
 		}

@@ -11,7 +11,8 @@
 
 #define DET_MAX_BACKOFF 6 /* failback hold grows up to 64x */
 #define DET_FRESH_S 30.0  /* a success this recent says a backend is up */
-#define DET_BLIND_S 1.0   /* how long a failover waits for such evidence about a backup */
+#define DET_BLIND_S 1.0   /* how long a failover waits for such evidence about a backup, at least */
+#define DET_BACKOFF_BASE_S 1.0 /* the back-off's base when failback_hold_ms is 0 */
 #define DET_ACCEPTABLE_P_DOWN 0.5 /* a backend to move to must be more likely up than down */
 
 /* Per-service settings, from the config. */
@@ -19,6 +20,8 @@ struct det_settings {
 	double failover_threshold; /* P(active down) that triggers failover */
 	double failback_threshold; /* P(up) a higher-priority backend must hold ... */
 	double failback_hold_s;    /* ... for this long (times 2^backoff_level) */
+	double blind_s;            /* how long a failover waits for word from a backup nothing
+				    * was heard from: a probe's round and timeout (0: DET_BLIND_S) */
 };
 
 /* What one tick saw of one backend. */
@@ -50,7 +53,9 @@ struct det_service {
 	struct model models[FS_MAX_BACKENDS];
 	double good_since_s[FS_MAX_BACKENDS]; /* since when P(up) >= failback threshold, or <0 */
 	double last_ok_s[FS_MAX_BACKENDS];    /* last tick with a success, or <0 */
+	double last_fail_s[FS_MAX_BACKENDS];  /* last tick with a failure, or <0 */
 	double down_since_s;    /* since when the active backend looks down, or <0 */
+	double failover_s;      /* the last failover, <0: none since the daemon started */
 	int active;
 	int mode;               /* FS_MODE_AUTO / FS_MODE_FORCED */
 	int forced_idx;

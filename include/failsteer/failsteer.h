@@ -86,8 +86,10 @@ struct fs_flow {
 	__u32 backend_id;        /* index into backend_stats */
 	__u32 client_isn;        /* sequence number of the client's SYN */
 	__u32 snd_nxt;           /* next sequence number of this way's sender (FWD: from the
-				  * client's SYN, REV: from the SYN-ACK), moved on by data and FIN
-				  * segments near it; resets and FINs are judged against it */
+				  * client's SYN and its data; REV: from the SYN-ACK, until then
+				  * the end of the client's SYN it must acknowledge), moved on by
+				  * data and FIN segments near it; resets and FINs are judged
+				  * against it */
 	__u32 syn_slot;          /* 1 + slot of the client's SYN in syn_store, 0 = none kept */
 	__u8 dir;                /* FS_DIR_* */
 	__u8 state;              /* FS_ST_* (REV) */

@@ -837,6 +837,66 @@ static void open_on_backup(const struct conn *c)
 	assert_int_equal(count_flows(), 2);
 }
 
+/* A backend that lost its state resets with the sequence the client acknowledged, which
+ * lags what it had sent: counted. One far behind is not. */
+static void test_reset_behind_sent_data_counts(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42300, 100, 9000 };
+	struct fs_global_stats g0;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, 0);
+	open_on_backup(&c);
+	client_to_backup(&c, TH_ACK, c.isn + 1, c.srv_isn + 1);
+	backup_to_client(&c, TH_ACK | TH_PSH, c.srv_isn + 1, c.isn + 1, 400);
+	g0 = global();
+	backup_to_client(&c, TH_RST, c.srv_isn + 1 - (1u << 20), 0, 0);
+	assert_int_equal(backend(11).resets, 0);
+	assert_int_equal(global().rst_rejected, g0.rst_rejected + 1);
+	backup_to_client(&c, TH_RST, c.srv_isn + 1, 0, 0);
+	assert_int_equal(backend(11).resets, 1);
+}
+
+/* TCP Fast Open: the SYN carries data, and the SYN-ACK acknowledges it as well (or only
+ * the SYN, data refused); a reset refusing such a SYN acknowledges its end. Established and
+ * refused as any other connection, never a connect timeout. */
+static void test_fast_open_handshakes(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42400, 100, 9000 };
+	struct pkt_spec in, want;
+	struct fs_global_stats g0 = global();
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 0, 30);
+	for (int k = 0; k < 3; k++) {
+		uint32_t acked = k == 1 ? 1 : 101; /* SYN and data, SYN only, refused */
+
+		c.cport = (uint16_t)(42400 + k);
+		in = c_syn(&c, VIP4_VIRT, PORT);
+		want = c_syn(&c, PRI4, PORT);
+		in.payload_len = want.payload_len = 100;
+		expect_rewrite(&in, &want);
+		in = s_pkt(&c, PRI4, PORT, k == 2 ? TH_RST | TH_ACK : TH_SYN | TH_ACK, c.srv_isn,
+			   c.isn + acked);
+		want = s_pkt(&c, VIP4_VIRT, PORT, in.flags, c.srv_isn, c.isn + acked);
+		expect_rewrite(&in, &want);
+	}
+	/* Beyond the SYN's data: no acknowledgement of it. */
+	c.cport = 42403;
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	in.payload_len = want.payload_len = 100;
+	expect_rewrite(&in, &want);
+	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 102);
+	want = s_pkt(&c, VIP4_VIRT, PORT, in.flags, c.srv_isn, c.isn + 102);
+	expect_rewrite(&in, &want);
+	sleep_ms(200);
+	assert_int_equal(backend(10).established, 2);
+	assert_int_equal(backend(10).resets_connect, 1);
+	assert_int_equal(backend(10).timeouts, 1); /* the last one only */
+	assert_int_equal(global().rst_rejected, g0.rst_rejected);
+}
+
 /* A connection whose two FINs were both acknowledged leaves the table with its last ACK,
  * which is still steered; nothing short of that (a FIN one way, a partial ACK, a reset)
  * removes it. Server closes first, then a simultaneous close, then a reset. */
@@ -1711,6 +1771,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_clean_close_frees_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclean_close_swept_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blind_segments_change_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_behind_sent_data_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fast_open_handshakes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_keeps_deadlines_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v4, setup, teardown),

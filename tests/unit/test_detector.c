@@ -314,25 +314,36 @@ static void test_failover_waits_for_word_from_the_backup(void **state)
 	assert_int_equal(x.s.active, 1);
 }
 
-/* With no word at all (probes off, or unanswered yet not failed), it goes after
- * DET_BLIND_S anyway: staying on a primary that is down helps nobody. */
-static void test_failover_blind_after_a_while(void **state)
+/* The primary fails and the backup says nothing: failover after blind_s seconds. */
+static void expect_blind_failover_after(double blind_s, double set_blind_s)
 {
 	struct sim x;
 	int t;
 
-	(void)state;
 	sim_init(&x, 2);
+	x.set.blind_s = set_blind_s;
 	warm_up_with(&x, 600, false);
 	for (t = 0; t < 100 && x.s.active == 0; t++)
 		sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 0 });
 	assert_int_equal(x.s.active, 1);
-	assert_true(t * TICK >= DET_BLIND_S - 1e-9);
-	assert_true(t * TICK <= DET_BLIND_S + 2 * TICK);
+	assert_true(t * TICK >= blind_s - 1e-9);
+	assert_true(t * TICK <= blind_s + 2 * TICK);
+}
+
+/* With no word at all (probes off, or unanswered yet not failed), it goes after
+ * DET_BLIND_S anyway: staying on a primary that is down helps nobody. A probe's round and
+ * timeout longer than that: waited for (the probe could not have failed before). */
+static void test_failover_blind_after_a_while(void **state)
+{
+	(void)state;
+	expect_blind_failover_after(DET_BLIND_S, 0);
+	expect_blind_failover_after(DET_BLIND_S, DET_BLIND_S / 2);
+	expect_blind_failover_after(2.5, 2.5);
 }
 
 /* The first backup is silent, the second answers its probe: the second, at once, not the
- * silent one after the wait. */
+ * silent one after the wait. The one passed over has earned nothing: no move back to it
+ * while it stays silent (it may be dead too), at once when it answers. */
 static void test_failover_prefers_a_backup_that_answered(void **state)
 {
 	struct sim x;
@@ -343,6 +354,78 @@ static void test_failover_prefers_a_backup_that_answered(void **state)
 	sim_tick(&x, (double[]){ 0, 0, 0 }, (double[]){ 20, 0, 0 });
 	assert_int_equal(sim_tick(&x, (double[]){ 0, 0, 1 }, (double[]){ 20, 0, 0 }), DET_FAILOVER);
 	assert_int_equal(x.s.active, 2);
+	for (int t = 0; t < 100; t++)
+		assert_int_equal(sim_tick(&x, (double[]){ 0, 0, 20 }, (double[]){ 1, 0, 0 }), DET_NONE);
+	assert_int_equal(x.s.active, 2);
+	assert_int_equal(x.s.backoff_level, 0);
+	assert_int_equal(sim_tick(&x, (double[]){ 0, 1, 20 }, (double[]){ 1, 0, 0 }), DET_FAILBACK);
+	assert_int_equal(x.s.active, 1);
+}
+
+/* This node's own network fails: the primary's traffic and every probe of the backup fail.
+ * A backup whose only word since is failures is not unseen: kept, and said so. */
+static void test_no_failover_to_a_backup_that_only_failed(void **state)
+{
+	struct sim x;
+	int alarms = 0;
+
+	(void)state;
+	sim_init(&x, 2);
+	warm_up_with(&x, 600, false);
+	for (int t = 0; t < 100; t++)
+		alarms += sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, t % 5 == 0 }) == DET_ALL_DOWN;
+	assert_int_equal(x.s.active, 0);
+	assert_int_equal(x.switches, 0);
+	assert_int_equal(alarms, 1);
+}
+
+/* failback_hold_ms 0: failback at once, but a primary that flaps still earns a growing
+ * hold (0 times 2^level would be none). */
+static void test_zero_hold_still_backs_off(void **state)
+{
+	struct sim x;
+	int t;
+
+	(void)state;
+	sim_init(&x, 2);
+	x.set.failback_hold_s = 0;
+	warm_up(&x, 600);
+	for (t = 0; t < 20 && x.s.active == 0; t++)
+		sim_tick(&x, (double[]){ 0, 1 }, (double[]){ 20, 0 });
+	assert_int_equal(x.s.active, 1);
+	for (t = 0; t < 100 && x.s.active == 1; t++)
+		sim_tick(&x, (double[]){ 1, 20 }, (double[]){ 0, 0 });
+	assert_int_equal(x.s.active, 0);
+	assert_true(x.now - x.s.good_since_s[0] < 1e-9); /* no hold: once believed up */
+	for (t = 0; t < 20 && x.s.active == 0; t++)
+		sim_tick(&x, (double[]){ 0, 1 }, (double[]){ 20, 0 });
+	assert_int_equal(x.s.active, 1);
+	assert_int_equal(x.s.backoff_level, 1);
+	assert_true(det_hold_s(&x.s, &x.set) >= DET_BACKOFF_BASE_S);
+	for (t = 0; t < 100 && x.s.active == 1; t++)
+		sim_tick(&x, (double[]){ 1, 20 }, (double[]){ 0, 0 });
+	assert_int_equal(x.s.active, 0);
+	assert_true(x.now - x.s.good_since_s[0] >= DET_BACKOFF_BASE_S - 1e-9);
+}
+
+/* An outage seen before the operator forced a backend is not carried through forced mode:
+ * back in auto much later, a silent backup is still waited for. */
+static void test_forced_mode_forgets_the_outage(void **state)
+{
+	struct sim x;
+
+	(void)state;
+	sim_init(&x, 2);
+	warm_up_with(&x, 600, false);
+	assert_int_equal(sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 0 }), DET_NONE);
+	x.s.mode = FS_MODE_FORCED;
+	x.s.forced_idx = 0;
+	for (int t = 0; t < 100; t++)
+		sim_tick(&x, (double[]){ 20, 0 }, (double[]){ 0, 0 });
+	x.s.mode = FS_MODE_AUTO;
+	for (int t = 0; t < 5; t++)
+		assert_int_equal(sim_tick(&x, (double[]){ 0, 0 }, (double[]){ 20, 0 }), DET_NONE);
+	assert_int_equal(x.s.active, 0);
 }
 
 /* det_at_rest's promise, checked after every tick of random histories (faults, repairs,
@@ -455,6 +538,9 @@ int main(void)
 		cmocka_unit_test(test_failover_waits_for_word_from_the_backup),
 		cmocka_unit_test(test_failover_blind_after_a_while),
 		cmocka_unit_test(test_failover_prefers_a_backup_that_answered),
+		cmocka_unit_test(test_no_failover_to_a_backup_that_only_failed),
+		cmocka_unit_test(test_zero_hold_still_backs_off),
+		cmocka_unit_test(test_forced_mode_forgets_the_outage),
 		cmocka_unit_test(test_at_rest_means_nothing_to_do),
 		cmocka_unit_test(test_evidence_from_counters),
 	};
