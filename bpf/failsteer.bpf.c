@@ -1035,22 +1035,51 @@ static __noinline int rev_pass_reset(struct __sk_buff *skb, struct pkt *p)
 	return TC_ACT_OK;
 }
 
+/* An ICMP(v6) error quoting a tracked connection as it was sent to its backend goes to the
+ * client quoting it as the client sent it (to the service), or the client could not match
+ * it: path MTU discovery would fail for good, and a refused connect would wait for the
+ * client's own retries. The client judges its sequence number itself. A connecting flow
+ * of a retrying service that still has a backend to try keeps it from the client: the
+ * client's next SYN or the daemon at the deadline goes there. */
+static __noinline int icmp_to_client(struct __sk_buff *skb, struct pkt *p, bool connect_failed)
+{
+	struct fs_flow *r = bpf_map_lookup_elem(&flows, &p->key);
+	struct fs_endpoint svc_ep;
+	struct fs_service *svc;
+
+	if (!r || r->dir != FS_DIR_REV)
+		return TC_ACT_OK;
+	svc_ep = r->nat;
+	if (connect_failed && r->state == FS_ST_SYN_SENT && (r->flags & FS_FL_RETRY)) {
+		svc = bpf_map_lookup_elem(&services, &svc_ep);
+		if (svc && next_backend(svc, r->tried) >= 0)
+			return TC_ACT_OK;
+		r->flags |= FS_FL_TIMED_OUT; /* the client has its answer: no deadline to keep */
+	}
+	nat_icmp_quote(skb, p, p->key.src, p->key.sport, &svc_ep);
+	return TC_ACT_OK;
+}
+
 /* ICMP unreachable quoting a connecting flow (as sent to the backend) counts against it,
  * but only if it quotes the client's SYN sequence exactly: blind ICMP must not count. For a
- * retrying service the error becomes the SYN to the next backend. */
-static __noinline int handle_icmp(struct pkt *p, struct cursor *c)
+ * retrying service the error becomes the SYN to the next backend. Every error quoting a
+ * tracked flow then goes to its client (icmp_to_client). */
+static __noinline int handle_icmp(struct __sk_buff *skb, struct pkt *p, struct cursor *c)
 {
 	struct fs_backend_stats *s;
 	struct fs_global_stats *g;
 	struct fs_flow *r;
 	__u32 seq;
+	int kind;
 
 	/* p->key is reused for the quoted flow, as the REV entry would see it. */
-	if (parse_icmp_quote(c, p->family, &p->key, &seq))
+	kind = parse_icmp_quote(c, (void *)(long)skb->data, p, &p->key, &seq);
+	if (kind < 0)
 		return TC_ACT_OK;
 	flow_key_swap(&p->key);
 	r = bpf_map_lookup_elem(&flows, &p->key);
-	if (r && r->dir == FS_DIR_REV && r->state == FS_ST_SYN_SENT && seq == r->client_isn) {
+	if (kind == ICMP_KIND_UNREACH && r && r->dir == FS_DIR_REV && r->state == FS_ST_SYN_SENT &&
+	    seq == r->client_isn) {
 		s = bstats(r->backend_id);
 		if (s) {
 			s->icmp_errors++;
@@ -1058,16 +1087,14 @@ static __noinline int handle_icmp(struct pkt *p, struct cursor *c)
 		}
 		if (r->flags & FS_FL_RETRY)
 			return VERDICT_TRY_RETRY;
-		/* One failure per attempt: its connect deadline is not a second one. (A retrying
-		 * service keeps it: the error quotes the backend's address, so the client ignores
-		 * it, and with no backend left the daemon resets the client at the deadline.) */
+		/* One failure per attempt: its connect deadline is not a second one. */
 		r->flags |= FS_FL_TIMED_OUT;
-		return TC_ACT_OK;
+	} else if (kind == ICMP_KIND_UNREACH) {
+		g = gstats();
+		if (g)
+			g->icmp_unmatched++;
 	}
-	g = gstats();
-	if (g)
-		g->icmp_unmatched++;
-	return TC_ACT_OK;
+	return icmp_to_client(skb, p, false);
 }
 
 static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry)
@@ -1084,8 +1111,9 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry
 	int kind, verdict;
 
 	kind = parse_packet(data, data_end, &p, &c);
-	if (kind < 0 && data_end - data < skb->len && data_end - data < 256) {
-		/* Headers may sit outside the linear area; pull them in and try again. */
+	if ((kind < 0 || kind == 1) && data_end - data < skb->len && data_end - data < 256) {
+		/* Headers (an ICMP error's quote too) may sit outside the linear area; pull
+		 * them in and try again. */
 		if (bpf_skb_pull_data(skb, skb->len < 256 ? skb->len : 256))
 			return TC_ACT_OK;
 		data = (void *)(long)skb->data;
@@ -1096,11 +1124,11 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry
 	if (kind < 0)
 		return TC_ACT_OK;
 	if (kind == 1) {
-		verdict = handle_icmp(&p, &c);
+		verdict = handle_icmp(skb, &p, &c);
 		if (verdict != VERDICT_TRY_RETRY)
 			return verdict;
 		verdict = retry_in_kernel(skb, p.l3_off, &p.key);
-		return verdict >= 0 ? verdict : TC_ACT_OK;
+		return verdict >= 0 ? verdict : icmp_to_client(skb, &p, true);
 	}
 
 	f = bpf_map_lookup_elem(&flows, &p.key);

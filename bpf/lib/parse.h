@@ -24,6 +24,8 @@ struct pkt {
 	__u32 l3_len;           /* IP header + payload, from the IP header */
 	__u8 tcp_flags;
 	__u8 family;
+	__u32 q3_off;           /* ICMP errors: offsets of the quoted IP and TCP headers */
+	__u32 q4_off;
 };
 
 struct cursor {
@@ -173,24 +175,43 @@ static __always_inline int parse_packet(void *data, void *data_end, struct pkt *
 	return 0;
 }
 
-/* For an ICMP(v6) destination-unreachable at c->pos, fills k with the quoted TCP flow
- * (as sent: src is our side) and seq with its sequence number. Returns 0 or -1. */
-static __always_inline int parse_icmp_quote(struct cursor *c, __u8 family, struct fs_flow_key *k,
-					    __u32 *seq)
+/* What an ICMP(v6) error quoting a TCP packet says of its destination. */
+enum icmp_kind {
+	ICMP_KIND_UNREACH, /* destination unreachable: a failure of the backend */
+	ICMP_KIND_OTHER,   /* path MTU (fragmentation needed, packet too big), time exceeded */
+};
+
+/* For an ICMP(v6) error at c->pos (data is the frame's start), fills k with the quoted TCP
+ * flow (as sent: src is our side), seq with its sequence number and p's q3_off and q4_off.
+ * Returns its enum icmp_kind, or -1 for anything else. */
+static __always_inline int parse_icmp_quote(struct cursor *c, void *data, struct pkt *p,
+					    struct fs_flow_key *k, __u32 *seq)
 {
 	struct icmphdr { __u8 type; __u8 code; __u16 csum; __u32 unused; } *ih = c->pos;
 	struct tcp_quote { __be16 source; __be16 dest; __be32 seq; } *tq;
+	__u8 family = p->family;
 	__u32 quoted_len;
-	int proto;
+	int proto, kind;
 
 	if ((void *)(ih + 1) > c->end)
 		return -1;
-	/* Code 4 is "fragmentation needed": path MTU discovery, not a dead backend. */
-	if (family == FS_AF_INET && (ih->type != ICMP_DEST_UNREACH || ih->code == 4))
-		return -1;
-	if (family == FS_AF_INET6 && ih->type != ICMPV6_DEST_UNREACH)
-		return -1;
+	if (family == FS_AF_INET) {
+		if (ih->type == ICMP_DEST_UNREACH)
+			kind = ih->code == ICMP_FRAG_NEEDED ? ICMP_KIND_OTHER : ICMP_KIND_UNREACH;
+		else if (ih->type == ICMP_TIME_EXCEEDED)
+			kind = ICMP_KIND_OTHER;
+		else
+			return -1;
+	} else {
+		if (ih->type == ICMPV6_DEST_UNREACH)
+			kind = ICMP_KIND_UNREACH;
+		else if (ih->type == ICMPV6_PKT_TOOBIG || ih->type == ICMPV6_TIME_EXCEED)
+			kind = ICMP_KIND_OTHER;
+		else
+			return -1;
+	}
 	c->pos = ih + 1;
+	p->q3_off = c->pos - data;
 	__builtin_memset(k, 0, sizeof(*k));
 	k->family = family;
 	if (family == FS_AF_INET)
@@ -202,10 +223,11 @@ static __always_inline int parse_icmp_quote(struct cursor *c, __u8 family, struc
 	tq = c->pos;
 	if ((void *)(tq + 1) > c->end)
 		return -1;
+	p->q4_off = c->pos - data;
 	k->sport = tq->source;
 	k->dport = tq->dest;
 	*seq = bpf_ntohl(tq->seq);
-	return 0;
+	return kind;
 }
 
 #endif

@@ -19,6 +19,13 @@ VIP6=2001:db8:9::9
 VURL4="http://$VIP4:80/classify"
 VURL6="http://[$VIP6]:80/classify"
 
+# A request larger than the backup's path takes in one packet: 6000 bytes.
+head -c 6000 /dev/zero | tr '\0' x >"$WORK/big.bin"
+big_site_of() { # NS TARGET_URL
+	ip netns exec "$1" curl -s -m 3 -X POST --data-binary @"$WORK/big.bin" "$2" |
+		$PY -c 'import json,sys; print(json.load(sys.stdin)["site"])' 2>/dev/null
+}
+
 flow_entries() { bpftool map dump pinned "$PIN/flows" 2>/dev/null | grep -c '"dir"'; }
 no_flows() { [ "$(flow_entries)" = 0 ]; }
 
@@ -58,6 +65,15 @@ for offload in off on mixed; do
 		eq "$(site_of "${P}cli" "$VURL4")" backup
 	e2e_check "gateway v6 virtual address and port after failover: backup answers" \
 		eq "$(site_of "${P}cli" "$VURL6")" backup
+	# A smaller MTU on the way to the backup than at both ends: the edge answers the
+	# client's full-size segments with fragmentation needed / packet too big, which must
+	# quote them as the client sent them (to the service) for its path MTU to drop.
+	ip -n "${P}edge" link set "${P}e2" mtu 1280
+	e2e_check "path MTU discovery through the rewrite, v4 virtual address: a 6000-byte request" \
+		eq "$(big_site_of "${P}cli" "$VURL4")" backup
+	e2e_check "path MTU discovery through the rewrite, v6 virtual address: a 6000-byte request" \
+		eq "$(big_site_of "${P}cli" "$VURL6")" backup
+	ip -n "${P}edge" link set "${P}e2" mtu 1500
 	sleep 1.5
 	fsctl failback classifier >/dev/null
 	fsctl failback classifier6 >/dev/null

@@ -139,8 +139,8 @@ size_t pkt_tcp(uint8_t *b, const struct pkt_spec *s)
 	return l3 + iplen;
 }
 
-size_t pkt_icmp_unreach(uint8_t *b, const char *from, const char *to, const uint8_t *quoted,
-			size_t quoted_len)
+size_t pkt_icmp_error(uint8_t *b, const char *from, const char *to, uint8_t type, uint8_t code,
+		      uint32_t info, const uint8_t *quoted, size_t quoted_len, size_t l4_quoted)
 {
 	uint8_t src[16], dst[16];
 	int fam = pkt_addr(from, src);
@@ -149,8 +149,7 @@ size_t pkt_icmp_unreach(uint8_t *b, const char *from, const char *to, const uint
 	uint8_t *ic;
 
 	pkt_addr(to, dst);
-	/* Quote the IP header and 8 bytes of TCP, as routers do (RFC 792). */
-	qlen = (fam == 4 ? (size_t)(q[0] & 0xf) * 4 : 40) + 8;
+	qlen = (fam == 4 ? (size_t)(q[0] & 0xf) * 4 : 40) + l4_quoted;
 	if (qlen > quoted_len - 14)
 		qlen = quoted_len - 14;
 	memset(b, 0, PKT_MAX);
@@ -168,8 +167,6 @@ size_t pkt_icmp_unreach(uint8_t *b, const char *from, const char *to, const uint
 		uint16_t c = fold(sum16(b + l3, hl, 0));
 		b[l3 + 10] = c >> 8;
 		b[l3 + 11] = c & 0xff;
-		ic[0] = 3; /* destination unreachable */
-		ic[1] = 1; /* host unreachable */
 	} else {
 		b[l3] = 0x60;
 		b[l3 + 4] = len >> 8;
@@ -178,14 +175,27 @@ size_t pkt_icmp_unreach(uint8_t *b, const char *from, const char *to, const uint
 		b[l3 + 7] = 64;
 		memcpy(b + l3 + 8, src, 16);
 		memcpy(b + l3 + 24, dst, 16);
-		ic[0] = 1; /* destination unreachable */
-		ic[1] = 3; /* address unreachable */
 	}
+	ic[0] = type;
+	ic[1] = code;
+	for (int i = 0; i < 4; i++)
+		ic[4 + i] = (uint8_t)(info >> (24 - 8 * i));
 	memcpy(ic + 8, q, qlen);
 	uint16_t c = fam == 4 ? fold(sum16(ic, len, 0)) : l4_csum(6, src, dst, 58, ic, len);
 	ic[2] = c >> 8;
 	ic[3] = c & 0xff;
 	return l3 + hl + len;
+}
+
+size_t pkt_icmp_unreach(uint8_t *b, const char *from, const char *to, const uint8_t *quoted,
+			size_t quoted_len)
+{
+	uint8_t a[16];
+	bool v4 = pkt_addr(from, a) == 4;
+
+	/* Host (v4) or address (v6) unreachable quoting the IP header and 8 bytes of TCP, as
+	 * routers do (RFC 792). */
+	return pkt_icmp_error(b, from, to, v4 ? 3 : 1, v4 ? 1 : 3, 0, quoted, quoted_len, 8);
 }
 
 bool pkt_csums_ok(const uint8_t *b, size_t len)

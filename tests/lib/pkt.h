@@ -31,8 +31,13 @@ struct pkt_spec {
 /* Builds the frame into buf (PKT_MAX bytes); returns its length. */
 size_t pkt_tcp(uint8_t *buf, const struct pkt_spec *s);
 
-/* ICMP(v6) destination unreachable from 'from' to 'to', quoting the first bytes of the
- * IP packet inside frame 'quoted' (as built by pkt_tcp, without VLAN). */
+/* ICMP(v6) error of type and code (info: the word after the checksum, an MTU) from
+ * 'from' to 'to', quoting the IP header of the packet inside frame 'quoted' (as built by
+ * pkt_tcp, without VLAN) and l4_quoted bytes after it. */
+size_t pkt_icmp_error(uint8_t *buf, const char *from, const char *to, uint8_t type, uint8_t code,
+		      uint32_t info, const uint8_t *quoted, size_t quoted_len, size_t l4_quoted);
+
+/* Destination unreachable quoting 8 bytes of TCP, as routers do. */
 size_t pkt_icmp_unreach(uint8_t *buf, const char *from, const char *to, const uint8_t *quoted,
 			size_t quoted_len);
 
