@@ -511,6 +511,11 @@ static __always_inline int flow_move(const struct fs_flow_key *fkey, __u32 isn,
 
 	if (flow_steer(fkey, isn, svc, idx | (__u32)tried << 8, t))
 		return -1;
+	/* After a reload the same backend may sit at another index: its entry is the new one. */
+	if (t->ep.port == old_rkey->sport && t->ep.addr[0] == old_rkey->src[0] &&
+	    t->ep.addr[1] == old_rkey->src[1] && t->ep.addr[2] == old_rkey->src[2] &&
+	    t->ep.addr[3] == old_rkey->src[3])
+		return 0;
 	old = bpf_map_lookup_elem(&flows, old_rkey);
 	if (old && old->dir == FS_DIR_REV)
 		old->state = FS_ST_MOVED;

@@ -161,6 +161,7 @@ static void model_save(const struct service_rt *s, int b, const struct model_par
 		out->rate_milli[r] = (__u32)llround(fmin(s->be[b].rate[r], 4e6) * 1000);
 	out->good_since_ms = s->det.good_since_s[b] < 0 ? 0 : (__u64)llround(s->det.good_since_s[b] * 1000);
 	out->good_threshold_ppb = to_ppb(s->set.failback_threshold);
+	out->step_ms = (__u32)llround(fmin(m->step_s * 1000, 4e9));
 	out->prev = s->be[b].prev;
 }
 
@@ -183,6 +184,7 @@ static void model_restore(struct service_rt *s, int b, const struct fs_backend_m
 	m->up_attempts = (double)in->up_attempts_milli / 1000;
 	m->up_failures = (double)in->up_failures_milli / 1000;
 	m->steps = in->evidence_ticks;
+	m->step_s = in->step_ms / 1000.0;
 	for (int r = 0; r < FS_RATE_NR; r++)
 		s->be[b].rate[r] = in->rate_milli[r] / 1000.0;
 	/* CLOCK_MONOTONIC is the machine's: a failback hold under way carries on, unless the
@@ -318,6 +320,45 @@ static __u32 fresh_backend_id(const struct fs_maps *m, const bool *used, __u32 m
 	return id;
 }
 
+/* A reload keeps what only the running daemon knows of a service and of its backends that
+ * stay (same address; same id and address): when each was last heard from, probe results
+ * not counted yet and the probes' pacing, and, on the same active site, an outage under way
+ * (its blind wait, its all-down warning, its failover's time). A restart has none of it. */
+static void carry_runtime(struct service_rt *s, const struct service_rt *was, int n_was)
+{
+	const struct service_rt *o = NULL;
+
+	for (int i = 0; i < n_was && !o; i++)
+		if (was[i].svc_id == s->svc_id && same_ep(&was[i].cfg.address, &s->cfg.address))
+			o = &was[i];
+	if (!o)
+		return;
+	for (int b = 0; b < s->cfg.n_backends; b++) {
+		struct backend_rt *be = &s->be[b];
+
+		for (int ob = 0; ob < o->cfg.n_backends; ob++) {
+			const struct backend_rt *obe = &o->be[ob];
+
+			if (obe->id != be->id || !same_ep(&obe->ep, &be->ep))
+				continue;
+			be->probe_ok = obe->probe_ok;
+			be->probe_fail = obe->probe_fail;
+			be->next_probe_s = obe->next_probe_s;
+			be->answered = obe->answered;
+			be->idle_round = obe->idle_round;
+			be->idle_silent = obe->idle_silent;
+			s->det.last_ok_s[b] = o->det.last_ok_s[ob];
+			s->det.models[b].stepped_at_s = o->det.models[ob].stepped_at_s;
+			s->det.last_fail_s[b] = o->det.last_fail_s[ob];
+		}
+	}
+	if (same_ep(&s->be[s->det.active].ep, &o->be[o->det.active].ep)) {
+		s->det.down_since_s = o->det.down_since_s;
+		s->det.all_down = o->det.all_down;
+		s->det.failover_s = o->det.failover_s;
+	}
+}
+
 /* Builds the runtime from cfg and whatever the pinned maps hold (a previous daemon's
  * services, ids, active backends, models): the one path for start, restart and reload. */
 static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
@@ -332,6 +373,8 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 	int rc = 0, nkeys = 0;
 	struct { struct fs_endpoint key; struct fs_service val; } *existing = NULL;
 	struct route_batch *rb = route_batch_new(); /* NULL: one lookup each, slower */
+	struct service_rt *was_rt = NULL;
+	int n_was = 0;
 
 	if (!svc_used || !be_used || !svcs || !active_gone) {
 		rc = -ENOMEM;
@@ -414,6 +457,9 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 		}
 	}
 
+	was_rt = d->svcs; /* the running daemon's, on a reload */
+	n_was = d->n_svcs;
+	d->svcs = NULL;
 	free_runtime(d);
 	d->svcs = svcs;
 	d->n_svcs = cfg->n_services;
@@ -517,6 +563,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			log_info("service %s: its active backend was removed: now on backend %d, the first "
 				 "more likely up than down", s->cfg.name, b);
 		}
+		carry_runtime(s, was_rt, n_was);
 		s->val.down_mask = down_mask_of(s);
 		if (reused_svc) {
 			s->st = d->states[s->svc_id];
@@ -551,6 +598,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 	}
 out:
 	route_batch_free(rb);
+	free(was_rt);
 	free(existing);
 	free(active_gone);
 	free(svc_used);
@@ -559,13 +607,14 @@ out:
 	return rc;
 }
 
-static void probe_done(void *ctx, __u32 tag, bool ok)
+static void probe_done(void *ctx, __u32 tag, const struct fs_endpoint *ep, bool ok)
 {
 	struct daemon *d = ctx;
 	struct service_rt *s;
 
-	if (tag >= d->n_backend_ids || !(s = d->owner[tag]))
-		return; /* a probe of a backend removed by a reload */
+	/* A probe of a backend removed by a reload, maybe with its id given to another. */
+	if (tag >= d->n_backend_ids || !(s = d->owner[tag]) || !same_ep(ep, &s->be[d->owner_idx[tag]].ep))
+		return;
 	if (ok) {
 		s->be[d->owner_idx[tag]].probe_ok++;
 		s->be[d->owner_idx[tag]].answered = true;

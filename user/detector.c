@@ -124,6 +124,8 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 		struct model *m = &s->models[i];
 
 		model_step(m, mp, obs[i].successes + obs[i].failures, obs[i].failures);
+		if (obs[i].successes + obs[i].failures > 0)
+			model_note_step_time(m, now_s);
 		if (obs[i].successes > 0)
 			s->last_ok_s[i] = now_s;
 		if (obs[i].failures > 0)

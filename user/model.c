@@ -27,6 +27,26 @@ void model_init(struct model *m)
 			m->counts[i][j] = 0;
 	m->up_attempts = m->up_failures = 0;
 	m->steps = 0;
+	m->step_s = 0;
+	m->stepped_at_s = -1;
+}
+
+#define STEP_GAP_MAX_S 3600.0
+#define STEP_AVG_WEIGHT 0.001 /* the mean's memory, about that of the counts (forget) */
+
+void model_note_step_time(struct model *m, double now_s)
+{
+	if (m->stepped_at_s >= 0 && now_s > m->stepped_at_s) {
+		double gap = now_s - m->stepped_at_s, w;
+
+		if (gap > STEP_GAP_MAX_S)
+			gap = STEP_GAP_MAX_S;
+		/* A running mean at first, then a moving one. */
+		w = m->steps > 1 && 1.0 / (double)(m->steps - 1) > STEP_AVG_WEIGHT ? 1.0 / (double)(m->steps - 1)
+									   : STEP_AVG_WEIGHT;
+		m->step_s = m->step_s > 0 ? m->step_s + (gap - m->step_s) * w : gap;
+	}
+	m->stepped_at_s = now_s;
 }
 
 static double clamp(double x, double lo, double hi)
@@ -106,7 +126,7 @@ double model_mtbf_s(const struct model *m, const struct model_params *p)
 	double P[2][2];
 
 	model_transitions(m, p, P);
-	return p->tick_s / P[MODEL_UP][MODEL_DOWN];
+	return (m->step_s > 0 ? m->step_s : p->tick_s) / P[MODEL_UP][MODEL_DOWN];
 }
 
 double model_mttr_s(const struct model *m, const struct model_params *p)
@@ -114,7 +134,7 @@ double model_mttr_s(const struct model *m, const struct model_params *p)
 	double P[2][2];
 
 	model_transitions(m, p, P);
-	return p->tick_s / P[MODEL_DOWN][MODEL_UP];
+	return (m->step_s > 0 ? m->step_s : p->tick_s) / P[MODEL_DOWN][MODEL_UP];
 }
 
 double model_availability(const struct model *m, const struct model_params *p)

@@ -26,6 +26,8 @@ struct model {
 	double up_attempts;   /* forgotten attempts and failures weighted by P(up) */
 	double up_failures;
 	unsigned long steps;  /* steps with evidence */
+	double step_s;        /* mean seconds between steps (0: unknown, tick_s assumed) ... */
+	double stepped_at_s;  /* ... from when the last one was taken (<0: none yet) */
 };
 
 /* Defaults for a detector ticking every tick_s seconds. */
@@ -36,7 +38,12 @@ void model_init(struct model *m);
  * evidence: the model does not move at all (silence never causes a failover). */
 void model_step(struct model *m, const struct model_params *p, double attempts, double failures);
 
-/* Transition matrix P[i][j] = P(S_t+1 = j | S_t = i): smoothed, forgotten counts. */
+/* Notes that a step was taken at now_s: steps come only with evidence, every tick under
+ * traffic but only every few seconds from probes, and the MTBF/MTTR they imply are in
+ * steps. Bounded gaps (a long silence is not one long step). */
+void model_note_step_time(struct model *m, double now_s);
+
+/* Transition matrix P[i][j] = P(S_t+1 = j | S_t = i) per step: smoothed, forgotten counts. */
 void model_transitions(const struct model *m, const struct model_params *p, double P[2][2]);
 /* Learned failure probability of an attempt while up. */
 double model_fail_up(const struct model *m, const struct model_params *p);

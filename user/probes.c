@@ -19,6 +19,7 @@
 struct probe {
 	int fd;     /* -1: free slot */
 	__u32 tag;
+	struct fs_endpoint ep;
 	double deadline_s;
 };
 
@@ -104,6 +105,7 @@ static void finish(struct probes *p, struct probe *pr, bool ok, probe_done_fn do
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	__u32 tag = pr->tag;
+	struct fs_endpoint ep = pr->ep;
 
 	/* Close with a reset: a probe must not leave TIME_WAIT sockets behind at this rate. */
 	setsockopt(pr->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -111,7 +113,7 @@ static void finish(struct probes *p, struct probe *pr, bool ok, probe_done_fn do
 	close(pr->fd);
 	pr->fd = -1;
 	p->n--;
-	done(ctx, tag, ok);
+	done(ctx, tag, &ep, ok);
 }
 
 void probes_free(struct probes *p)
@@ -238,11 +240,12 @@ int probes_start(struct probes *p, const struct fs_endpoint *ep, unsigned timeou
 	if (connect(fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS) {
 		err = -errno;
 		close(fd);
-		done(ctx, tag, false);
+		done(ctx, tag, ep, false);
 		return err;
 	}
 	pr->fd = fd;
 	pr->tag = tag;
+	pr->ep = *ep;
 	pr->deadline_s = now_s + timeout_ms / 1000.0;
 	ev.data.ptr = pr;
 	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev)) {

@@ -9,8 +9,9 @@
 
 struct probes;
 
-/* Result callback: ok is true if the TCP handshake completed before the timeout. */
-typedef void (*probe_done_fn)(void *ctx, __u32 tag, bool ok);
+/* Result callback: ok is true if the TCP handshake completed before the timeout; ep is
+ * where the probe went. */
+typedef void (*probe_done_fn)(void *ctx, __u32 tag, const struct fs_endpoint *ep, bool ok);
 
 /* flows_fd: the data path's flow table, whose steered connections' ports probes keep clear
  * of (-1: none). Source ports come from this network namespace's ephemeral range (read
@@ -18,8 +19,10 @@ typedef void (*probe_done_fn)(void *ctx, __u32 tag, bool ok);
 struct probes *probes_new(int flows_fd);
 void probes_free(struct probes *p);
 
-/* Starts one connect to ep; tag comes back in the callback. Returns 0 or -errno (the
- * failure to even start is reported through the callback as a failed probe as well). */
+/* Starts one connect to ep; tag comes back in the callback. Returns 0 or -errno: -EBUSY
+ * with every slot taken. A connect the kernel refuses at once (no route) is reported
+ * through the callback as a failed probe too; a local failure (no socket) is not: it says
+ * nothing of the backend. */
 int probes_start(struct probes *p, const struct fs_endpoint *ep, unsigned timeout_ms, __u32 tag,
 		 double now_s, probe_done_fn done, void *ctx);
 /* Collects finished and expired probes without blocking; calls done for each. */

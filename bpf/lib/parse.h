@@ -103,6 +103,10 @@ static __always_inline int parse_ipv6(struct cursor *c, __u32 *src, __u32 *dst, 
 		if ((void *)(eh + 1) > c->end)
 			return -1;
 		cur = nexthdr;
+		/* Segments left: daddr is not the final destination the TCP checksum covers,
+		 * nor what the client connected to. Not ours to rewrite. */
+		if (cur == NEXTHDR_ROUTING && (void *)eh + 4 <= c->end && ((__u8 *)eh)[3])
+			return -1;
 		nexthdr = eh->nexthdr;
 		/* AH counts its length in 4-byte units, the others in 8-byte units (RFC 4302, 8200). */
 		if (cur == NEXTHDR_AUTH)

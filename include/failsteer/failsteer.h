@@ -288,7 +288,7 @@ struct fs_backend_model {
 	__u32 rate_milli[FS_RATE_NR]; /* enum fs_rate, per second x1000 */
 	__u64 good_since_ms;      /* CLOCK_MONOTONIC ms since P(up) >= failback threshold, 0 if not */
 	__u32 good_threshold_ppb; /* ... the failback threshold good_since_ms was measured against */
-	__u32 pad;
+	__u32 step_ms;            /* mean time between evidence steps, which P is per (0: unknown) */
 	struct fs_backend_stats prev; /* counters the next delta is taken from */
 };
 _Static_assert(sizeof(struct fs_backend_model) ==

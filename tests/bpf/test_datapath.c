@@ -959,6 +959,78 @@ static void test_icmp_errors_reach_the_client(void **state)
 	expect_icmp_to_client(&in, &in, "198.18.2.1", 3, 4, 1000);
 }
 
+/* Makes the 8-byte extension header of an IPv6 frame built with ip_options (destination
+ * options) a routing header with segments_left left. */
+static void make_routing_header(uint8_t *f, uint8_t left)
+{
+	f[14 + 6] = 43;   /* next header: routing */
+	f[54 + 2] = 4;    /* routing type: segment routing */
+	f[54 + 3] = left; /* segments left */
+}
+
+/* With segments left, the IPv6 destination is a waypoint, not the service the client
+ * connected to (nor what its TCP checksum covers): passed as it is. The last segment
+ * reached (none left): steered like any packet with extension headers. */
+static void test_ipv6_routing_header(void **state)
+{
+	struct conn c = conn6;
+	struct pkt_spec in = c_syn(&c, VIP6, PORT), want;
+	uint8_t f[PKT_MAX], w[PKT_MAX], out[PKT_MAX];
+	size_t len, out_len;
+
+	(void)state;
+	set_active(VIP6, 1);
+	in.ip_options = true;
+	c.cport = 42600;
+	in.sport = c.cport;
+	len = pkt_tcp(f, &in);
+	make_routing_header(f, 1);
+	expect_unchanged_frame(f, len);
+	assert_int_equal(backend(ID_BAK6).attempts, 0);
+
+	make_routing_header(f, 0);
+	want = in;
+	want.dst = BAK6;
+	want.dport = BAK_PORT;
+	pkt_tcp(w, &want);
+	make_routing_header(w, 0);
+	assert_int_equal(run(f, len, out, &out_len), 0);
+	assert_int_equal(out_len, len);
+	assert_memory_equal(out, w, len);
+	assert_int_equal(backend(ID_BAK6).attempts, 1);
+}
+
+/* A reload that lists the same backend at another index while a SYN waits: the client's
+ * retransmission follows the service's choice, which is the backend the flow is on. Its
+ * answer must reach the client (the entry is not the tombstone of a backend left). */
+static void test_move_to_the_same_backend_after_reload(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42700, 100, 9000 };
+	struct fs_endpoint key, ep;
+	struct fs_service svc;
+	struct pkt_spec in, want;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 0, 0);
+	expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
+	endpoint(&key, VIP4_VIRT, PORT);
+	assert_int_equal(bpf_map__lookup_elem(E.skel->maps.services, &key, sizeof(key), &svc,
+					      sizeof(svc), 0), 0);
+	ep = svc.backends[0];
+	svc.backends[0] = svc.backends[1];
+	svc.backends[1] = ep;
+	svc.backend_ids[0] = 11;
+	svc.backend_ids[1] = 10;
+	svc.active = 1;
+	assert_int_equal(bpf_map__update_elem(E.skel->maps.services, &key, sizeof(key), &svc,
+					      sizeof(svc), BPF_EXIST), 0);
+	expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
+	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(10).established, 1);
+}
+
 /* A connection whose two FINs were both acknowledged leaves the table with its last ACK,
  * which is still steered; nothing short of that (a FIN one way, a partial ACK, a reset)
  * removes it. Server closes first, then a simultaneous close, then a reset. */
@@ -1883,6 +1955,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_behind_sent_data_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fast_open_handshakes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_errors_reach_the_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6_routing_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_move_to_the_same_backend_after_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_keeps_deadlines_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v4, setup, teardown),

@@ -78,8 +78,16 @@ table inet fsfault {
 }
 NFT
 	bash "$E2E_ROOT/scripts/fault.sh" "$P" blackhole >/dev/null
+	local said
+	said=$(grep -c "service classifier: all-down" "$DLOG" || true)
 	load_start "${P}cli" down "$PRI4:$SVC_PORT" 20 3 --timeout 5
+	# A reload in the middle of the outage carries it on: no second warning, no move.
+	sleep 2
+	kill -HUP "$E2E_DAEMON_PID"
 	load_wait
+	said=$(($(grep -c "service classifier: all-down" "$DLOG" || true) - said))
+	e2e_check "[all down] this node's network suspected, said once, a reload notwithstanding; no move" \
+		eq "$said:$(grep -c 'reloaded' "$DLOG"):$(active_backend)" "1:1:0"
 	local L="$WORK/down.log" worst ok
 	ok=$(af ok "$L")
 	worst=$(awk -F'\t' 'NR>1 && $3=="new" {print $2-$1}' "$L" | sort -g | tail -1)

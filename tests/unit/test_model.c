@@ -122,10 +122,41 @@ static void test_frequent_failures_raise_p_ud(void **state)
 	assert_true(model_fail_up(&calm, &p) < 0.01);
 }
 
+/* The same history of steps, one taken every tick (traffic) and one every 0.5 s (probes
+ * only): the same transitions per step, so MTBF and MTTR five times longer in seconds,
+ * availability the same. A long silence counts as one bounded gap. */
+static void test_mtbf_in_seconds_of_steps(void **state)
+{
+	struct model_params p;
+	struct model every_tick, every_5;
+
+	(void)state;
+	model_default_params(&p, 0.1);
+	model_init(&every_tick);
+	model_init(&every_5);
+	for (int i = 0; i < 3000; i++) {
+		double fail = (i % 300) < 30 ? 5 : 0;
+
+		model_step(&every_tick, &p, 5, fail);
+		model_note_step_time(&every_tick, 0.1 * i);
+		model_step(&every_5, &p, 5, fail);
+		model_note_step_time(&every_5, 0.5 * i);
+	}
+	assert_true(fabs(every_tick.step_s - 0.1) < 1e-9);
+	assert_true(fabs(every_5.step_s - 0.5) < 1e-9);
+	assert_true(fabs(model_mtbf_s(&every_5, &p) / model_mtbf_s(&every_tick, &p) - 5) < 1e-6);
+	assert_true(fabs(model_mttr_s(&every_5, &p) / model_mttr_s(&every_tick, &p) - 5) < 1e-6);
+	assert_true(fabs(model_availability(&every_5, &p) - model_availability(&every_tick, &p)) < 1e-12);
+	model_step(&every_5, &p, 5, 0);
+	model_note_step_time(&every_5, 0.5 * 3000 + 86400);
+	assert_true(every_5.step_s < 0.5 + 3600 * 0.001 + 1e-9);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_prior_transitions_and_derived),
+		cmocka_unit_test(test_mtbf_in_seconds_of_steps),
 		cmocka_unit_test(test_forward_filter_one_step),
 		cmocka_unit_test(test_smoothing_with_forgetting),
 		cmocka_unit_test(test_silence_is_no_evidence),
