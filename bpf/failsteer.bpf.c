@@ -27,6 +27,7 @@ struct steer_target {
 	__u32 oif;      /* host mode: interface of the route to ep, 0 = unknown */
 	__u32 syn_slot; /* the flow's fs_flow.syn_slot, carried when it moves */
 	__u32 syn_data; /* bytes of data the SYN carries (TCP Fast Open) */
+	__u32 client_if; /* interface the client's SYN came in on, 0 = this node's own */
 };
 
 /* Set by the loader to the deadlines and syn_store maps' sizes. */
@@ -446,6 +447,9 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 		fwd.flags = FS_FL_RETRY;
 
 	rev = fwd;
+	/* Where the client's side is, unless the backend is that way too (one-armed) or its
+	 * route is unknown: evidence against the backend must not come from there. */
+	rev.oif = t->client_if && fwd.oif && t->client_if != fwd.oif ? t->client_if : 0;
 	/* The backend's, from its SYN-ACK; until then the end of the SYN, which the SYN-ACK
 	 * (or a refusing reset) acknowledges all or, Fast Open data refused, the SYN of. */
 	rev.snd_nxt = fwd.snd_nxt;
@@ -793,6 +797,7 @@ static __noinline int retry_in_kernel(struct __sk_buff *skb, __u32 l3_off,
 	}
 	t.syn_slot = syn_slot;
 	t.syn_data = 0; /* only SYNs without data are kept */
+	t.client_if = r->oif;
 	if (flow_move(&fkey, isn, svc, next, tried, rkey, &t))
 		return TC_ACT_SHOT;
 	s = bstats(old_id);
@@ -895,7 +900,8 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 				      bool egress, bool retry)
 {
 	struct steer_target t = { .ep = f->nat, .backend_id = f->backend_id, .oif = f->oif,
-				  .syn_slot = f->syn_slot, .syn_data = p->payload_len };
+				  .syn_slot = f->syn_slot, .syn_data = p->payload_len,
+				  .client_if = egress ? 0 : skb->ifindex };
 
 	if (is_pure_syn(p)) {
 		if (handle_fwd_syn(skb, p, f, &t, retry))
@@ -937,7 +943,19 @@ static __always_inline bool acks_syn(const struct fs_flow *f, __u32 ack)
 }
 
 /* A backend's packet to a client of a tracked connection. */
-static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f)
+/* Evidence against a backend (a reset, an ICMP error) does not count if it came in from the
+ * client's side (the REV entry's oif, where the client's SYN came in, when the backend is
+ * routed another way): a client could otherwise send resets in its backend's name for
+ * connections whose sequence numbers it knows (its own) and push the service to fail over
+ * for everyone. Replies coming back another way than the route out (asymmetric routing)
+ * still count. */
+static __always_inline bool from_backend_side(const struct __sk_buff *skb, const struct fs_flow *f,
+					      bool egress)
+{
+	return egress || !f->oif || skb->ifindex != f->oif;
+}
+
+static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f, bool egress)
 {
 	struct fs_backend_traffic *t = btraffic(f->backend_id);
 	struct fs_endpoint svc_ep = f->nat;
@@ -967,6 +985,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 			 * side of it: a backend that lost its state resets with what the client
 			 * acknowledged, which may lag what passed here. */
 			ok = seq_near(p->seq, f->snd_nxt, RST_WINDOW);
+		ok = ok && from_backend_side(skb, f, egress);
 		s = ok ? bstats(f->backend_id) : NULL;
 		if (ok && connecting) {
 			if (s) {
@@ -1069,7 +1088,7 @@ static __noinline int icmp_to_client(struct __sk_buff *skb, struct pkt *p, bool 
  * but only if it quotes the client's SYN sequence exactly: blind ICMP must not count. For a
  * retrying service the error becomes the SYN to the next backend. Every error quoting a
  * tracked flow then goes to its client (icmp_to_client). */
-static __noinline int handle_icmp(struct __sk_buff *skb, struct pkt *p, struct cursor *c)
+static __noinline int handle_icmp(struct __sk_buff *skb, struct pkt *p, struct cursor *c, bool egress)
 {
 	struct fs_backend_stats *s;
 	struct fs_global_stats *g;
@@ -1084,7 +1103,7 @@ static __noinline int handle_icmp(struct __sk_buff *skb, struct pkt *p, struct c
 	flow_key_swap(&p->key);
 	r = bpf_map_lookup_elem(&flows, &p->key);
 	if (kind == ICMP_KIND_UNREACH && r && r->dir == FS_DIR_REV && r->state == FS_ST_SYN_SENT &&
-	    seq == r->client_isn) {
+	    seq == r->client_isn && from_backend_side(skb, r, egress)) {
 		s = bstats(r->backend_id);
 		if (s) {
 			s->icmp_errors++;
@@ -1129,7 +1148,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry
 	if (kind < 0)
 		return TC_ACT_OK;
 	if (kind == 1) {
-		verdict = handle_icmp(skb, &p, &c);
+		verdict = handle_icmp(skb, &p, &c, egress);
 		if (verdict != VERDICT_TRY_RETRY)
 			return verdict;
 		verdict = retry_in_kernel(skb, p.l3_off, &p.key);
@@ -1142,7 +1161,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry
 			return handle_fwd(skb, &p, f, egress, retry);
 		if (f->dir != FS_DIR_REV)
 			return TC_ACT_OK;
-		verdict = handle_rev(skb, &p, f);
+		verdict = handle_rev(skb, &p, f, egress);
 		if (verdict != VERDICT_TRY_RETRY)
 			return verdict;
 		verdict = retry_in_kernel(skb, p.l3_off, &p.key);
@@ -1164,6 +1183,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry
 	}
 	t.syn_slot = svc->flags & FS_SVC_F_RETRY ? syn_save(skb, &p) : 0;
 	t.syn_data = p.payload_len;
+	t.client_if = egress ? 0 : skb->ifindex;
 	if (flow_steer(&p.key, p.seq, svc, svc->active, &t))
 		return TC_ACT_OK;
 	count_to(t.backend_id, skb);

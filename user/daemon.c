@@ -74,6 +74,7 @@ struct service_rt {
 	struct det_settings set;
 	struct fs_service_state st;
 	__u64 ctl_changed_ms;        /* the operator's command last seen in service_ctl */
+	bool probe_due;              /* ticked: schedule_all_probes looks at its backends */
 };
 
 struct daemon {
@@ -86,6 +87,7 @@ struct daemon {
 	struct service_rt **owner;      /* backend id -> service, for probe results */
 	int *owner_idx;
 	struct probes *probes;
+	int probe_cursor;               /* the service probes are scheduled from first */
 	struct metrics *metrics;
 	struct retrier *retrier;
 	struct ring_buffer *retry_rb;
@@ -636,14 +638,14 @@ static bool idle_probe_due(const struct daemon *d, const struct service_rt *s, d
 /* Probes only where passive evidence is missing: the backends a failover would move to
  * or a failback would return to, and backends in doubt. A healthy service whose backends
  * are all trusted costs no probe at all. */
-static void schedule_probes(struct daemon *d, struct service_rt *s, double now)
+static int schedule_probes(struct daemon *d, struct service_rt *s, double now)
 {
 	double interval = s->cfg.probe_interval_ms / 1000.0;
 	bool suspicious = s->det.active != 0 ||
 			  s->det.models[s->det.active].p_down > PROBE_SUSPICION;
 
 	if (!s->cfg.probe_interval_ms)
-		return;
+		return 0;
 	for (int b = 0; b < s->cfg.n_backends; b++) {
 		struct backend_rt *be = &s->be[b];
 		int burst = s->det.models[b].p_down <= 0.5 ? 1 : s->det.backoff_level ? PROBE_BURST / 2 : PROBE_BURST;
@@ -656,6 +658,8 @@ static void schedule_probes(struct daemon *d, struct service_rt *s, double now)
 			be->next_probe_s = now;
 		if (now < be->next_probe_s)
 			continue;
+		if (probes_room(d->probes) < burst)
+			return -EBUSY; /* this round waits for a tick with room, unchanged */
 		if (!suspicious) {
 			if (!det_in_doubt(&s->det.models[b], &d->mp))
 				continue; /* healthy and trusted: no probe traffic */
@@ -669,10 +673,31 @@ static void schedule_probes(struct daemon *d, struct service_rt *s, double now)
 		be->answered = false;
 		be->next_probe_s = now + interval * spacing;
 		for (int i = 0; i < burst; i++)
-			if (probes_start(d->probes, &be->ep, s->cfg.connect_timeout_ms, be->id, now,
-					 probe_done, d) == -EBUSY)
-				return;
+			probes_start(d->probes, &be->ep, s->cfg.connect_timeout_ms, be->id, now, probe_done, d);
 	}
+	return 0;
+}
+
+/* Probe slots are bounded (a site of many services down at once can fill them): the
+ * service that found none goes first on the next tick, so none waits behind the others
+ * for good. */
+static void schedule_all_probes(struct daemon *d, double now)
+{
+	int n = d->n_svcs, stop = -1;
+
+	for (int k = 0; k < n; k++) {
+		int i = (d->probe_cursor + k) % n;
+		struct service_rt *s = &d->svcs[i];
+
+		if (!s->probe_due)
+			continue;
+		if (stop < 0 && schedule_probes(d, s, now) == -EBUSY)
+			stop = i;
+		if (stop < 0)
+			s->probe_due = false;
+	}
+	if (stop >= 0)
+		d->probe_cursor = stop;
 }
 
 /* The data path's copy of a running service (s->val), whole: one entry, one writer's view. */
@@ -939,8 +964,9 @@ static void tick(struct daemon *d, double now, double dt)
 		for (int b = 0; b < s->cfg.n_backends; b++)
 			if (stepped[b])
 				model_save(s, b, &d->mp, &d->models[s->be[b].id]);
-		schedule_probes(d, s, now);
+		s->probe_due = true;
 	}
+	schedule_all_probes(d, now);
 	persist_models(d);
 	d->ticks++;
 	heartbeat(d, now, 0);

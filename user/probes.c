@@ -27,6 +27,7 @@ struct probes {
 	int epfd;
 	int n;
 	int flows_fd;               /* -1: no flow table to keep clear of */
+	int next_slot;              /* where to look for a free slot first */
 	unsigned port_lo, port_hi;  /* this namespace's ephemeral port range ... */
 	__u64 reserved[65536 / 64]; /* ... less its ip_local_reserved_ports ... */
 	double port_range_s;        /* ... as read then (again a second later) */
@@ -207,9 +208,15 @@ int probes_start(struct probes *p, const struct fs_endpoint *ep, unsigned timeou
 	struct probe *pr = NULL;
 	int fd, err;
 
-	for (int i = 0; i < MAX_PROBES && !pr; i++)
-		if (p->slot[i].fd < 0)
+	/* From past the slot taken last: free ones are mostly there, not a scan of all. */
+	for (int k = 0; k < MAX_PROBES && !pr; k++) {
+		int i = (p->next_slot + k) % MAX_PROBES;
+
+		if (p->slot[i].fd < 0) {
 			pr = &p->slot[i];
+			p->next_slot = (i + 1) % MAX_PROBES;
+		}
+	}
 	if (!pr)
 		return -EBUSY;
 	if (ep->family == FS_AF_INET6) {
@@ -279,6 +286,11 @@ void probes_poll(struct probes *p, double now_s, probe_done_fn done, void *ctx)
 	for (int i = 0; i < MAX_PROBES && p->n; i++)
 		if (p->slot[i].fd >= 0 && now_s >= p->slot[i].deadline_s)
 			finish(p, &p->slot[i], false, done, ctx);
+}
+
+int probes_room(const struct probes *p)
+{
+	return MAX_PROBES - p->n;
 }
 
 int probes_in_flight(const struct probes *p)

@@ -27,7 +27,8 @@ int probes_start(struct probes *p, const struct fs_endpoint *ep, unsigned timeou
 		 double now_s, probe_done_fn done, void *ctx);
 /* Collects finished and expired probes without blocking; calls done for each. */
 void probes_poll(struct probes *p, double now_s, probe_done_fn done, void *ctx);
-/* Probes in flight (to bound concurrency). */
+/* Probes in flight (to bound concurrency), and how many more may start. */
 int probes_in_flight(const struct probes *p);
+int probes_room(const struct probes *p);
 
 #endif

@@ -97,7 +97,10 @@ struct fs_flow {
 	__u8 flags;              /* FS_FL_* */
 	__u8 tried;              /* bitmask of backend indexes this flow was sent to */
 	__u8 pad[3];
-	__u32 oif;               /* FWD: host mode output interface of the backend, 0 = unknown */
+	__u32 oif;               /* FWD: interface of the route to the backend (host mode sends
+				  * there), 0 = unknown; REV: the client's side, where the SYN came
+				  * in if the backend is routed another way (its evidence must not
+				  * come from there), 0 = no such side */
 };
 _Static_assert(sizeof(struct fs_flow) == 64, "fs_flow layout");
 

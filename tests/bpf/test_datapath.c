@@ -1031,6 +1031,61 @@ static void test_move_to_the_same_backend_after_reload(void **state)
 	assert_int_equal(backend(10).established, 1);
 }
 
+static void set_backend_ifindex(const char *vip, int idx, __u32 ifindex)
+{
+	struct fs_endpoint key;
+	struct fs_service svc;
+
+	endpoint(&key, vip, PORT);
+	assert_int_equal(bpf_map__lookup_elem(E.skel->maps.services, &key, sizeof(key), &svc,
+					      sizeof(svc), 0), 0);
+	svc.backend_ifindex[idx] = ifindex;
+	assert_int_equal(bpf_map__update_elem(E.skel->maps.services, &key, sizeof(key), &svc,
+					      sizeof(svc), BPF_EXIST), 0);
+}
+
+/* Evidence against a backend does not count from the client's side: with the backend
+ * routed through interface 2, a reset or an ICMP error that comes in where the client's SYN
+ * came in (test_run's packets all come in on lo, ifindex 1) is passed on but not counted,
+ * nor retried; one made by this node (egress) is, and so is one on a one-armed node (the
+ * backend routed through the client's interface too). */
+static void test_evidence_only_from_the_backend_side(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42800, 100, 9000 };
+	uint8_t frame[PKT_MAX], icmp[PKT_MAX], out[PKT_MAX];
+	struct pkt_spec in, want, sent;
+	struct fs_global_stats g0 = global();
+	size_t ilen, out_len;
+
+	(void)state;
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 0, 0);
+	set_backend_ifindex(VIP4_VIRT, 0, 2);
+	expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
+	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	expect_rewrite(&in, &want);
+	sent = c_syn(&c, PRI4, PORT);
+	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, pkt_tcp(frame, &sent));
+	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
+	assert_int_equal(backend(10).resets, 0);
+	assert_int_equal(backend(10).icmp_errors, 0);
+	assert_int_equal(backend(10).retried, 0);
+	assert_int_equal(global().rst_rejected, g0.rst_rejected + 1);
+	/* Made by this node (egress): counted, and retried. */
+	assert_int_equal(run_ctx(E.egress_fd, icmp, ilen, out, &out_len, 0), 0);
+	assert_int_equal(backend(10).icmp_errors, 1);
+	assert_int_equal(backend(10).retried, 1);
+	/* In on the route's interface: counted. */
+	set_backend_ifindex(VIP4_VIRT, 0, 1);
+	c.cport = 42801;
+	expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
+	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	assert_int_equal(run(frame, pkt_tcp(frame, &in), out, &out_len), 0);
+	assert_int_equal(backend(10).resets, 1);
+	assert_int_equal(backend(10).retried, 2);
+}
+
 /* A connection whose two FINs were both acknowledged leaves the table with its last ACK,
  * which is still steered; nothing short of that (a FIN one way, a partial ACK, a reset)
  * removes it. Server closes first, then a simultaneous close, then a reset. */
@@ -1957,6 +2012,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_icmp_errors_reach_the_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_routing_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_to_the_same_backend_after_reload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evidence_only_from_the_backend_side, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_keeps_deadlines_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v4, setup, teardown),
