@@ -16,6 +16,7 @@
  * default receive buffer is 6 MiB), so that losses before this node never leave a way's
  * tracked sequence behind for good, yet a blind guess rarely lands in it. */
 #define SEQ_WINDOW (16u << 20)
+#define SEQ_CREEP 65536u /* see seq_advance */
 #define ETH_HLEN 14
 #define __noinline __attribute__((noinline))
 #define VERDICT_TRY_RETRY 1000 /* handler to top frame: try retry_in_kernel() */
@@ -895,6 +896,19 @@ static __always_inline bool seq_near(__u32 seq, __u32 nxt, __u32 window)
 	return seq - nxt < window || nxt - seq < window;
 }
 
+/* Moves a way's tracked next sequence on to a segment's end. A segment that starts past it
+ * (data lost before this node) moves it by at most its own length and SEQ_CREEP: a genuine
+ * stream catches up within a few segments, while a blind segment that lands in the window
+ * cannot set it to a value its sender knows, to aim a reset at (otherwise ~260 blind
+ * segments 16 MiB apart would walk it there). */
+static __always_inline void seq_advance(struct fs_flow *f, __u32 end, __u32 len)
+{
+	__u32 lead = end - f->snd_nxt, cap = len + SEQ_CREEP;
+
+	if ((__s32)lead > 0)
+		f->snd_nxt += lead < cap ? lead : cap;
+}
+
 /* A client packet of a tracked connection. */
 static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f,
 				      bool egress, bool retry)
@@ -923,8 +937,7 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 			if (near)
 				flow_reset_seen(p, f);
 		} else if (near) {
-			if ((__s32)(end - f->snd_nxt) > 0)
-				f->snd_nxt = end;
+			seq_advance(f, end, end - p->seq);
 			if (fin)
 				f->flags |= FS_FL_FIN;
 		}
@@ -1033,8 +1046,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 		__u32 end = p->seq + p->payload_len + (fl & TCP_FL_FIN ? 1 : 0);
 
 		f->last_ns = bpf_ktime_get_coarse_ns();
-		if ((__s32)(end - f->snd_nxt) > 0)
-			f->snd_nxt = end;
+		seq_advance(f, end, end - p->seq);
 		if (fl & TCP_FL_FIN)
 			f->flags |= FS_FL_FIN;
 		flow_close(p, f); /* last use of f */

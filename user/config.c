@@ -32,6 +32,8 @@ struct parse_ctx {
 	bool had_global;         /* a [global] header was seen */
 	bool indented;           /* the line being parsed starts with blanks (a continuation) */
 	int global_line;         /* its line, 0 if none */
+	int max_services_line;   /* where max_services and max_backends were set, 0 if not */
+	int max_backends_line;
 	char last_key[32];       /* key of the previous key line, which a continuation extends */
 	char seen[16][32];       /* keys of the current service section, to refuse repeats */
 	int n_seen;
@@ -212,9 +214,11 @@ static int global_key(struct parse_ctx *ctx, const char *name, const char *value
 	} else if (!strcmp(name, "max_services")) {
 		if (!parse_uint(value, 1, 1u << 20, &cfg->max_services))
 			return fail(ctx, "max_services: '%s' is not in 1..%u", value, 1u << 20);
+		ctx->max_services_line = ctx->line;
 	} else if (!strcmp(name, "max_backends")) {
 		if (!parse_uint(value, 1, 1u << 22, &cfg->max_backends))
 			return fail(ctx, "max_backends: '%s' is not in 1..%u", value, 1u << 22);
+		ctx->max_backends_line = ctx->line;
 	} else if (!strcmp(name, "pin_path")) {
 		if (value[0] != '/' || strlen(value) >= sizeof(cfg->pin_path) - 32)
 			return fail(ctx, "pin_path: '%s' is not an absolute path", value);
@@ -494,8 +498,16 @@ static int validate(struct parse_ctx *ctx)
 					    cfg->services[j].name);
 		total_backends += s->n_backends;
 	}
-	if ((unsigned)cfg->n_services > cfg->max_services)
+	/* At the limit's line, or at the service that went past the default one. */
+	if ((unsigned)cfg->n_services > cfg->max_services) {
+		ctx->line = ctx->max_services_line ? ctx->max_services_line
+						   : cfg->services[cfg->max_services].line;
 		return fail(ctx, "%d services but max_services = %u", cfg->n_services, cfg->max_services);
+	}
+	ctx->line = ctx->max_backends_line;
+	for (int i = 0, n = 0; i < cfg->n_services && !ctx->line; i++)
+		if ((unsigned)(n += cfg->services[i].n_backends) > cfg->max_backends)
+			ctx->line = cfg->services[i].line;
 	if ((unsigned)total_backends > cfg->max_backends)
 		return fail(ctx, "%d backends in all but max_backends = %u", total_backends,
 			    cfg->max_backends);

@@ -1263,17 +1263,52 @@ static void test_blind_segments_change_nothing(void **state)
 	client_to_backup(&c, TH_ACK, i + 2, s + 2);
 	assert_int_equal(count_flows(), 0);
 
-	/* Data after a loss of less than the window before this node moves the sequence on:
-	 * a FIN at its end still closes cleanly. */
-	c.cport = 42202;
+	/* Data after a small loss before this node moves the sequence on: a FIN at its end
+	 * still closes cleanly. After a larger one the sequence catches up only with the
+	 * segments that follow (seq_advance): a FIN right there leaves the entries to the
+	 * sweep. */
+	for (int k = 0; k < 2; k++) {
+		__u32 gap = k ? 200000 : 60000;
+
+		clear_flows();
+		c.cport = (uint16_t)(42202 + k);
+		open_on_backup(&c);
+		in = c_pkt(&c, VIP4_VIRT, PORT, TH_ACK | TH_PSH | TH_FIN, i + 1 + gap, s + 1);
+		want = c_pkt(&c, BAK4, BAK_PORT, TH_ACK | TH_PSH | TH_FIN, i + 1 + gap, s + 1);
+		in.payload_len = want.payload_len = 100;
+		expect_rewrite(&in, &want); /* FIN ends at i + gap + 102 */
+		backup_to_client(&c, TH_ACK | TH_FIN, s + 1, i + gap + 102, 0);
+		client_to_backup(&c, TH_ACK, i + gap + 102, s + 2);
+		assert_int_equal(count_flows(), k ? 2 : 0);
+	}
+}
+
+/* Blind segments cannot walk the tracked sequence to a value of their sender's choosing:
+ * 260 one-byte segments 16 MiB apart (one lands in the window, and each after it would
+ * have moved it on), then a reset at the end of the last: not counted. A genuine stream
+ * after a loss of 1 MiB before this node catches up within a few dozen segments, and the
+ * backend's reset at its real next sequence counts. */
+static void test_blind_segments_cannot_walk_the_sequence(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42900, 100, 9000 };
+	__u32 seq = 0, step = (16u << 20) - 2, next;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, 0);
 	open_on_backup(&c);
-	in = c_pkt(&c, VIP4_VIRT, PORT, TH_ACK | TH_PSH | TH_FIN, i + 1 + 200000, s + 1);
-	want = c_pkt(&c, BAK4, BAK_PORT, TH_ACK | TH_PSH | TH_FIN, i + 1 + 200000, s + 1);
-	in.payload_len = want.payload_len = 100;
-	expect_rewrite(&in, &want); /* FIN ends at i + 200102 */
-	backup_to_client(&c, TH_ACK | TH_FIN, s + 1, i + 200102, 0);
-	client_to_backup(&c, TH_ACK, i + 200102, s + 2);
-	assert_int_equal(count_flows(), 0);
+	for (int k = 0; k < 260; k++, seq += step)
+		backup_to_client(&c, TH_ACK | TH_PSH, seq, 0, 1);
+	backup_to_client(&c, TH_RST, seq - step + 1, 0, 0);
+	assert_int_equal(backend(11).resets, 0);
+
+	clear_flows();
+	c.cport = 42901;
+	open_on_backup(&c);
+	next = c.srv_isn + 1 + (1u << 20);
+	for (int k = 0; k < 40; k++, next += 400)
+		backup_to_client(&c, TH_ACK | TH_PSH, next, c.isn + 1, 400);
+	backup_to_client(&c, TH_RST, next, 0, 0);
+	assert_int_equal(backend(11).resets, 1);
 }
 
 /* A new connection on the tuple of a finished one (the client reused its port): tracked
@@ -2007,6 +2042,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_clean_close_frees_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclean_close_swept_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blind_segments_change_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blind_segments_cannot_walk_the_sequence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_behind_sent_data_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fast_open_handshakes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_errors_reach_the_client, setup, teardown),

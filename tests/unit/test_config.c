@@ -158,6 +158,8 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "[service a]\naddress = 255.255.255.255:1\n", 4, "the broadcast address" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = 0x1.ep-1\n", 6, "failover_threshold: '0x1.ep-1'" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = nan\n", 6, "failover_threshold: 'nan'" },
+		{ GOOD_GLOBAL "max_services = 1\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n[service b]\naddress = 198.18.0.3:80\nbackends = 198.18.0.2:80\n", 3, "2 services but max_services = 1" },
+		{ "max_backends = 2\n" GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80 198.18.0.4:80\n[service b]\naddress = 198.18.0.3:80\nbackends = 198.18.0.2:80\n", 1, "3 backends in all but max_backends = 2" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\naddress = 198.18.0.9:80\n", 5, "'address' given twice" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = [2001:db8:1234:5678:9abc:def0:1234:1]:8080 [2001:db8:1234:5678:9abc:def0:1234:2]:8080 [2001:db8:1234:5678:9abc:def0:1234:3]:8080 [2001:db8:1234:5678:9abc:def0:1234:4]:8080 [2001:db8:1234:5678:9abc:def0:1234:5]:8080\n", 5, "line too long" },
 	};
