@@ -448,9 +448,8 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 		fwd.flags = FS_FL_RETRY;
 
 	rev = fwd;
-	/* Where the client's side is, unless the backend is that way too (one-armed) or its
-	 * route is unknown: evidence against the backend must not come from there. */
-	rev.oif = t->client_if && fwd.oif && t->client_if != fwd.oif ? t->client_if : 0;
+	/* Where the client's side is (from_backend_side). */
+	rev.oif = t->client_if;
 	/* The backend's, from its SYN-ACK; until then the end of the SYN, which the SYN-ACK
 	 * (or a refusing reset) acknowledges all or, Fast Open data refused, the SYN of. */
 	rev.snd_nxt = fwd.snd_nxt;
@@ -843,6 +842,7 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 			idx = next_backend(svc, tried);
 			if (idx < 0)
 				return -1;
+			t->client_if = r->oif; /* re-sent by this node: the client is where it was */
 		} else {
 			/* Nobody holds state for an unanswered SYN: it may follow the current
 			 * choice, but never back to a backend it already tried. */
@@ -956,16 +956,27 @@ static __always_inline bool acks_syn(const struct fs_flow *f, __u32 ack)
 }
 
 /* A backend's packet to a client of a tracked connection. */
-/* Evidence against a backend (a reset, an ICMP error) does not count if it came in from the
- * client's side (the REV entry's oif, where the client's SYN came in, when the backend is
- * routed another way): a client could otherwise send resets in its backend's name for
- * connections whose sequence numbers it knows (its own) and push the service to fail over
- * for everyone. Replies coming back another way than the route out (asymmetric routing)
- * still count. */
+/* Evidence against a backend (a reset, an ICMP error) does not count if it came in where the
+ * client's SYN came in (the REV entry's oif) while the route to the backend leaves through
+ * another interface the programs are attached to: a client could otherwise send resets in
+ * its backend's name for connections whose sequence numbers it knows (its own) and push
+ * the service to fail over for everyone. Sides cannot be told apart, and everything counts,
+ * on a one-armed node, with the route unknown, or leaving through a device the programs do
+ * not see as such (a VLAN or a bridge over the one they are on); replies coming back
+ * another way than the route out count too. Looked up only for resets and ICMP errors. */
 static __always_inline bool from_backend_side(const struct __sk_buff *skb, const struct fs_flow *f,
 					      bool egress)
 {
-	return egress || !f->oif || skb->ifindex != f->oif;
+	struct fs_service *svc;
+	__u32 idx = f->backend_idx, route;
+
+	if (egress || !f->oif || skb->ifindex != f->oif || idx >= FS_MAX_BACKENDS)
+		return true;
+	svc = bpf_map_lookup_elem(&services, &f->nat);
+	if (!svc)
+		return true;
+	route = svc->backend_ifindex[idx];
+	return !route || route == f->oif || !(svc->attached_mask & (1u << idx));
 }
 
 static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f, bool egress)
@@ -1085,6 +1096,8 @@ static __noinline int icmp_to_client(struct __sk_buff *skb, struct pkt *p, bool 
 
 	if (!r || r->dir != FS_DIR_REV)
 		return TC_ACT_OK;
+	if (r->state == FS_ST_MOVED)
+		return TC_ACT_SHOT; /* about a backend the connection left: not for the client */
 	svc_ep = r->nat;
 	if (connect_failed && r->state == FS_ST_SYN_SENT && (r->flags & FS_FL_RETRY)) {
 		svc = bpf_map_lookup_elem(&services, &svc_ep);

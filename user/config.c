@@ -200,8 +200,6 @@ static int global_key(struct parse_ctx *ctx, const char *name, const char *value
 					return fail(ctx, "interfaces: '%s' is listed twice", tok);
 			strcpy(cfg->interfaces[cfg->n_interfaces++], tok);
 		}
-		if (!cfg->n_interfaces)
-			return fail(ctx, "interfaces: empty list");
 	} else if (!strcmp(name, "tick_ms")) {
 		if (!parse_uint(value, 10, 10000, &cfg->tick_ms))
 			return fail(ctx, "tick_ms: '%s' is not a number of milliseconds in 10..10000", value);
@@ -276,8 +274,6 @@ static int service_key(struct parse_ctx *ctx, const char *name, const char *valu
 					return fail(ctx, "backends: '%s' listed twice", tok);
 			s->backends[s->n_backends++] = ep;
 		}
-		if (!s->n_backends)
-			return fail(ctx, "backends: empty list");
 	} else if (!strcmp(name, "connect_timeout_ms")) {
 		if (!parse_uint(value, 10, 60000, &s->connect_timeout_ms))
 			return fail(ctx, "connect_timeout_ms: '%s' is not in 10..60000", value);
@@ -419,7 +415,12 @@ static char *read_line(char *buf, int size, void *stream)
 	if (ctx->err[0] || !*p || strchr(";#\r\n", *p))
 		return r;
 	if (ctx->indented) {
-		/* inih takes any indented line after a key as more of that key's value. */
+		/* inih takes any indented line after a key as more of that key's value; with
+		 * none above it in the section, it would take it for something else. */
+		if (!ctx->last_key[0]) {
+			fail(ctx, "an indented line with no list above it to go on with");
+			return r;
+		}
 		close = strchr(p, ']');
 		if ((*p == '[' && close && close[1] != ':') || strchr(p, '='))
 			fail(ctx, "an indented line goes on with the list above it; '[section]' and "

@@ -187,6 +187,7 @@ static void model_restore(struct service_rt *s, int b, const struct fs_backend_m
 	m->up_failures = (double)in->up_failures_milli / 1000;
 	m->steps = in->evidence_ticks;
 	m->step_s = in->step_ms / 1000.0;
+	m->step_n = m->step_s > 0 ? 1000 : 0; /* a saved mean is worth its memory */
 	for (int r = 0; r < FS_RATE_NR; r++)
 		s->be[b].rate[r] = in->rate_milli[r] / 1000.0;
 	/* CLOCK_MONOTONIC is the machine's: a failback hold under way carries on, unless the
@@ -320,6 +321,19 @@ static __u32 fresh_backend_id(const struct fs_maps *m, const bool *used, __u32 m
 	    bpf_map_update_elem(m->backend_pending, &id, &no_flag, BPF_ANY))
 		log_warn("backend id %u: clearing a removed backend's counters: %s", id, strerror(errno));
 	return id;
+}
+
+/* Which backends' routes leave through an interface the programs are attached to: only
+ * there can the data path tell a backend's side from its clients' (from_backend_side). */
+static __u8 attached_mask_of(const struct service_rt *s, const struct cfg *cfg)
+{
+	__u8 mask = 0;
+
+	for (int b = 0; b < s->cfg.n_backends; b++)
+		for (int i = 0; i < cfg->n_interfaces && s->val.backend_ifindex[b]; i++)
+			if (if_nametoindex(cfg->interfaces[i]) == s->val.backend_ifindex[b])
+				mask |= (__u8)(1u << b);
+	return mask;
 }
 
 /* A reload keeps what only the running daemon knows of a service and of its backends that
@@ -567,6 +581,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 		}
 		carry_runtime(s, was_rt, n_was);
 		s->val.down_mask = down_mask_of(s);
+		s->val.attached_mask = attached_mask_of(s, cfg);
 		if (reused_svc) {
 			s->st = d->states[s->svc_id];
 			s->det.backoff_level = (int)(s->st.backoff_level <= DET_MAX_BACKOFF ? s->st.backoff_level : 0);
@@ -724,6 +739,8 @@ static void refresh_routes(struct daemon *d)
 				changed = true;
 			}
 		}
+		if (changed)
+			s->val.attached_mask = attached_mask_of(s, &d->cfg);
 		if (changed)
 			write_service(d, s, "routes");
 	}

@@ -29,6 +29,7 @@ void model_init(struct model *m)
 	m->steps = 0;
 	m->step_s = 0;
 	m->stepped_at_s = -1;
+	m->step_n = 0;
 }
 
 #define STEP_GAP_MAX_S 3600.0
@@ -42,9 +43,10 @@ void model_note_step_time(struct model *m, double now_s)
 		if (gap > STEP_GAP_MAX_S)
 			gap = STEP_GAP_MAX_S;
 		/* A running mean at first, then a moving one. */
-		w = m->steps > 1 && 1.0 / (double)(m->steps - 1) > STEP_AVG_WEIGHT ? 1.0 / (double)(m->steps - 1)
-									   : STEP_AVG_WEIGHT;
-		m->step_s = m->step_s > 0 ? m->step_s + (gap - m->step_s) * w : gap;
+		if (m->step_n < 1 / STEP_AVG_WEIGHT)
+			m->step_n++;
+		w = 1.0 / m->step_n;
+		m->step_s += (gap - m->step_s) * w;
 	}
 	m->stepped_at_s = now_s;
 }

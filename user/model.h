@@ -28,6 +28,7 @@ struct model {
 	unsigned long steps;  /* steps with evidence */
 	double step_s;        /* mean seconds between steps (0: unknown, tick_s assumed) ... */
 	double stepped_at_s;  /* ... from when the last one was taken (<0: none yet) */
+	unsigned step_n;      /* gaps that mean is made of (capped: then a moving mean) */
 };
 
 /* Defaults for a detector ticking every tick_s seconds. */

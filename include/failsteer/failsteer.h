@@ -37,7 +37,9 @@ struct fs_service {
 	__u16 flags;              /* FS_SVC_F_* */
 	__u32 connect_timeout_ms; /* SYN without SYN-ACK for this long counts as a timeout */
 	__u8 down_mask;           /* bit i: the daemon believes backend i down (P(down) >= 0.5) */
-	__u8 pad[3];
+	__u8 attached_mask;       /* bit i: the route to backend i leaves through an interface
+				   * the programs are attached to */
+	__u8 pad[2];
 	__u32 backend_ids[FS_MAX_BACKENDS]; /* index into backend_stats */
 	struct fs_endpoint backends[FS_MAX_BACKENDS];
 	/* Interface the route to each backend leaves through (0 = unknown), kept by the daemon:
@@ -98,9 +100,8 @@ struct fs_flow {
 	__u8 tried;              /* bitmask of backend indexes this flow was sent to */
 	__u8 pad[3];
 	__u32 oif;               /* FWD: interface of the route to the backend (host mode sends
-				  * there), 0 = unknown; REV: the client's side, where the SYN came
-				  * in if the backend is routed another way (its evidence must not
-				  * come from there), 0 = no such side */
+				  * there), 0 = unknown; REV: the client's side, where its SYN came
+				  * in (0: this node's own), see from_backend_side */
 };
 _Static_assert(sizeof(struct fs_flow) == 64, "fs_flow layout");
 

@@ -957,6 +957,22 @@ static void test_icmp_errors_reach_the_client(void **state)
 	in = c_syn(&c, VIP4, PORT);
 	expect_rewrite(&in, &in);
 	expect_icmp_to_client(&in, &in, "198.18.2.1", 3, 4, 1000);
+
+	/* About a backend the connection has left (its SYN moved on): not for the client,
+	 * whose connect now waits on another backend. */
+	c.cport = 42504;
+	set_active(VIP4_VIRT, 0);
+	expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
+	set_active(VIP4_VIRT, 1);
+	expect_syn_steered(&c, VIP4_VIRT, BAK4, BAK_PORT);
+	{
+		uint8_t frame[PKT_MAX], icmp[PKT_MAX], out[PKT_MAX];
+		size_t ilen, out_len;
+
+		sent = c_syn(&c, PRI4, PORT);
+		ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, pkt_tcp(frame, &sent));
+		assert_int_equal(run(icmp, ilen, out, &out_len), TC_ACT_SHOT);
+	}
 }
 
 /* Makes the 8-byte extension header of an IPv6 frame built with ip_options (destination
@@ -1029,61 +1045,6 @@ static void test_move_to_the_same_backend_after_reload(void **state)
 	want = s_pkt(&c, VIP4_VIRT, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
 	expect_rewrite(&in, &want);
 	assert_int_equal(backend(10).established, 1);
-}
-
-static void set_backend_ifindex(const char *vip, int idx, __u32 ifindex)
-{
-	struct fs_endpoint key;
-	struct fs_service svc;
-
-	endpoint(&key, vip, PORT);
-	assert_int_equal(bpf_map__lookup_elem(E.skel->maps.services, &key, sizeof(key), &svc,
-					      sizeof(svc), 0), 0);
-	svc.backend_ifindex[idx] = ifindex;
-	assert_int_equal(bpf_map__update_elem(E.skel->maps.services, &key, sizeof(key), &svc,
-					      sizeof(svc), BPF_EXIST), 0);
-}
-
-/* Evidence against a backend does not count from the client's side: with the backend
- * routed through interface 2, a reset or an ICMP error that comes in where the client's SYN
- * came in (test_run's packets all come in on lo, ifindex 1) is passed on but not counted,
- * nor retried; one made by this node (egress) is, and so is one on a one-armed node (the
- * backend routed through the client's interface too). */
-static void test_evidence_only_from_the_backend_side(void **state)
-{
-	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42800, 100, 9000 };
-	uint8_t frame[PKT_MAX], icmp[PKT_MAX], out[PKT_MAX];
-	struct pkt_spec in, want, sent;
-	struct fs_global_stats g0 = global();
-	size_t ilen, out_len;
-
-	(void)state;
-	svc_flags = FS_SVC_F_RETRY;
-	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 0, 0);
-	set_backend_ifindex(VIP4_VIRT, 0, 2);
-	expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
-	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
-	want = s_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
-	expect_rewrite(&in, &want);
-	sent = c_syn(&c, PRI4, PORT);
-	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, pkt_tcp(frame, &sent));
-	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
-	assert_int_equal(backend(10).resets, 0);
-	assert_int_equal(backend(10).icmp_errors, 0);
-	assert_int_equal(backend(10).retried, 0);
-	assert_int_equal(global().rst_rejected, g0.rst_rejected + 1);
-	/* Made by this node (egress): counted, and retried. */
-	assert_int_equal(run_ctx(E.egress_fd, icmp, ilen, out, &out_len, 0), 0);
-	assert_int_equal(backend(10).icmp_errors, 1);
-	assert_int_equal(backend(10).retried, 1);
-	/* In on the route's interface: counted. */
-	set_backend_ifindex(VIP4_VIRT, 0, 1);
-	c.cport = 42801;
-	expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
-	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
-	assert_int_equal(run(frame, pkt_tcp(frame, &in), out, &out_len), 0);
-	assert_int_equal(backend(10).resets, 1);
-	assert_int_equal(backend(10).retried, 2);
 }
 
 /* A connection whose two FINs were both acknowledged leaves the table with its last ACK,
@@ -2020,6 +1981,87 @@ static void test_retry_same_length_checksum_complete_v6(void **state)
 {
 	(void)state;
 	retry_same_length(&conn6, VIP6, ID_PRI6, ID_BAK6);
+}
+
+static void set_backend_route(const char *vip, int idx, __u32 ifindex, bool attached)
+{
+	struct fs_endpoint key;
+	struct fs_service svc;
+
+	endpoint(&key, vip, PORT);
+	assert_int_equal(bpf_map__lookup_elem(E.skel->maps.services, &key, sizeof(key), &svc,
+					      sizeof(svc), 0), 0);
+	svc.backend_ifindex[idx] = ifindex;
+	svc.attached_mask = (uint8_t)((svc.attached_mask & ~(1u << idx)) | (attached ? 1u << idx : 0));
+	assert_int_equal(bpf_map__update_elem(E.skel->maps.services, &key, sizeof(key), &svc,
+					      sizeof(svc), BPF_EXIST), 0);
+}
+
+/* Evidence against a backend does not count from the client's side: with the backend
+ * routed through attached interface 2, a reset or an ICMP error that comes in where the
+ * client's SYN came in (test_run's packets all come in on lo, ifindex 1) is passed on but
+ * not counted, nor retried; one made by this node (egress) is. Where sides cannot be told
+ * apart it counts: a one-armed node (the backend routed through the client's interface
+ * too) and a route through a device the programs are not on (a VLAN or a bridge over
+ * theirs). The daemon's re-send keeps the client's side for the next backend. */
+static void test_evidence_only_from_the_backend_side(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42800, 100, 9000 };
+	uint8_t frame[PKT_MAX], icmp[PKT_MAX], out[PKT_MAX];
+	struct pkt_spec in, want, sent;
+	struct fs_global_stats g0 = global();
+	size_t ilen, out_len;
+
+	(void)state;
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 0, 30);
+	set_backend_route(VIP4_VIRT, 0, 2, true);
+	set_backend_route(VIP4_VIRT, 1, 2, true);
+	expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
+	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	expect_rewrite(&in, &want);
+	sent = c_syn(&c, PRI4, PORT);
+	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, pkt_tcp(frame, &sent));
+	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
+	assert_int_equal(backend(10).resets, 0);
+	assert_int_equal(backend(10).icmp_errors, 0);
+	assert_int_equal(backend(10).retried, 0);
+	assert_int_equal(global().rst_rejected, g0.rst_rejected + 1);
+	/* Made by this node (egress): counted, and retried. */
+	assert_int_equal(run_ctx(E.egress_fd, icmp, ilen, out, &out_len, 0), 0);
+	assert_int_equal(backend(10).icmp_errors, 1);
+	assert_int_equal(backend(10).retried, 1);
+	/* The client's side is still known on the backup the SYN moved to. */
+	in = s_pkt(&c, BAK4, BAK_PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(11).resets, 0);
+
+	/* After the daemon's re-send on a timeout, too. */
+	clear_flows();
+	c.cport = 42801;
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
+	wait_timeouts(10, 1);
+	assert_int_equal(run_retry_mark(frame, pkt_tcp(frame, &in), out), 0);
+	assert_int_equal(backend(11).attempts, 2);
+	in = s_pkt(&c, BAK4, BAK_PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(11).resets, 0);
+
+	/* One-armed, and routed through a device the programs are not on: counted. */
+	for (int k = 0; k < 2; k++) {
+		clear_flows();
+		set_backend_route(VIP4_VIRT, 0, k ? 2 : 1, k == 0);
+		c.cport = (uint16_t)(42802 + k);
+		expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
+		in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+		assert_int_equal(run(frame, pkt_tcp(frame, &in), out, &out_len), 0);
+		assert_int_equal(backend(10).resets, 1 + k);
+		assert_int_equal(backend(10).retried, 3 + k);
+	}
 }
 
 int main(void)

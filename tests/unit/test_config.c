@@ -143,6 +143,9 @@ static void test_errors_name_line_and_problem(void **state)
 		{ "interfaces = eth0\ntick_ms = 50\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n[global]\ntick_ms = 200\n", 7, "'tick_ms' given twice" },
 		{ GOOD_GLOBAL "[service a] probe_interval_ms = 0\n", 3, "text after the section header" },
 		{ GOOD_GLOBAL "[service a]\n  [service b]\naddress = 198.18.0.1:80\n", 4, "an indented line" },
+		{ GOOD_GLOBAL "[service a]\n  [2001:db8::2]:80\naddress = [2001:db8::1]:80\nbackends = [2001:db8::2]:80\n", 4, "no list above it" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends =\n", 3, "[service a]: no backends" },
+		{ "[global]\ninterfaces =\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n", 1, "no interface to attach to" },
 		{ "\xef\xbb\xbf[global]\ninterfaces = eth0\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n[global]\n", 6, "duplicate section [global]" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1: +080\n", 4, "is not IPv4:PORT" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:-18446744073709551535\n", 5, "is not IPv4:PORT" },
@@ -229,6 +232,11 @@ static void test_lists_go_on_indented_lines(void **state)
 	assert_memory_equal(again.services[0].backends, cfg.services[0].backends,
 			    sizeof(cfg.services[0].backends));
 	cfg_free(&again);
+	cfg_free(&cfg);
+	/* The list may start on the line after its key. */
+	assert_int_equal(load(GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends =\n"
+			      "  198.18.0.2:80\n  198.18.0.3:80\n", &cfg, err), 0);
+	assert_int_equal(cfg.services[0].n_backends, 2);
 	cfg_free(&cfg);
 	unlink(printed);
 	unlink(path);

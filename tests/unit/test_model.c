@@ -150,6 +150,18 @@ static void test_mtbf_in_seconds_of_steps(void **state)
 	model_step(&every_5, &p, 5, 0);
 	model_note_step_time(&every_5, 0.5 * 3000 + 86400);
 	assert_true(every_5.step_s < 0.5 + 3600 * 0.001 + 1e-9);
+
+	/* A model restored with many steps but no mean yet (saved by an older version): the
+	 * first gaps make a running mean, not one sample worth a thousand. */
+	struct model restored;
+
+	model_init(&restored);
+	restored.steps = 100000;
+	model_note_step_time(&restored, 0);
+	model_note_step_time(&restored, 3600);
+	for (int i = 1; i < 1000; i++)
+		model_note_step_time(&restored, 3600 + 0.5 * i);
+	assert_true(restored.step_s < 5);
 }
 
 int main(void)
