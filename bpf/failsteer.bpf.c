@@ -516,9 +516,7 @@ static __always_inline int flow_move(const struct fs_flow_key *fkey, __u32 isn,
 	if (flow_steer(fkey, isn, svc, idx | (__u32)tried << 8, t))
 		return -1;
 	/* After a reload the same backend may sit at another index: its entry is the new one. */
-	if (t->ep.port == old_rkey->sport && t->ep.addr[0] == old_rkey->src[0] &&
-	    t->ep.addr[1] == old_rkey->src[1] && t->ep.addr[2] == old_rkey->src[2] &&
-	    t->ep.addr[3] == old_rkey->src[3])
+	if (flow_side_is(old_rkey->src, old_rkey->sport, &t->ep))
 		return 0;
 	old = bpf_map_lookup_elem(&flows, old_rkey);
 	if (old && old->dir == FS_DIR_REV)
@@ -646,9 +644,7 @@ static __always_inline int steer_out(struct __sk_buff *skb, const struct pkt *p,
 
 	if (nat_rewrite(skb, p, true, to))
 		return TC_ACT_OK;
-	if (egress && (p->key.dport != to->port || p->key.dst[0] != to->addr[0] ||
-		       p->key.dst[1] != to->addr[1] || p->key.dst[2] != to->addr[2] ||
-		       p->key.dst[3] != to->addr[3]))
+	if (egress && !flow_side_is(p->key.dst, p->key.dport, to))
 		return route_to(skb, p->key.src, to, t->oif, true);
 	return TC_ACT_OK;
 }
@@ -1105,7 +1101,8 @@ static __noinline int icmp_to_client(struct __sk_buff *skb, struct pkt *p, bool 
 			return TC_ACT_OK;
 		r->flags |= FS_FL_TIMED_OUT; /* the client has its answer: no deadline to keep */
 	}
-	nat_icmp_quote(skb, p, p->key.src, p->key.sport, &svc_ep);
+	if (!flow_side_is(p->key.src, p->key.sport, &svc_ep)) /* else quoted as it was sent */
+		nat_icmp_quote(skb, p, p->key.src, p->key.sport, &svc_ep);
 	return TC_ACT_OK;
 }
 

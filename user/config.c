@@ -326,12 +326,11 @@ static int begin_section(struct parse_ctx *ctx, const char *section)
 	while (*name == ' ')
 		name++;
 	/* Printable ASCII only: names go unescaped into JSON, log lines and metric labels. */
-	for (const char *c = name; *c; c++)
-		if (*c < 0x21 || *c > 0x7e || strchr("\"\\{}=,", *c))
-			return fail(ctx, "[service %s]: a name is 1..%d printable ASCII characters "
-					 "without spaces, double quotes, backslashes, braces, '=' or ','",
-				    name, CFG_NAME_MAX - 1);
-	if (!*name || strlen(name) >= CFG_NAME_MAX)
+	bool name_ok = *name && strlen(name) < CFG_NAME_MAX;
+
+	for (const char *c = name; *c && name_ok; c++)
+		name_ok = *c >= 0x21 && *c <= 0x7e && !strchr("\"\\{}=,", *c);
+	if (!name_ok)
 		return fail(ctx, "[service %s]: a name is 1..%d printable ASCII characters "
 				 "without spaces, double quotes, backslashes, braces, '=' or ','",
 			    name, CFG_NAME_MAX - 1);

@@ -325,15 +325,22 @@ static __u32 fresh_backend_id(const struct fs_maps *m, const bool *used, __u32 m
 
 /* Which backends' routes leave through an interface the programs are attached to: only
  * there can the data path tell a backend's side from its clients' (from_backend_side). */
-static __u8 attached_mask_of(const struct service_rt *s, const struct cfg *cfg)
+static __u8 attached_mask_of(const struct service_rt *s, const __u32 *attached, int n)
 {
 	__u8 mask = 0;
 
 	for (int b = 0; b < s->cfg.n_backends; b++)
-		for (int i = 0; i < cfg->n_interfaces && s->val.backend_ifindex[b]; i++)
-			if (if_nametoindex(cfg->interfaces[i]) == s->val.backend_ifindex[b])
+		for (int i = 0; i < n && s->val.backend_ifindex[b]; i++)
+			if (attached[i] == s->val.backend_ifindex[b])
 				mask |= (__u8)(1u << b);
 	return mask;
+}
+
+/* The config's interfaces by index (0 for one that is gone), looked up once per pass. */
+static void attached_ifindexes(const struct cfg *cfg, __u32 *out)
+{
+	for (int i = 0; i < cfg->n_interfaces; i++)
+		out[i] = if_nametoindex(cfg->interfaces[i]);
 }
 
 /* A reload keeps what only the running daemon knows of a service and of its backends that
@@ -390,7 +397,10 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 	struct { struct fs_endpoint key; struct fs_service val; } *existing = NULL;
 	struct route_batch *rb = route_batch_new(); /* NULL: one lookup each, slower */
 	struct service_rt *was_rt = NULL;
+	__u32 attached[CFG_MAX_IFACES];
 	int n_was = 0;
+
+	attached_ifindexes(cfg, attached);
 
 	if (!svc_used || !be_used || !svcs || !active_gone) {
 		rc = -ENOMEM;
@@ -581,7 +591,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 		}
 		carry_runtime(s, was_rt, n_was);
 		s->val.down_mask = down_mask_of(s);
-		s->val.attached_mask = attached_mask_of(s, cfg);
+		s->val.attached_mask = attached_mask_of(s, attached, cfg->n_interfaces);
 		if (reused_svc) {
 			s->st = d->states[s->svc_id];
 			s->det.backoff_level = (int)(s->st.backoff_level <= DET_MAX_BACKOFF ? s->st.backoff_level : 0);
@@ -726,6 +736,9 @@ static void write_service(struct daemon *d, struct service_rt *s, const char *wh
 static void refresh_routes(struct daemon *d)
 {
 	struct route_batch *rb = route_batch_new();
+	__u32 attached[CFG_MAX_IFACES];
+
+	attached_ifindexes(&d->cfg, attached);
 
 	for (int i = 0; i < d->n_svcs; i++) {
 		struct service_rt *s = &d->svcs[i];
@@ -740,7 +753,7 @@ static void refresh_routes(struct daemon *d)
 			}
 		}
 		if (changed)
-			s->val.attached_mask = attached_mask_of(s, &d->cfg);
+			s->val.attached_mask = attached_mask_of(s, attached, d->cfg.n_interfaces);
 		if (changed)
 			write_service(d, s, "routes");
 	}

@@ -40,6 +40,13 @@ static __always_inline void flow_endpoint(struct fs_endpoint *ep, const struct f
 	ep->pad = 0;
 }
 
+/* True if one side of a key (addr and port: src/sport or dst/dport) is ep. */
+static __always_inline bool flow_side_is(const __u32 *addr, __u16 port, const struct fs_endpoint *ep)
+{
+	return port == ep->port && addr[0] == ep->addr[0] && addr[1] == ep->addr[1] &&
+	       addr[2] == ep->addr[2] && addr[3] == ep->addr[3];
+}
+
 /* Reverses a key in place (the quoted packet of an ICMP error is in the other direction). */
 static __always_inline void flow_key_swap(struct fs_flow_key *k)
 {
