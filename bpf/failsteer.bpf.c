@@ -1102,14 +1102,40 @@ static __noinline int icmp_to_client(struct __sk_buff *skb, struct pkt *p, bool 
 		r->flags |= FS_FL_TIMED_OUT; /* the client has its answer: no deadline to keep */
 	}
 	if (!flow_side_is(p->key.src, p->key.sport, &svc_ep)) /* else quoted as it was sent */
-		nat_icmp_quote(skb, p, p->key.src, p->key.sport, &svc_ep);
+		nat_icmp_quote(skb, p, false, p->key.src, p->key.sport, &svc_ep);
 	return TC_ACT_OK;
+}
+
+/* An ICMP(v6) error about a packet sent to a client as the service (a router on the client's
+ * side, or this node forwarding a reply, found it too big or undeliverable) is addressed to
+ * the service; it belongs to the backend that sent the packet, quoting it as that backend
+ * sent it. Else path MTU discovery toward the client fails for good on a backup: the
+ * primary, or nobody, would get the error. At ingress the stack routes it after the
+ * rewrite; this node's own errors are already routed (egress), to the service address. */
+static __noinline int icmp_to_backend(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f,
+				      bool egress)
+{
+	struct fs_endpoint be = f->nat;
+	__u32 src[4] = {};
+	__u32 oif = f->oif;
+
+	/* p->key is the FWD key (client -> service); the quote was sent the other way. */
+	if (flow_side_is(p->key.dst, p->key.dport, &be))
+		return TC_ACT_OK;
+	if (bpf_skb_load_bytes(skb, p->l3_off + (p->family == FS_AF_INET ? IPV4_SRC_OFF :
+						       IPV6_SRC_OFF),
+			       src, p->family == FS_AF_INET ? 4 : 16))
+		return TC_ACT_OK;
+	if (nat_icmp_quote(skb, p, true, p->key.dst, p->key.dport, &be))
+		return TC_ACT_OK;
+	return egress ? route_to(skb, src, &be, oif, true) : TC_ACT_OK;
 }
 
 /* ICMP unreachable quoting a connecting flow (as sent to the backend) counts against it,
  * but only if it quotes the client's SYN sequence exactly: blind ICMP must not count. For a
  * retrying service the error becomes the SYN to the next backend. Every error quoting a
- * tracked flow then goes to its client (icmp_to_client). */
+ * tracked flow then goes to its client (icmp_to_client), or about a reply to its backend
+ * (icmp_to_backend). */
 static __noinline int handle_icmp(struct __sk_buff *skb, struct pkt *p, struct cursor *c, bool egress)
 {
 	struct fs_backend_stats *s;
@@ -1124,6 +1150,8 @@ static __noinline int handle_icmp(struct __sk_buff *skb, struct pkt *p, struct c
 		return TC_ACT_OK;
 	flow_key_swap(&p->key);
 	r = bpf_map_lookup_elem(&flows, &p->key);
+	if (r && r->dir == FS_DIR_FWD)
+		return icmp_to_backend(skb, p, r, egress);
 	if (kind == ICMP_KIND_UNREACH && r && r->dir == FS_DIR_REV && r->state == FS_ST_SYN_SENT &&
 	    seq == r->client_isn && from_backend_side(skb, r, egress)) {
 		s = bstats(r->backend_id);

@@ -7,6 +7,7 @@ threaded HTTP/1.1 server (keep-alive, reads every request in full):
   POST /classify  (body = image bytes, Content-Length required)
         -> 200 {"label": L, "site": NAME, "bytes": N}   L derived from the bytes
   GET  /health    -> 200 {"site": NAME}
+  GET  /pad?bytes=N -> 200 {"site": NAME, "pad": N bytes}   a large answer (path MTU tests)
 
 Usage:
   classifier.py --site NAME --listen ADDR:PORT [--listen [V6ADDR]:PORT ...]
@@ -86,6 +87,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path in ("/health", "/"):
             if not self._maybe_reset():
                 self._reply(200, {"site": self.server.site})
+        elif self.path.startswith("/pad?bytes="):
+            n = self.path[len("/pad?bytes="):]
+            if not n.isdigit() or int(n) > MAX_BODY:
+                self._reply(400, {"error": "bytes must be 0..%d" % MAX_BODY})
+            else:
+                self._reply(200, {"site": self.server.site, "pad": "x" * int(n)})
         else:
             self._reply(404, {"error": "not found"})
 

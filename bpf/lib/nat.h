@@ -143,47 +143,68 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct pkt *
 	return 0;
 }
 
-/* Rewrites the destination of the TCP packet an ICMP(v6) error quotes (headers at p->q3_off
- * and p->q4_off, quoted as sent: to old_addr, old_port) to ep, so that the client the error
- * goes to finds its own connection in it. The quoted IPv4 header checksum and, if quoted,
- * the TCP checksum follow; the ICMP checksum takes every change, so the sum of the message,
- * and with it a CHECKSUM_COMPLETE skb's csum, stays as it was. Returns 0, or -1 with the
- * packet untouched. Packet pointers are invalid afterwards. */
+/* Rewrites one side of the TCP packet an ICMP(v6) error quotes (headers at p->q3_off and
+ * p->q4_off): its destination (src_side false: an error about a packet sent to a backend,
+ * going to the client) or its source and the error's own destination (src_side true: an
+ * error about a packet sent to a client as the service, going to the backend that sent it),
+ * old_addr and old_port in the quote as sent, to ep. The quoted IPv4 header checksum and, if
+ * quoted, the TCP checksum follow; the ICMP checksum takes every change (for ICMPv6 the
+ * pseudo-header's too), so the sum of the message, and with it a CHECKSUM_COMPLETE skb's
+ * csum, stays as it was. Returns 0, or -1 with the packet untouched (also when the error is
+ * not addressed to old_addr). Packet pointers are invalid afterwards. */
 static __always_inline int nat_icmp_quote(struct __sk_buff *skb, const struct pkt *p,
-					  const __u32 *old_addr, __u16 old_port,
+					  bool src_side, const __u32 *old_addr, __u16 old_port,
 					  const struct fs_endpoint *ep)
 {
-	__u32 q3 = p->q3_off, q4 = p->q4_off, l4 = p->l4_off, delta, msg;
+	__u32 q3 = p->q3_off, q4 = p->q4_off, l3 = p->l3_off, l4 = p->l4_off, delta, msg;
 	int n = p->family == FS_AF_INET ? 1 : 4;
 	void *data, *end;
 	__u16 *icsum, *qport, *qcsum, old;
 
-	if (q3 > NAT_MAX_OFF || q4 > NAT_MAX_OFF || l4 > NAT_MAX_OFF ||
+	if (q3 > NAT_MAX_OFF || q4 > NAT_MAX_OFF || l3 > NAT_MAX_OFF || l4 > NAT_MAX_OFF ||
 	    skb_ip_summed(skb) == CHECKSUM_PARTIAL)
 		return -1;
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
 	icsum = data + l4 + 2;
-	qport = data + q4 + 2;
+	qport = data + q4 + (src_side ? 0 : 2);
 	if ((void *)(icsum + 1) > end || (void *)(qport + 1) > end)
 		return -1;
 	delta = csum_delta(old_addr, ep->addr, n);
 	msg = delta;
 	if (p->family == FS_AF_INET) {
-		struct iphdr *ip = data + q3;
+		struct iphdr *ip = data + q3, *outer = data + l3;
 
-		if ((void *)(ip + 1) > end)
+		if ((void *)(ip + 1) > end || (void *)(outer + 1) > end)
 			return -1;
-		ip->daddr = ep->addr[0];
+		if (src_side) {
+			if (outer->daddr != old_addr[0])
+				return -1;
+			outer->daddr = ep->addr[0];
+			outer->check = ~csum_fold16((__u16)~outer->check + delta);
+			ip->saddr = ep->addr[0];
+		} else {
+			ip->daddr = ep->addr[0];
+		}
 		old = ip->check;
 		ip->check = ~csum_fold16((__u16)~old + delta);
 		msg += (__u16)~old + (__u32)ip->check;
 	} else {
-		struct ipv6hdr *ip6 = data + q3;
+		struct ipv6hdr *ip6 = data + q3, *outer = data + l3;
+		__u32 *odst = (__u32 *)&outer->daddr;
 
-		if ((void *)(ip6 + 1) > end)
+		if ((void *)(ip6 + 1) > end || (void *)(outer + 1) > end)
 			return -1;
-		__builtin_memcpy(&ip6->daddr, ep->addr, 16);
+		if (src_side) {
+			if (odst[0] != old_addr[0] || odst[1] != old_addr[1] ||
+			    odst[2] != old_addr[2] || odst[3] != old_addr[3])
+				return -1;
+			__builtin_memcpy(odst, ep->addr, 16);
+			msg += delta; /* in the ICMPv6 checksum's pseudo-header */
+			__builtin_memcpy(&ip6->saddr, ep->addr, 16);
+		} else {
+			__builtin_memcpy(&ip6->daddr, ep->addr, 16);
+		}
 	}
 	if (old_port != ep->port) {
 		*qport = ep->port;

@@ -975,6 +975,81 @@ static void test_icmp_errors_reach_the_client(void **state)
 	}
 }
 
+/* ICMP errors about a reply, which went to the client as the service (a router on the
+ * client's side, or this node forwarding it, found it too big or undeliverable), go to the
+ * backend that sent it, quoting the reply as that backend sent it: its path MTU toward the
+ * client drops, not the primary's (or nobody's). Not counted against anyone. */
+static void expect_icmp_to_backend(const struct pkt_spec *reply,
+				   const struct pkt_spec *as_sent_by_backend, const char *router,
+				   uint8_t type, uint8_t code, size_t l4_quoted)
+{
+	uint8_t frame[PKT_MAX], icmp[PKT_MAX], want[PKT_MAX], out[PKT_MAX];
+	size_t ilen, want_len, out_len;
+
+	ilen = pkt_icmp_error(icmp, router, reply->src, type, code, 1400, frame,
+			      pkt_tcp(frame, reply), l4_quoted);
+	want_len = pkt_icmp_error(want, router, as_sent_by_backend->src, type, code, 1400, frame,
+				  pkt_tcp(frame, as_sent_by_backend), l4_quoted);
+	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
+	assert_int_equal(out_len, want_len);
+	assert_true(pkt_csums_ok(out, out_len));
+	assert_memory_equal(out, want, want_len);
+}
+
+static void test_icmp_errors_reach_the_backend(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42600, 100, 9000 }, c6 = conn6;
+	uint8_t frame[PKT_MAX], icmp[PKT_MAX];
+	struct pkt_spec in, reply, sent;
+	struct fs_global_stats g0;
+	size_t ilen;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, 0);
+	open_on_backup(&c);
+	g0 = global();
+	/* Fragmentation needed, the whole segment quoted (a host) and 8 bytes of it (a
+	 * router); time exceeded; host unreachable (the client is gone: the backend's TCP
+	 * judges that, it is no failure of the backend). */
+	reply = s_pkt(&c, VIP4_VIRT, PORT, TH_ACK | TH_PSH, c.srv_isn + 1, c.isn + 1);
+	sent = s_pkt(&c, BAK4, BAK_PORT, TH_ACK | TH_PSH, c.srv_isn + 1, c.isn + 1);
+	reply.payload_len = sent.payload_len = 200;
+	expect_icmp_to_backend(&reply, &sent, "198.18.1.254", 3, 4, 1000);
+	expect_icmp_to_backend(&reply, &sent, "198.18.1.254", 3, 4, 8);
+	expect_icmp_to_backend(&reply, &sent, "198.18.1.254", 11, 0, 1000);
+	expect_icmp_to_backend(&reply, &sent, "198.18.1.254", 3, 1, 8);
+	assert_int_equal(backend(11).icmp_errors, 0);
+	assert_int_equal(global().icmp_unmatched, g0.icmp_unmatched);
+	/* Addressed to someone else than the service the reply came from: left alone. */
+	ilen = pkt_icmp_error(icmp, "198.18.1.254", "198.18.1.1", 3, 4, 1400, frame,
+			      pkt_tcp(frame, &reply), 1000);
+	expect_unchanged_frame(icmp, ilen);
+
+	/* IPv6 packet too big, on the backup of the service at the primary's address. */
+	c6.cport = 42601;
+	in = c_syn(&c6, VIP6, PORT);
+	sent = c_syn(&c6, BAK6, BAK_PORT);
+	set_active(VIP6, 1);
+	expect_rewrite(&in, &sent);
+	sent = s_pkt(&c6, BAK6, BAK_PORT, TH_SYN | TH_ACK, c6.srv_isn, c6.isn + 1);
+	reply = s_pkt(&c6, VIP6, PORT, TH_SYN | TH_ACK, c6.srv_isn, c6.isn + 1);
+	expect_rewrite(&sent, &reply);
+	reply.flags = sent.flags = TH_ACK;
+	reply.seq = sent.seq = c6.srv_isn + 1;
+	reply.payload_len = sent.payload_len = 200;
+	expect_icmp_to_backend(&reply, &sent, "2001:db8:1::fe", 2, 0, 1000);
+
+	/* On the primary, at the primary's own address: nothing to translate. */
+	c.cport = 42602;
+	in = c_syn(&c, VIP4, PORT);
+	expect_rewrite(&in, &in);
+	reply = s_pkt(&c, VIP4, PORT, TH_ACK, c.srv_isn + 1, c.isn + 1);
+	reply.payload_len = 200;
+	ilen = pkt_icmp_error(icmp, "198.18.1.254", VIP4, 3, 4, 1400, frame,
+			      pkt_tcp(frame, &reply), 1000);
+	expect_unchanged_frame(icmp, ilen);
+}
+
 /* Makes the 8-byte extension header of an IPv6 frame built with ip_options (destination
  * options) a routing header with segments_left left. */
 static void make_routing_header(uint8_t *f, uint8_t left)
@@ -2088,6 +2163,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_behind_sent_data_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fast_open_handshakes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_errors_reach_the_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_icmp_errors_reach_the_backend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_routing_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_to_the_same_backend_after_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evidence_only_from_the_backend_side, setup, teardown),

@@ -26,6 +26,11 @@ big_site_of() { # NS TARGET_URL
 		$PY -c 'import json,sys; print(json.load(sys.stdin)["site"])' 2>/dev/null
 }
 
+pad_site_of() { # NS URL: the site of a large answer
+	ip netns exec "$1" curl -s -m 3 "$2" |
+		$PY -c 'import json,sys; d=json.load(sys.stdin); print(d["site"] if len(d["pad"]) == 6000 else "short")' 2>/dev/null
+}
+
 flow_entries() { bpftool map dump pinned "$PIN/flows" 2>/dev/null | grep -c '"dir"'; }
 no_flows() { [ "$(flow_entries)" = 0 ]; }
 
@@ -74,6 +79,23 @@ for offload in off on mixed; do
 	e2e_check "path MTU discovery through the rewrite, v6 virtual address: a 6000-byte request" \
 		eq "$(big_site_of "${P}cli" "$VURL6")" backup
 	ip -n "${P}edge" link set "${P}e2" mtu 1500
+	# The same toward the client, for the backup's 6000-byte answer: the edge's own
+	# fragmentation needed / packet too big goes to the service address, the primary's
+	# or a virtual one (routed via the primary, as docs/operations.md advises), and must
+	# reach the backup quoting its answer as it sent it. The client's requests are small;
+	# it forgets the path MTUs it learned (its SYNs would advertise an MSS that fits).
+	ip -n "${P}cli" route flush cache
+	ip -n "${P}cli" -6 route flush cache
+	ip -n "${P}edge" route replace "$VIP4/32" via "$PRI4"
+	ip -n "${P}edge" link set "${P}e0" mtu 1280
+	e2e_check "path MTU discovery toward the client, v4 primary's address: a 6000-byte answer" \
+		eq "$(pad_site_of "${P}cli" "http://$PRI4:$SVC_PORT/pad?bytes=6000")" backup
+	e2e_check "path MTU discovery toward the client, v6 primary's address: a 6000-byte answer" \
+		eq "$(pad_site_of "${P}cli" "http://[$PRI6]:$SVC_PORT/pad?bytes=6000")" backup
+	e2e_check "path MTU discovery toward the client, v4 virtual address: a 6000-byte answer" \
+		eq "$(pad_site_of "${P}cli" "http://$VIP4:80/pad?bytes=6000")" backup
+	ip -n "${P}edge" link set "${P}e0" mtu 1500
+	ip -n "${P}edge" route del "$VIP4/32"
 	sleep 1.5
 	fsctl failback classifier >/dev/null
 	fsctl failback classifier6 >/dev/null
