@@ -31,6 +31,9 @@
 #include "stats.h"
 
 #define SWEEP_INTERVAL_S 10.0
+/* Flow-table batches (FLOW_SWEEP_BATCH entries) a tick walks: a full default table (262,144
+ * entries) in 32 ticks, a few milliseconds each. */
+#define SWEEP_BATCHES_PER_TICK 8
 #define PROBE_SUSPICION DET_DOUBT_P_DOWN /* P(active down) above which backups get probed too */
 /* Probes per round to a backend believed down: enough to see a recovery within a second or
  * so; half as many while the service is backing off (it has been flapping: no hurry). */
@@ -105,7 +108,9 @@ struct daemon {
 	bool saved_valid;
 	double next_sweep_s;
 	double next_routes_s;
-	__u64 flows_swept;
+	struct flow_sweep sweep;        /* the walk of the flow table under way */
+	__u64 sweep_created;            /* global counters when that walk began */
+	__u64 sweep_deleted_before;
 	__s64 evictions_base;           /* unaccounted flow-table losses before we started */
 	bool have_evictions_base;
 	__u64 evictions;
@@ -835,8 +840,15 @@ static int on_retry_event(void *ctx, void *data, size_t len)
 	for (int b = 0; s && b < s->cfg.n_backends && next < 0; b++)
 		if (!(fwd.tried & (1u << b)) && !(s->val.down_mask & (1u << b)))
 			next = b;
-	rc = next >= 0 ? retrier_resend(d->retrier, ev, (int)s->val.backend_ifindex[next])
-		       : retrier_reset_client(d->retrier, ev);
+	if (next >= 0) {
+		/* No route known to the backend: the first interface's egress program tries
+		 * (resolved now: a reload may have changed the interfaces). */
+		int oif = (int)s->val.backend_ifindex[next];
+
+		rc = retrier_resend(d->retrier, ev, oif ? oif : (int)if_nametoindex(d->cfg.interfaces[0]));
+	} else {
+		rc = retrier_reset_client(d->retrier, ev);
+	}
 	if (rc && rc != -ENOENT)
 		log_warn("zero-error retry (%s): %s", next >= 0 ? "re-send" : "client reset", strerror(-rc));
 	return 0;
@@ -1002,70 +1014,46 @@ static void tick(struct daemon *d, double now, double dt)
 	heartbeat(d, now, 0);
 }
 
-/* Deletes the flow entries flow_sweepable() gives up (closed a while ago, moved, idle) if
- * still unchanged; counts what is left so that flow-table evictions can be told apart from
- * closes. Under load, entries come and go while the table is walked: the entries lost
- * (neither deleted, swept nor left) are counted from those created before the walk began
- * and those deleted by its end, which can only miss some, and the same count the other way
- * round (created by its end, deleted before it began) can only find too many. What was lost
- * before this daemon started (a previous daemon's sweeps, evictions) is taken from its
- * first walk counted the second way, so that the evictions since are a lower bound: never
- * one that did not happen. */
-static void sweep_flows(struct daemon *d)
+/* One tick's share of the walk of the flow table (flow_sweep_step), which deletes the
+ * entries flow_sweepable() gives up (closed a while ago, moved, idle); a walk starts every
+ * SWEEP_INTERVAL_S. What a whole walk left is counted so that flow-table evictions can be
+ * told apart from closes. Under load, entries come and go while the table is walked: the
+ * entries lost (neither deleted, swept nor left) are counted from those created before the
+ * walk began and those deleted by its end, which can only miss some, and the same count the
+ * other way round (created by its end, deleted before it began) can only find too many.
+ * What was lost before this daemon started (a previous daemon's sweeps, evictions) is taken
+ * from its first walk counted the second way, so that the evictions since are a lower bound:
+ * never one that did not happen. */
+static void sweep_flows(struct daemon *d, double now)
 {
 	struct fs_maps *m = &d->ld.maps;
-	enum { BATCH = 1024 };
-	struct fs_flow_key keys[BATCH];
-	struct fs_flow vals[BATCH], cur;
 	struct fs_global_stats g;
 	struct timespec ts;
-	__u64 now_ns, idle_ns = (__u64)d->cfg.flow_idle_timeout_s * 1000000000ull, live = 0, created,
-	      deleted_before;
-	struct fs_flow_key in, out;
-	bool first = true;
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u64 now_ns, idle_ns = (__u64)d->cfg.flow_idle_timeout_s * 1000000000ull, swept, live;
+	int rc;
 
-	if (maparray_read_percpu_sum(m->global_stats, 1, sizeof(g), &g))
-		return;
-	created = g.flows_created;
-	deleted_before = g.flows_deleted;
+	if (!d->sweep.walking) {
+		if (now < d->next_sweep_s)
+			return;
+		d->next_sweep_s = now + SWEEP_INTERVAL_S;
+		if (maparray_read_percpu_sum(m->global_stats, 1, sizeof(g), &g))
+			return;
+		d->sweep_created = g.flows_created;
+		d->sweep_deleted_before = g.flows_deleted;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now_ns = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
-	for (;;) {
-		__u32 count = BATCH;
-		int rc = bpf_map_lookup_batch(m->flows, first ? NULL : &in, &out, keys, vals, &count, &opts);
-
-		if (rc && errno != ENOENT) {
-			log_warn("sweeping flows: %s", strerror(errno));
-			return;
-		}
-		for (__u32 i = 0; i < count; i++) {
-			if (!flow_sweepable(&vals[i], now_ns, idle_ns)) {
-				live++;
-				continue;
-			}
-			/* Read again right before deleting: a connection that reused the tuple
-			 * since the batch was read has its own entry there now. */
-			if (bpf_map_lookup_elem(m->flows, &keys[i], &cur))
-				continue; /* gone meanwhile: closed (counted deleted) or evicted */
-			if (cur.last_ns != vals[i].last_ns || cur.syn_ns != vals[i].syn_ns) {
-				live++;
-				continue;
-			}
-			if (!bpf_map_delete_elem(m->flows, &keys[i]))
-				d->flows_swept++;
-		}
-		if (rc) /* ENOENT: end of table */
-			break;
-		in = out;
-		first = false;
-	}
-	if (maparray_read_percpu_sum(m->global_stats, 1, sizeof(g), &g))
+	rc = flow_sweep_step(&d->sweep, m->flows, now_ns, idle_ns, SWEEP_BATCHES_PER_TICK);
+	if (rc < 0)
+		log_warn("sweeping flows: %s", strerror(-rc));
+	if (rc != 1 || maparray_read_percpu_sum(m->global_stats, 1, sizeof(g), &g))
 		return;
-	__s64 lost = (__s64)created - (__s64)g.flows_deleted - (__s64)d->flows_swept - (__s64)live;
+	swept = d->sweep.swept_total;
+	live = d->sweep.live;
+	__s64 lost = (__s64)d->sweep_created - (__s64)g.flows_deleted - (__s64)swept - (__s64)live;
 	if (!d->have_evictions_base) {
-		d->evictions_base = (__s64)g.flows_created - (__s64)deleted_before - (__s64)d->flows_swept -
-				    (__s64)live;
+		d->evictions_base = (__s64)g.flows_created - (__s64)d->sweep_deleted_before -
+				    (__s64)swept - (__s64)live;
 		d->have_evictions_base = true;
 	}
 	if (lost - d->evictions_base > (__s64)d->evictions) {
@@ -1227,7 +1215,7 @@ int daemon_run(const char *cfg_path)
 	}
 	if (d.cfg.metrics_listen[0])
 		log_info("metrics on http://%s/metrics", d.cfg.metrics_listen);
-	d.retrier = retrier_new(&d.ld.maps, (int)if_nametoindex(d.cfg.interfaces[0]), err, sizeof(err));
+	d.retrier = retrier_new(&d.ld.maps, err, sizeof(err));
 	d.retry_rb = ring_buffer__new(d.ld.maps.retry_events, on_retry_event, &d, NULL);
 	if (!d.retrier || !d.retry_rb) {
 		fprintf(stderr, "failsteer: %s\n", d.retrier ? "opening the retry ring buffer" : err);
@@ -1302,10 +1290,7 @@ int daemon_run(const char *cfg_path)
 				refresh_routes(&d);
 				d.next_routes_s = now + ROUTE_REFRESH_S;
 			}
-			if (now >= d.next_sweep_s) {
-				sweep_flows(&d);
-				d.next_sweep_s = now + SWEEP_INTERVAL_S;
-			}
+			sweep_flows(&d, now);
 			d.last_tick_cost_s = mono_s() - t0;
 			publish_metrics(&d, d.flows_live);
 		}

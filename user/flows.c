@@ -1,6 +1,9 @@
 /* Flow-table policy of the daemon; see flows.h. */
 #include "flows.h"
 
+#include <errno.h>
+#include <bpf/bpf.h>
+
 bool flow_sweepable(const struct fs_flow *f, __u64 now_ns, __u64 idle_ns)
 {
 	/* A clock read on another CPU may be a little ahead of ours. */
@@ -13,4 +16,52 @@ bool flow_sweepable(const struct fs_flow *f, __u64 now_ns, __u64 idle_ns)
 	if (f->dir == FS_DIR_REV && f->state == FS_ST_MOVED)
 		return age > FLOW_MOVED_LINGER_NS;
 	return false;
+}
+
+int flow_sweep_step(struct flow_sweep *w, int flows_fd, __u64 now_ns, __u64 idle_ns,
+		    int max_batches)
+{
+	struct fs_flow_key keys[FLOW_SWEEP_BATCH], out;
+	struct fs_flow vals[FLOW_SWEEP_BATCH], cur;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+	if (!w->walking) {
+		w->walking = true;
+		w->have_pos = false;
+		w->live = 0;
+	}
+	for (int b = 0; b < max_batches; b++) {
+		__u32 count = FLOW_SWEEP_BATCH;
+		int rc = bpf_map_lookup_batch(flows_fd, w->have_pos ? &w->pos : NULL, &out, keys,
+					      vals, &count, &opts);
+
+		if (rc && errno != ENOENT) {
+			rc = -errno;
+			w->walking = false;
+			return rc;
+		}
+		for (__u32 i = 0; i < count; i++) {
+			if (!flow_sweepable(&vals[i], now_ns, idle_ns)) {
+				w->live++;
+				continue;
+			}
+			/* Read again right before deleting: a connection that reused the tuple
+			 * since the batch was read has its own entry there now. */
+			if (bpf_map_lookup_elem(flows_fd, &keys[i], &cur))
+				continue; /* gone meanwhile: closed (counted deleted) or evicted */
+			if (cur.last_ns != vals[i].last_ns || cur.syn_ns != vals[i].syn_ns) {
+				w->live++;
+				continue;
+			}
+			if (!bpf_map_delete_elem(flows_fd, &keys[i]))
+				w->swept_total++;
+		}
+		if (rc) { /* ENOENT: the end of the table */
+			w->walking = false;
+			return 1;
+		}
+		w->pos = out;
+		w->have_pos = true;
+	}
+	return 0;
 }

@@ -1,4 +1,5 @@
-/* Flow-table policy of the daemon: when an entry the data path left may be swept. */
+/* Flow-table policy of the daemon: when an entry the data path left may be swept, and the
+ * walk of the table that sweeps them. */
 #ifndef FS_FLOWS_H
 #define FS_FLOWS_H
 
@@ -17,5 +18,25 @@
 /* True if entry f, last used at f->last_ns, is to be swept at now_ns (both CLOCK_MONOTONIC)
  * when idle entries are swept after idle_ns. */
 bool flow_sweepable(const struct fs_flow *f, __u64 now_ns, __u64 idle_ns);
+
+/* Entries one batch of a walk reads. */
+#define FLOW_SWEEP_BATCH 1024
+
+/* A walk of the flow table that deletes the entries flow_sweepable() gives up, done a few
+ * batches at a time so that a large table never holds up a detector tick. Zero it to start. */
+struct flow_sweep {
+	bool walking;             /* a walk is under way; pos is where it goes on */
+	bool have_pos;
+	struct fs_flow_key pos;   /* the kernel's batch position (a bucket) */
+	__u64 live;               /* entries left in place by this walk so far */
+	__u64 swept_total;        /* entries deleted, every walk of this struct */
+};
+
+/* Goes on with the walk of flows_fd (a new one if none is under way) for at most
+ * max_batches batches, deleting sweepable entries that are still as read. Returns 1 when
+ * the walk reached the end of the table (live then holds its total until the next walk
+ * begins), 0 if more remains, or -errno (the walk is abandoned). */
+int flow_sweep_step(struct flow_sweep *w, int flows_fd, __u64 now_ns, __u64 idle_ns,
+		    int max_batches);
 
 #endif

@@ -227,7 +227,7 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 	HEAD(out, "failsteer_deadline_overflows_total", "counter", "Connect deadlines lost to a full deadline ring.");
 	fprintf(out, "failsteer_deadline_overflows_total %llu\n", (unsigned long long)v->global.deadline_overflows);
 	if (md) {
-		HEAD(out, "failsteer_flow_table_entries", "gauge", "Flow-table entries at the last sweep.");
+		HEAD(out, "failsteer_flow_table_entries", "gauge", "Flow-table entries counted by the last complete sweep.");
 		fprintf(out, "failsteer_flow_table_entries %llu\n", (unsigned long long)md->flows_live);
 		HEAD(out, "failsteer_flow_table_size", "gauge", "Flow-table capacity (flow_table_size).");
 		fprintf(out, "failsteer_flow_table_size %llu\n", (unsigned long long)md->flow_table_size);
@@ -235,7 +235,7 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 		fprintf(out, "failsteer_flow_table_evictions_total %llu\n", (unsigned long long)md->evictions);
 		HEAD(out, "failsteer_daemon_ticks_total", "counter", "Detector ticks run.");
 		fprintf(out, "failsteer_daemon_ticks_total %llu\n", (unsigned long long)md->ticks);
-		HEAD(out, "failsteer_daemon_tick_duration_seconds", "gauge", "Wall-clock duration of the last detector tick (route refresh and flow sweep included when due).");
+		HEAD(out, "failsteer_daemon_tick_duration_seconds", "gauge", "Wall-clock duration of the last detector tick (route refresh and the flow sweep's share included when due).");
 		fprintf(out, "failsteer_daemon_tick_duration_seconds %.6f\n", md->tick_seconds);
 		HEAD(out, "failsteer_daemon_probes_in_flight", "gauge", "Active TCP probes waiting for an answer.");
 		fprintf(out, "failsteer_daemon_probes_in_flight %llu\n", (unsigned long long)md->probes_in_flight);

@@ -14,7 +14,6 @@
 
 struct retrier {
 	struct fs_maps maps;  /* borrowed from the loader */
-	int default_ifindex;
 	int pkt_fd;           /* AF_PACKET: re-sent SYNs enter the egress program */
 	int raw4_fd, raw6_fd; /* resets to clients */
 	struct retrier_counts counts;
@@ -58,7 +57,7 @@ void retry_fix_checksums(__u8 *ip, __u32 len, __u32 l4_off, __u8 family)
 	tcp[17] = c & 0xff;
 }
 
-struct retrier *retrier_new(const struct fs_maps *maps, int default_ifindex, char *err, size_t len)
+struct retrier *retrier_new(const struct fs_maps *maps, char *err, size_t len)
 {
 	struct retrier *r = calloc(1, sizeof(*r));
 	__u32 mark = FS_RETRY_MARK, probe_mark = FS_PROBE_MARK;
@@ -68,7 +67,6 @@ struct retrier *retrier_new(const struct fs_maps *maps, int default_ifindex, cha
 		return NULL;
 	}
 	r->maps = *maps;
-	r->default_ifindex = default_ifindex;
 	r->pkt_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0); /* protocol 0: send only */
 	r->raw4_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
 	r->raw6_fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
@@ -152,7 +150,7 @@ int retrier_resend(struct retrier *r, const struct fs_retry_event *ev, int ifind
 	frame[13] = proto & 0xff;
 	memcpy(frame + ETH_HLEN, syn.data, syn.len);
 	sll.sll_protocol = htons(proto);
-	sll.sll_ifindex = ifindex > 0 ? ifindex : r->default_ifindex;
+	sll.sll_ifindex = ifindex;
 	/* Enters the egress program of that interface, which moves the flow to the next
 	 * backend, rewrites it and routes it (addresses and MACs are its job). */
 	if (sendto(r->pkt_fd, frame, ETH_HLEN + syn.len, 0, (struct sockaddr *)&sll, sizeof(sll)) < 0)

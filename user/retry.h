@@ -12,13 +12,13 @@
 struct retrier;
 
 /* Opens the packet and raw sockets. NULL with err filled on failure. */
-struct retrier *retrier_new(const struct fs_maps *maps, int default_ifindex, char *err, size_t len);
+struct retrier *retrier_new(const struct fs_maps *maps, char *err, size_t len);
 void retrier_free(struct retrier *r);
 
 /* Is the flow of ev still waiting for its first answer? Fills its FWD entry (the backends
  * it tried) if so. Counts stale events. */
 bool retrier_still_connecting(struct retrier *r, const struct fs_retry_event *ev, struct fs_flow *fwd);
-/* Re-sends the stored SYN into the egress program of interface ifindex (0: the default). */
+/* Re-sends the stored SYN into the egress program of interface ifindex. */
 int retrier_resend(struct retrier *r, const struct fs_retry_event *ev, int ifindex);
 /* Every backend was tried: a reset from the service address ends the client's wait. */
 int retrier_reset_client(struct retrier *r, const struct fs_retry_event *ev);
