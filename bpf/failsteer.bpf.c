@@ -1128,7 +1128,11 @@ static __noinline int icmp_to_backend(struct __sk_buff *skb, struct pkt *p, stru
 		return TC_ACT_OK;
 	if (nat_icmp_quote(skb, p, true, p->key.dst, p->key.dport, &be))
 		return TC_ACT_OK;
-	return egress ? route_to(skb, src, &be, oif, true) : TC_ACT_OK;
+	if (!egress)
+		return TC_ACT_OK;
+	/* Redirected, it passes an egress program again: handled once (fs_tc_egress). */
+	skb->mark = FS_PROBE_MARK;
+	return route_to(skb, src, &be, oif, true);
 }
 
 /* ICMP unreachable quoting a connecting flow (as sent to the backend) counts against it,

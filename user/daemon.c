@@ -31,9 +31,13 @@
 #include "stats.h"
 
 #define SWEEP_INTERVAL_S 10.0
-/* Flow-table batches (FLOW_SWEEP_BATCH entries) a tick walks: a full default table (262,144
- * entries) in 32 ticks, a few milliseconds each. */
-#define SWEEP_BATCHES_PER_TICK 8
+/* A walk of the flow table is spread over the ticks of this long (a full 262,144-entry
+ * table takes 80 ms to read: in one tick it would hold up the detector), at least
+ * SWEEP_MIN_BATCHES batches (FLOW_SWEEP_BATCH entries) a tick. Short, because evictions
+ * are counted over a whole walk, a lower bound looser by the connections that come and go
+ * meanwhile. */
+#define SWEEP_WALK_S 1.0
+#define SWEEP_MIN_BATCHES 8
 #define PROBE_SUSPICION DET_DOUBT_P_DOWN /* P(active down) above which backups get probed too */
 /* Probes per round to a backend believed down: enough to see a recovery within a second or
  * so; half as many while the service is backing off (it has been flapping: no hurry). */
@@ -1014,6 +1018,14 @@ static void tick(struct daemon *d, double now, double dt)
 	heartbeat(d, now, 0);
 }
 
+static int sweep_batches_per_tick(const struct cfg *cfg)
+{
+	double ticks = SWEEP_WALK_S * 1000.0 / cfg->tick_ms;
+	int batches = (int)((cfg->flow_table_size / FLOW_SWEEP_BATCH + 1) / (ticks > 1 ? ticks : 1)) + 1;
+
+	return batches > SWEEP_MIN_BATCHES ? batches : SWEEP_MIN_BATCHES;
+}
+
 /* One tick's share of the walk of the flow table (flow_sweep_step), which deletes the
  * entries flow_sweepable() gives up (closed a while ago, moved, idle); a walk starts every
  * SWEEP_INTERVAL_S. What a whole walk left is counted so that flow-table evictions can be
@@ -1043,7 +1055,7 @@ static void sweep_flows(struct daemon *d, double now)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now_ns = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
-	rc = flow_sweep_step(&d->sweep, m->flows, now_ns, idle_ns, SWEEP_BATCHES_PER_TICK);
+	rc = flow_sweep_step(&d->sweep, m->flows, now_ns, idle_ns, sweep_batches_per_tick(&d->cfg));
 	if (rc < 0)
 		log_warn("sweeping flows: %s", strerror(-rc));
 	if (rc != 1 || maparray_read_percpu_sum(m->global_stats, 1, sizeof(g), &g))

@@ -315,7 +315,8 @@ _Static_assert(sizeof(struct fs_backend_model) ==
 #define FS_MAP_DEADLINE_CTL "deadline_ctl"
 #define FS_MAP_DAEMON_STATE "daemon_state"
 
-/* Probe sockets carry this mark so the egress program never steers them. */
+/* Probe sockets carry this mark so the egress program never steers them; so do the
+ * daemon's resets to clients and ICMP errors the egress program already redirected. */
 #define FS_PROBE_MARK 0x46530001u
 /* A SYN the daemon re-sends after a connect timeout: move the flow to the next backend. */
 #define FS_RETRY_MARK 0x46530002u

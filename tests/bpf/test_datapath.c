@@ -1020,6 +1020,27 @@ static void test_icmp_errors_reach_the_backend(void **state)
 	expect_icmp_to_backend(&reply, &sent, "198.18.1.254", 3, 1, 8);
 	assert_int_equal(backend(11).icmp_errors, 0);
 	assert_int_equal(global().icmp_unmatched, g0.icmp_unmatched);
+	/* Raised by this node (egress): the same, marked so that the egress program it is
+	 * redirected to passes it on instead of handling it again. */
+	{
+		uint8_t want[PKT_MAX], out[PKT_MAX];
+		size_t want_len;
+		struct __sk_buff ctx_out = { 0 };
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_out = out, .data_size_out = PKT_MAX,
+			    .ctx_out = &ctx_out, .ctx_size_out = sizeof(ctx_out), .repeat = 1,
+			    .flags = run_flags);
+
+		opts.data_in = icmp;
+		opts.data_size_in = (__u32)pkt_icmp_error(icmp, "198.18.1.1", reply.src, 3, 4, 1400,
+							  frame, pkt_tcp(frame, &reply), 1000);
+		want_len = pkt_icmp_error(want, "198.18.1.1", sent.src, 3, 4, 1400, frame,
+					  pkt_tcp(frame, &sent), 1000);
+		assert_int_equal(bpf_prog_test_run_opts(E.egress_fd, &opts), 0);
+		assert_int_equal(opts.retval, 0);
+		assert_int_equal(opts.data_size_out, want_len);
+		assert_memory_equal(out + 12, want + 12, want_len - 12); /* MACs: the route's */
+		assert_int_equal(ctx_out.mark, FS_PROBE_MARK);
+	}
 	/* Addressed to someone else than the service the reply came from: left alone. */
 	ilen = pkt_icmp_error(icmp, "198.18.1.254", "198.18.1.1", 3, 4, 1400, frame,
 			      pkt_tcp(frame, &reply), 1000);

@@ -82,20 +82,24 @@ for offload in off on mixed; do
 	# The same toward the client, for the backup's 6000-byte answer: the edge's own
 	# fragmentation needed / packet too big goes to the service address, the primary's
 	# or a virtual one (routed via the primary, as docs/operations.md advises), and must
-	# reach the backup quoting its answer as it sent it. The client's requests are small;
-	# it forgets the path MTUs it learned (its SYNs would advertise an MSS that fits).
-	ip -n "${P}cli" route flush cache
-	ip -n "${P}cli" -6 route flush cache
+	# reach the backup quoting its answer as it sent it. The client's requests are small.
+	# Client and backup forget the path MTUs they learned before each (an MSS or a path
+	# MTU that fits would pass without the error).
 	ip -n "${P}edge" route replace "$VIP4/32" via "$PRI4"
+	ip -n "${P}edge" -6 route replace "$VIP6/128" via "$PRI6"
 	ip -n "${P}edge" link set "${P}e0" mtu 1280
-	e2e_check "path MTU discovery toward the client, v4 primary's address: a 6000-byte answer" \
-		eq "$(pad_site_of "${P}cli" "http://$PRI4:$SVC_PORT/pad?bytes=6000")" backup
-	e2e_check "path MTU discovery toward the client, v6 primary's address: a 6000-byte answer" \
-		eq "$(pad_site_of "${P}cli" "http://[$PRI6]:$SVC_PORT/pad?bytes=6000")" backup
-	e2e_check "path MTU discovery toward the client, v4 virtual address: a 6000-byte answer" \
-		eq "$(pad_site_of "${P}cli" "http://$VIP4:80/pad?bytes=6000")" backup
+	for what in "v4 primary's address|http://$PRI4:$SVC_PORT" "v6 primary's address|http://[$PRI6]:$SVC_PORT" \
+		"v4 virtual address|http://$VIP4:80" "v6 virtual address|http://[$VIP6]:80"; do
+		for ns in cli bak; do
+			ip -n "${P}$ns" route flush cache
+			ip -n "${P}$ns" -6 route flush cache
+		done
+		e2e_check "path MTU discovery toward the client, ${what%%|*}: a 6000-byte answer" \
+			eq "$(pad_site_of "${P}cli" "${what#*|}/pad?bytes=6000")" backup
+	done
 	ip -n "${P}edge" link set "${P}e0" mtu 1500
 	ip -n "${P}edge" route del "$VIP4/32"
+	ip -n "${P}edge" -6 route del "$VIP6/128"
 	sleep 1.5
 	fsctl failback classifier >/dev/null
 	fsctl failback classifier6 >/dev/null
