@@ -17,6 +17,10 @@
  * tracked sequence behind for good, yet a blind guess rarely lands in it. */
 #define SEQ_WINDOW (16u << 20)
 #define SEQ_CREEP 65536u /* see seq_advance */
+/* Replies up to these L3 lengths fit every link (IPv4's minimum datagram, IPv6's minimum
+ * MTU): reply_too_big() is not asked. */
+#define REPLY_MTU_MIN4 576
+#define REPLY_MTU_MIN6 1280
 #define ETH_HLEN 14
 #define __noinline __attribute__((noinline))
 #define VERDICT_TRY_RETRY 1000 /* handler to top frame: try retry_in_kernel() */
@@ -975,10 +979,58 @@ static __always_inline bool from_backend_side(const struct __sk_buff *skb, const
 	return !route || route == f->oif || !(svc->attached_mask & (1u << idx));
 }
 
+/* Is a reply too big for the link to its client, client_if (the interface the client's SYN
+ * came in on), and not to be fragmented on the way? The length check against that device is
+ * cheap; a route lookup confirms that the reply leaves there (the kernel must agree, or it
+ * would forward the packet as it is). */
+static __noinline bool reply_too_big(struct __sk_buff *skb, const struct pkt *p, __u32 client_if)
+{
+	struct bpf_fib_lookup fib = {};
+	__u32 len = p->l3_len;
+	long rc;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	if (len <= (p->family == FS_AF_INET ? REPLY_MTU_MIN4 : REPLY_MTU_MIN6) ||
+	    p->l3_off > NAT_MAX_OFF)
+		return false;
+	if (p->family == FS_AF_INET) {
+		struct iphdr *ip = data + p->l3_off;
+
+		if ((void *)(ip + 1) > end || !(ip->frag_off & bpf_htons(IP_DF)))
+			return false; /* fragmented by the kernel, after the rewrite */
+	}
+	/* L3 lengths against the MTU, as the kernel's forwarding compares them (a frame's
+	 * length would count a VLAN tag); a GSO packet's segments (the helper takes no
+	 * length then). */
+	if (skb->gso_size)
+		len = 0;
+	if (bpf_check_mtu(skb, client_if, &len, 0, skb->gso_size ? BPF_MTU_CHK_SEGS : 0) !=
+	    BPF_MTU_CHK_RET_FRAG_NEEDED)
+		return false;
+	if (p->family == FS_AF_INET) {
+		fib.family = AF_INET;
+		fib.ipv4_src = p->key.src[0];
+		fib.ipv4_dst = p->key.dst[0];
+	} else {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, p->key.src, 16);
+		__builtin_memcpy(fib.ipv6_dst, p->key.dst, 16);
+	}
+	fib.l4_protocol = IPPROTO_TCP;
+	fib.ifindex = skb->ifindex;
+	/* An input lookup, as the kernel's forwarding does; found, the route's device is
+	 * checked against the packet too (FRAG_NEEDED, as expected here). */
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	return (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) &&
+	       fib.ifindex == client_if;
+}
+
 static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f, bool egress)
 {
 	struct fs_backend_traffic *t = btraffic(f->backend_id);
 	struct fs_endpoint svc_ep = f->nat;
+	__u32 client_if = egress ? 0 : f->oif;
 	struct fs_backend_stats *s;
 	struct fs_global_stats *g;
 	struct fs_flow_key fkey;
@@ -1058,6 +1110,12 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 			f->flags |= FS_FL_FIN;
 		flow_close(p, f); /* last use of f */
 	}
+	/* Left as the backend sent it, this node's "fragmentation needed" / "packet too big"
+	 * goes to the backend itself, by the route to it, quoting the packet as sent: path MTU
+	 * discovery toward the client needs nothing of the service address's next hop, the
+	 * primary, which may be down (icmp_to_backend would). */
+	if (client_if && reply_too_big(skb, p, client_if))
+		return TC_ACT_OK;
 	nat_rewrite(skb, p, false, &svc_ep);
 	return TC_ACT_OK;
 }

@@ -23,6 +23,7 @@
 #define TC_ACT_SHOT 2
 #define TC_ACT_REDIRECT 7
 
+#define IP_DF 0x4000
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1FFF
 

@@ -97,6 +97,18 @@ for offload in off on mixed; do
 		e2e_check "path MTU discovery toward the client, ${what%%|*}: a 6000-byte answer" \
 			eq "$(pad_site_of "${P}cli" "${what#*|}/pad?bytes=6000")" backup
 	done
+	# The service address's next hop dead (no ARP/NDP answer, as with the primary host
+	# down): the edge's errors cannot go that way, nor need to (they go to the backup).
+	ip -n "${P}edge" route replace "$VIP4/32" via 198.18.2.99
+	ip -n "${P}edge" -6 route replace "$VIP6/128" via 2001:db8:2::99
+	for what in "v4|http://$VIP4:80" "v6|http://[$VIP6]:80"; do
+		for ns in cli bak; do
+			ip -n "${P}$ns" route flush cache
+			ip -n "${P}$ns" -6 route flush cache
+		done
+		e2e_check "path MTU discovery toward the client, ${what%%|*} virtual address routed to a dead next hop: a 6000-byte answer" \
+			eq "$(pad_site_of "${P}cli" "${what#*|}/pad?bytes=6000")" backup
+	done
 	ip -n "${P}edge" link set "${P}e0" mtu 1500
 	ip -n "${P}edge" route del "$VIP4/32"
 	ip -n "${P}edge" -6 route del "$VIP6/128"
