@@ -999,14 +999,21 @@ static __noinline bool reply_too_big(struct __sk_buff *skb, const struct pkt *p,
 
 		if ((void *)(ip + 1) > end || !(ip->frag_off & bpf_htons(IP_DF)))
 			return false; /* fragmented by the kernel, after the rewrite */
+		fib.tos = ip->tos;
+	} else {
+		__be32 *first = data + p->l3_off;
+
+		if ((void *)(first + 1) > end)
+			return false;
+		fib.flowinfo = *first & bpf_htonl(0x0fffffff); /* class and label: ECMP hashes */
 	}
 	/* L3 lengths against the MTU, as the kernel's forwarding compares them (a frame's
 	 * length would count a VLAN tag); a GSO packet's segments (the helper takes no
 	 * length then). */
 	if (skb->gso_size)
 		len = 0;
-	if (bpf_check_mtu(skb, client_if, &len, 0, skb->gso_size ? BPF_MTU_CHK_SEGS : 0) !=
-	    BPF_MTU_CHK_RET_FRAG_NEEDED)
+	rc = bpf_check_mtu(skb, client_if, &len, 0, skb->gso_size ? BPF_MTU_CHK_SEGS : 0);
+	if (rc != BPF_MTU_CHK_RET_FRAG_NEEDED && rc != BPF_MTU_CHK_RET_SEGS_TOOBIG)
 		return false;
 	if (p->family == FS_AF_INET) {
 		fib.family = AF_INET;
@@ -1017,11 +1024,16 @@ static __noinline bool reply_too_big(struct __sk_buff *skb, const struct pkt *p,
 		__builtin_memcpy(fib.ipv6_src, p->key.src, 16);
 		__builtin_memcpy(fib.ipv6_dst, p->key.dst, 16);
 	}
+	/* The flow as the kernel's input route sees it (ports, class, mark: multipath hashes
+	 * and policy rules); it must pick the same way, or it would forward the packet as it
+	 * is. A kernel without the mark flag refuses: the reply is rewritten as usual. */
 	fib.l4_protocol = IPPROTO_TCP;
+	fib.sport = p->key.sport;
+	fib.dport = p->key.dport;
+	fib.mark = skb->mark;
 	fib.ifindex = skb->ifindex;
-	/* An input lookup, as the kernel's forwarding does; found, the route's device is
-	 * checked against the packet too (FRAG_NEEDED, as expected here). */
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	/* Found, the route's device is checked against the packet too (FRAG_NEEDED). */
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH | BPF_FIB_LOOKUP_MARK);
 	return (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) &&
 	       fib.ifindex == client_if;
 }

@@ -26,9 +26,11 @@ big_site_of() { # NS TARGET_URL
 		$PY -c 'import json,sys; print(json.load(sys.stdin)["site"])' 2>/dev/null
 }
 
-pad_site_of() { # NS URL: the site of a large answer
-	ip netns exec "$1" curl -s -m 3 "$2" |
-		$PY -c 'import json,sys; d=json.load(sys.stdin); print(d["site"] if len(d["pad"]) == 6000 else "short")' 2>/dev/null
+pad_site_of() { # NS URL: the site of a large answer, and "slow" if it took 150 ms or more
+	# (a reply the data path failed to hold back waits for the backend's retransmission
+	# timeout, at least 200 ms, before a segment small enough is sent)
+	ip netns exec "$1" curl -s -m 3 -w '\n%{time_total}' "$2" |
+		$PY -c 'import json,sys; b,t=sys.stdin.read().rsplit("\n",1); d=json.loads(b); print((d["site"] if len(d["pad"]) == 6000 else "short") + (" slow %s s" % t if float(t) >= 0.15 else ""))' 2>/dev/null
 }
 
 flow_entries() { bpftool map dump pinned "$PIN/flows" 2>/dev/null | grep -c '"dir"'; }
@@ -101,6 +103,13 @@ for offload in off on mixed; do
 	# down): the edge's errors cannot go that way, nor need to (they go to the backup).
 	ip -n "${P}edge" route replace "$VIP4/32" via 198.18.2.99
 	ip -n "${P}edge" -6 route replace "$VIP6/128" via 2001:db8:2::99
+	ip netns exec "${P}edge" nft -f - <<-NFT
+		table inet fspmtu {
+			chain out { type filter hook output priority 0; policy accept;
+				ip daddr $VIP4 icmp type destination-unreachable counter;
+				ip6 daddr $VIP6 icmpv6 type packet-too-big counter; }
+		}
+	NFT
 	for what in "v4|http://$VIP4:80" "v6|http://[$VIP6]:80"; do
 		for ns in cli bak; do
 			ip -n "${P}$ns" route flush cache
@@ -109,6 +118,13 @@ for offload in off on mixed; do
 		e2e_check "path MTU discovery toward the client, ${what%%|*} virtual address routed to a dead next hop: a 6000-byte answer" \
 			eq "$(pad_site_of "${P}cli" "${what#*|}/pad?bytes=6000")" backup
 	done
+	# Every reply too big was held back (GSO ones too, with offloads on): none of the
+	# edge's errors went to the service address (a retransmission could hide that).
+	to_vip=$(ip netns exec "${P}edge" nft list table inet fspmtu |
+		awk '/counter packets/ {for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1)} END {print n + 0}')
+	report "the edge's own errors addressed to the virtual addresses: $to_vip"
+	e2e_check "no error of the edge's went to the service address" eq "$to_vip" 0
+	ip netns exec "${P}edge" nft delete table inet fspmtu
 	ip -n "${P}edge" link set "${P}e0" mtu 1500
 	ip -n "${P}edge" route del "$VIP4/32"
 	ip -n "${P}edge" -6 route del "$VIP6/128"
