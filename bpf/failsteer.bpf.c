@@ -588,6 +588,22 @@ static __always_inline void flow_close(const struct pkt *p, struct fs_flow *f)
 		flow_delete_pair(&peer_key, &p->key);
 }
 
+/* A route lookup's addresses, for a TCP packet of family (FS_AF_*) from src to dst. */
+static __always_inline void fib_addrs(struct bpf_fib_lookup *fib, __u8 family, const __u32 *src,
+				      const __u32 *dst)
+{
+	if (family == FS_AF_INET) {
+		fib->family = AF_INET;
+		fib->ipv4_src = src[0];
+		fib->ipv4_dst = dst[0];
+	} else {
+		fib->family = AF_INET6;
+		__builtin_memcpy(fib->ipv6_src, src, 16);
+		__builtin_memcpy(fib->ipv6_dst, dst, 16);
+	}
+	fib->l4_protocol = IPPROTO_TCP;
+}
+
 /* Sends a packet whose destination was rewritten (host mode, or a re-created SYN) out of
  * the interface of the route to it: the route the kernel chose for the original
  * destination, if any, may be wrong. Falls back to the kernel's routing. */
@@ -598,16 +614,7 @@ static __noinline int route_to(struct __sk_buff *skb, const __u32 *src,
 	struct fs_global_stats *g;
 	int rc;
 
-	if (to->family == FS_AF_INET) {
-		fib.family = AF_INET;
-		fib.ipv4_src = src[0];
-		fib.ipv4_dst = to->addr[0];
-	} else {
-		fib.family = AF_INET6;
-		__builtin_memcpy(fib.ipv6_src, src, 16);
-		__builtin_memcpy(fib.ipv6_dst, to->addr, 16);
-	}
-	fib.l4_protocol = IPPROTO_TCP;
+	fib_addrs(&fib, to->family, src, to->addr);
 	/* tot_len 0: the helper checks the skb itself, which lets GSO packets (host mode)
 	 * through instead of answering FRAG_NEEDED for their super-packet length. */
 	fib.tot_len = 0;
@@ -1015,19 +1022,10 @@ static __noinline bool reply_too_big(struct __sk_buff *skb, const struct pkt *p,
 	rc = bpf_check_mtu(skb, client_if, &len, 0, skb->gso_size ? BPF_MTU_CHK_SEGS : 0);
 	if (rc != BPF_MTU_CHK_RET_FRAG_NEEDED && rc != BPF_MTU_CHK_RET_SEGS_TOOBIG)
 		return false;
-	if (p->family == FS_AF_INET) {
-		fib.family = AF_INET;
-		fib.ipv4_src = p->key.src[0];
-		fib.ipv4_dst = p->key.dst[0];
-	} else {
-		fib.family = AF_INET6;
-		__builtin_memcpy(fib.ipv6_src, p->key.src, 16);
-		__builtin_memcpy(fib.ipv6_dst, p->key.dst, 16);
-	}
 	/* The flow as the kernel's input route sees it (ports, class, mark: multipath hashes
 	 * and policy rules); it must pick the same way, or it would forward the packet as it
 	 * is. A kernel without the mark flag refuses: the reply is rewritten as usual. */
-	fib.l4_protocol = IPPROTO_TCP;
+	fib_addrs(&fib, p->family, p->key.src, p->key.dst);
 	fib.sport = p->key.sport;
 	fib.dport = p->key.dport;
 	fib.mark = skb->mark;
