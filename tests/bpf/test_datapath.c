@@ -900,20 +900,30 @@ static void test_fast_open_handshakes(void **state)
 /* ICMP errors about a connection reach its client quoting the packet as the client sent it
  * (to the service), whole or cut short, checksums right: path MTU discovery works across a
  * rewrite, and a refused connect fails at once. Counted only as before. */
-static void expect_icmp_to_client(const struct pkt_spec *sent, const struct pkt_spec *as_sent_by_client,
-				  const char *router, uint8_t type, uint8_t code, size_t l4_quoted)
+/* An error from router to `to` quoting `quoted` comes out addressed to want_to, quoting
+ * want_quoted, every checksum right. */
+static void expect_icmp_translated(const char *router, uint8_t type, uint8_t code, size_t l4_quoted,
+				   const char *to, const struct pkt_spec *quoted,
+				   const char *want_to, const struct pkt_spec *want_quoted)
 {
 	uint8_t frame[PKT_MAX], icmp[PKT_MAX], want[PKT_MAX], out[PKT_MAX];
 	size_t ilen, want_len, out_len;
 
-	ilen = pkt_icmp_error(icmp, router, as_sent_by_client->src, type, code, 1400, frame,
-			      pkt_tcp(frame, sent), l4_quoted);
-	want_len = pkt_icmp_error(want, router, as_sent_by_client->src, type, code, 1400, frame,
-				  pkt_tcp(frame, as_sent_by_client), l4_quoted);
+	ilen = pkt_icmp_error(icmp, router, to, type, code, 1400, frame, pkt_tcp(frame, quoted),
+			      l4_quoted);
+	want_len = pkt_icmp_error(want, router, want_to, type, code, 1400, frame,
+				  pkt_tcp(frame, want_quoted), l4_quoted);
 	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
 	assert_int_equal(out_len, want_len);
 	assert_true(pkt_csums_ok(out, out_len));
 	assert_memory_equal(out, want, want_len);
+}
+
+static void expect_icmp_to_client(const struct pkt_spec *sent, const struct pkt_spec *as_sent_by_client,
+				  const char *router, uint8_t type, uint8_t code, size_t l4_quoted)
+{
+	expect_icmp_translated(router, type, code, l4_quoted, as_sent_by_client->src, sent,
+			       as_sent_by_client->src, as_sent_by_client);
 }
 
 static void test_icmp_errors_reach_the_client(void **state)
@@ -983,17 +993,8 @@ static void expect_icmp_to_backend(const struct pkt_spec *reply,
 				   const struct pkt_spec *as_sent_by_backend, const char *router,
 				   uint8_t type, uint8_t code, size_t l4_quoted)
 {
-	uint8_t frame[PKT_MAX], icmp[PKT_MAX], want[PKT_MAX], out[PKT_MAX];
-	size_t ilen, want_len, out_len;
-
-	ilen = pkt_icmp_error(icmp, router, reply->src, type, code, 1400, frame,
-			      pkt_tcp(frame, reply), l4_quoted);
-	want_len = pkt_icmp_error(want, router, as_sent_by_backend->src, type, code, 1400, frame,
-				  pkt_tcp(frame, as_sent_by_backend), l4_quoted);
-	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
-	assert_int_equal(out_len, want_len);
-	assert_true(pkt_csums_ok(out, out_len));
-	assert_memory_equal(out, want, want_len);
+	expect_icmp_translated(router, type, code, l4_quoted, reply->src, reply,
+			       as_sent_by_backend->src, as_sent_by_backend);
 }
 
 static void test_icmp_errors_reach_the_backend(void **state)
