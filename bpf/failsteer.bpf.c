@@ -994,6 +994,7 @@ static __noinline bool reply_too_big(struct __sk_buff *skb, const struct pkt *p,
 {
 	struct bpf_fib_lookup fib = {};
 	__u32 len = p->l3_len;
+	__u64 flags;
 	long rc;
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
@@ -1017,9 +1018,10 @@ static __noinline bool reply_too_big(struct __sk_buff *skb, const struct pkt *p,
 	/* L3 lengths against the MTU, as the kernel's forwarding compares them (a frame's
 	 * length would count a VLAN tag); a GSO packet's segments (the helper takes no
 	 * length then). */
-	if (skb->gso_size)
+	flags = skb->gso_size ? BPF_MTU_CHK_SEGS : 0;
+	if (flags)
 		len = 0;
-	rc = bpf_check_mtu(skb, client_if, &len, 0, skb->gso_size ? BPF_MTU_CHK_SEGS : 0);
+	rc = bpf_check_mtu(skb, client_if, &len, 0, flags);
 	if (rc != BPF_MTU_CHK_RET_FRAG_NEEDED && rc != BPF_MTU_CHK_RET_SEGS_TOOBIG)
 		return false;
 	/* The flow as the kernel's input route sees it (ports, class, mark: multipath hashes

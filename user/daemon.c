@@ -761,10 +761,10 @@ static void refresh_routes(struct daemon *d)
 				changed = true;
 			}
 		}
-		if (changed)
+		if (changed) {
 			s->val.attached_mask = attached_mask_of(s, attached, d->cfg.n_interfaces);
-		if (changed)
 			write_service(d, s, "routes");
+		}
 	}
 	route_batch_free(rb);
 }
