@@ -12,7 +12,7 @@ VMLINUX_DIR := vmlinux-headers/$(ARCH)
 BPF_ARCH := $(patsubst x86_64,x86,$(patsubst aarch64,arm64,$(ARCH)))
 
 CFLAGS ?= -O2 -g
-CFLAGS += -Wall -Wextra -Werror -std=gnu11 -Iinclude -Iuser -I$(BUILD)/include -D_GNU_SOURCE
+override CFLAGS += -Wall -Wextra -Werror -std=gnu11 -Iinclude -Iuser -I$(BUILD)/include -D_GNU_SOURCE
 LDLIBS := -lbpf -lelf -lz -linih -lmicrohttpd -lm
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -40,13 +40,16 @@ DEPS_STAMP := $(BUILD)/.deps-build
 .PHONY: all deps check check-unit check-bpf check-e2e demo bench clean install vmlinux
 all: $(if $(wildcard user/main.c),$(BUILD)/failsteer $(BUILD)/failsteer-san) tests
 
-$(DEPS_STAMP):
+$(DEPS_STAMP): scripts/install-deps.sh
 	@scripts/install-deps.sh build
 	@mkdir -p $(dir $@) && touch $@
 
 deps: $(DEPS_STAMP)
 
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) | $(DEPS_STAMP)
+$(VMLINUX_DIR)/vmlinux.h:
+	@echo "no $@ for $(ARCH): run 'make vmlinux' on a kernel with BTF to generate it" >&2; exit 1
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(VMLINUX_DIR)/vmlinux.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

@@ -10,19 +10,27 @@ source "$ROOT/scripts/topo.sh"
 FS="$ROOT/$BUILD/failsteer"
 [ -x "$FS" ] || FS="$BUILD/failsteer"
 PY=/usr/bin/python3
+[ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates network namespaces and loads BPF)" >&2; exit 1; }
 topo_claim_prefix demo || exit 1
 PIN=/sys/fs/bpf/failsteer-$P
-WORK=$(mktemp -d "/tmp/failsteer-demo.XXXXXX")
+WORK=""
 DURATION=32 FAULT_AT=8 REPAIR_AT=17
 FS_PID=""
 
-[ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates network namespaces and loads BPF)" >&2; exit 1; }
-
 teardown() {
-	local rc=$?
+	local rc=$? i
 	set +e # every step runs, whatever the one before did
-	[ -n "$FS_PID" ] && kill "$FS_PID" 2>/dev/null && wait "$FS_PID" 2>/dev/null
+	if [ -n "$FS_PID" ]; then
+		kill "$FS_PID" 2>/dev/null
+		for i in $(seq 50); do kill -0 "$FS_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$FS_PID" 2>/dev/null
+		wait "$FS_PID" 2>/dev/null
+	fi
 	[ -e "/run/netns/${P}edge" ] && nsenter --net="/run/netns/${P}edge" "$FS" detach -p "$PIN" >/dev/null 2>&1
+	if [ -d "$PIN" ]; then # detach failed: the pins go all the same
+		rm -f "$PIN"/* 2>/dev/null
+		rmdir "$PIN" 2>/dev/null
+	fi
 	topo_down "$P"
 	topo_release_prefix
 	rm -f /tmp/"$P"-*.log
@@ -30,10 +38,12 @@ teardown() {
 		echo "demo failed (exit $rc); failsteer's log:"
 		sed 's/^/  /' "$WORK/failsteer.log" 2>/dev/null | tail -n 20
 	fi
-	rm -rf "$WORK"
+	[ -z "$WORK" ] || rm -rf "$WORK"
 	exit $rc
 }
 trap teardown EXIT
+trap 'exit 130' INT TERM HUP
+WORK=$(mktemp -d "/tmp/failsteer-demo-$P.XXXXXX")
 topo_down "$P"
 
 echo "== topology: client -> edge node (failsteer) -> primary site 198.18.2.10 / backup site 198.18.3.10"

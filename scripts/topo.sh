@@ -29,8 +29,9 @@
 #                                  start scripts/classifier.py in pri/bak on the
 #                                  site's v4+v6 address, port 8080; waits <= 5 s
 #   stop_site PREFIX primary|backup   SIGTERM (then SIGKILL) the site's classifier
-#   topo_probe_count_start PREFIX  count SYNs to the service port from the edge's own
-#                                  address at each site (probes, health checks; nftables)
+#   topo_probe_count_start PREFIX [any]  count SYNs to the service port (any: to any port,
+#                                  IPv6 too) from the edge's own address at each site
+#                                  (probes, health checks; nftables)
 #   topo_probe_count_read PREFIX pri|bak   print that count
 #   topo_probe_count_stop PREFIX   remove the counters
 #   site_running PREFIX primary|backup   status 0 if the classifier is alive
@@ -93,6 +94,9 @@ _topo_sweep_dead_owners() {
 		for d in "/sys/fs/bpf/fs-test-$p" "/sys/fs/bpf/fs-bench-$p" "/sys/fs/bpf/failsteer-$p"; do
 			[ -d "$d" ] && { rm -f "$d"/* 2>/dev/null; rmdir "$d" 2>/dev/null; }
 		done
+		# and its work files (tests, benchmark, demo)
+		rm -rf /tmp/fs-e2e-"$p".* /tmp/fs-bench-"$p".* /tmp/failsteer-demo-"$p".* 2>/dev/null
+		rm -f /tmp/"$p"-*.pid /tmp/"$p"-*.log /tmp/"$p"-*.args 2>/dev/null
 		rm -f "$f"
 	done
 	return 0
@@ -316,22 +320,29 @@ stop_site() { # PREFIX SITE
 	return 0
 }
 
-topo_probe_count_start() { # PREFIX
-	local role src
+topo_probe_count_start() { # PREFIX [any]
+	local role src src6 rules
 	for role in pri bak; do
-		[ $role = pri ] && src=$EDGE_PRI4 || src=$EDGE_BAK4
+		[ $role = pri ] && src=$EDGE_PRI4 src6=$EDGE_PRI6 || src=$EDGE_BAK4 src6=$EDGE_BAK6
+		if [ "${2:-}" = any ]; then
+			rules="ip saddr $src tcp flags & (syn | ack) == syn counter;
+				ip6 saddr $src6 tcp flags & (syn | ack) == syn counter;"
+		else
+			rules="ip saddr $src tcp dport $SVC_PORT tcp flags & (syn | ack) == syn counter;"
+		fi
 		ip netns exec "$1$role" nft -f - <<-EOF
 			table inet fsprobes {
 				chain pre { type filter hook prerouting priority -200; policy accept;
-					ip saddr $src tcp dport $SVC_PORT tcp flags & (syn | ack) == syn counter; }
+					$rules }
 			}
 		EOF
 	done
 }
 
-topo_probe_count_read() { # PREFIX ROLE -> packets
+topo_probe_count_read() { # PREFIX ROLE -> packets (of all counters), "unreadable" on failure
 	ip netns exec "$1$2" nft list table inet fsprobes |
-		awk '/counter packets/ {for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1)}'
+		awk '/counter packets/ {c++; for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1)}
+			END {print (c ? n + 0 : "unreadable")}'
 }
 
 topo_probe_count_stop() { # PREFIX

@@ -23,11 +23,15 @@ e2e_init() { # NAME (1-3 letters; the prefix adds digits no live run uses)
 	[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 	topo_claim_prefix "$1" || exit 1
 	PIN="/sys/fs/bpf/fs-test-$P"
+	WORK="" DLOG=""
+	# Set at once: a timeout's SIGTERM must still tear down, with a failing status (the
+	# EXIT trap alone would run with status 0 and not show the logs).
+	trap e2e_teardown EXIT
+	trap 'exit 143' TERM INT HUP
 	WORK=$(mktemp -d "/tmp/fs-e2e-$P.XXXXXX")
 	CFG="$WORK/failsteer.conf"
 	DLOG="$WORK/failsteer.log"
 	e2e_cleanup_stale
-	trap e2e_teardown EXIT
 }
 
 # An earlier crash may have left this prefix's namespaces or pins behind.
@@ -56,7 +60,7 @@ e2e_teardown() {
 	topo_down "$P" >/dev/null 2>&1 || true
 	e2e_cleanup_stale
 	rm -f /tmp/"$P"-*.pid /tmp/"$P"-*.log /tmp/"$P"-*.args 2>/dev/null || true
-	rm -rf "$WORK"
+	[ -z "$WORK" ] || rm -rf "$WORK"
 	topo_release_prefix
 	exit $rc
 }
@@ -120,7 +124,8 @@ e2e_start_daemon() {
 	# that signals reach the daemon.
 	nsenter --net="/run/netns/${P}edge" "$FS" run -c "$CFG" >>"$DLOG" 2>&1 &
 	E2E_DAEMON_PID=$!
-	for i in $(seq 50); do
+	# Up to 30 s: loading (the verifier) and attaching can take long on a busy machine.
+	for i in $(seq 300); do
 		if [ "$(grep -c "attached to" "$DLOG" 2>/dev/null || true)" -gt "${before:-0}" ]; then return 0; fi
 		kill -0 "$E2E_DAEMON_PID" 2>/dev/null || break
 		sleep 0.1

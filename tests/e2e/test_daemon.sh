@@ -44,7 +44,7 @@ e2e_check "fresh start creates the pins" test -e "$PIN/flows" -a -e "$PIN/servic
 load_start "${P}cli" run "$PRI4:$SVC_PORT" 50 14 --long-lived 2 --long-interval-ms 100
 sleep 1
 # -- a bad config never touches the running data path
-out=$(edge "$FS" run -c "$WORK/bad.conf" 2>&1) && rc=0 || rc=$?
+out=$(edge timeout 10 "$FS" run -c "$WORK/bad.conf" 2>&1) && rc=0 || rc=$?
 e2e_check "run with a bad config exits 2" eq "$rc" 2
 e2e_check "... and the running daemon still owns the data path" kill -0 "$E2E_DAEMON_PID"
 
@@ -101,9 +101,16 @@ e2e_check "after an operator's command the daemon writes its own entry again (do
 	wait_until 3 down_mask_is 0
 
 # -- SIGHUP: add a service; a broken file is refused and the old config stays
+# (each reload waited for: the daemon logs "reloaded FILE" when it is done)
+reloads() { grep -c "reloaded $CFG" "$DLOG" || true; }
+reload_and_wait() {
+	local before
+	before=$(reloads)
+	kill -HUP "$E2E_DAEMON_PID"
+	wait_until 5 eval '[ "$(reloads)" -gt "$before" ]'
+}
 e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
-kill -HUP "$E2E_DAEMON_PID"
-sleep 0.5
+e2e_check "SIGHUP: reload done" reload_and_wait
 e2e_check "SIGHUP reload adds the new service" bash -c "$(declare -f edge fsctl); FS=$FS P=$P PIN=$PIN; fsctl status extra | grep -q 198.18.9.9"
 e2e_check "... and keeps the active backend of the others" eq "$(active_backend)" 1
 e2e_check "the new service steers (virtual IP)" eq "$(site_of "${P}cli" "http://198.18.9.9:80/classify")" backup
@@ -112,13 +119,11 @@ e2e_check "failover of a service with a single backend exits 2 and says why" \
 	eq "$rc:$(grep -c 'single backend' <<<"$out")" "2:1"
 # The backends listed the other way round: the service stays forced to the same site.
 SVC_BACKENDS="$BAK4:$SVC_PORT $PRI4:$SVC_PORT" e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
-kill -HUP "$E2E_DAEMON_PID"
-sleep 0.5
+e2e_check "SIGHUP: reload done" reload_and_wait
 e2e_check "SIGHUP with the backends reordered: still forced to the backup, now index 0, and it serves" \
 	eq "$(active_backend):$(fsctl status classifier | grep -c FORCED):$(site_of "${P}cli" "http://$PRI4:$SVC_PORT/classify")" "0:1:backup"
 e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
-kill -HUP "$E2E_DAEMON_PID"
-sleep 0.5
+e2e_check "SIGHUP: reload done" reload_and_wait
 e2e_check "... and back in the first order: index 1 again" eq "$(active_backend)" 1
 # A backend that replaces another by reload counts from zero: it must not take over the
 # removed one's counters (nor the events of its remaining connections).
@@ -127,17 +132,14 @@ extra_attempts() {
 }
 e2e_check "[extra] its backend counted the connection" ge "$(extra_attempts)" 1
 e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = 198.18.3.77:80"
-kill -HUP "$E2E_DAEMON_PID"
-sleep 0.5
+e2e_check "SIGHUP: reload done" reload_and_wait
 e2e_check "a backend added by reload in place of another starts at zero attempts" eq "$(extra_attempts)" 0
 e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
-kill -HUP "$E2E_DAEMON_PID"
-sleep 0.5
+e2e_check "SIGHUP: reload done" reload_and_wait
 cp "$WORK/bad.conf" "$CFG"
 kill -HUP "$E2E_DAEMON_PID"
-sleep 0.5
 e2e_check "SIGHUP with a bad file: warning with file:line, daemon keeps running" \
-	bash -c "grep -q 'reload: .*:6: failover_threshold' '$DLOG' && kill -0 $E2E_DAEMON_PID"
+	wait_until 5 bash -c "grep -q 'reload: .*:6: failover_threshold' '$DLOG' && kill -0 $E2E_DAEMON_PID"
 fsctl auto classifier >/dev/null
 e2e_check "returning to auto is logged" wait_until 2 grep -q "service classifier: auto: back to automatic decisions" "$DLOG"
 load_wait
@@ -151,7 +153,7 @@ e2e_check "long-lived connections kept working" ge "$long" 150
 # -- a config whose map sizes differ from the pinned maps is refused, state untouched
 e2e_stop_daemon
 FLOW_TABLE_SIZE=64 e2e_config
-out=$(edge "$FS" run -c "$CFG" 2>&1) && rc=0 || rc=$?
+out=$(edge timeout 10 "$FS" run -c "$CFG" 2>&1) && rc=0 || rc=$?
 e2e_check "a different flow_table_size than the pinned table is refused with the reason, exit 2" \
 	eq "$rc:$(grep -c 'has 65536 entries but the config asks for 64' <<<"$out")" "2:1"
 e2e_check "... and the pinned state is still there" test -e "$PIN/flows"
@@ -160,7 +162,7 @@ e2e_check "... and the pinned state is still there" test -e "$PIN/flows"
 services_before=$(bpftool map dump pinned "$PIN/services" 2>/dev/null | md5sum)
 SVC_BACKENDS="$BAK4:$SVC_PORT $PRI4:$SVC_PORT" e2e_config
 sed -i "s/^interfaces = .*/& ${P}nosuch/" "$CFG"
-out=$(edge "$FS" run -c "$CFG" 2>&1) && rc=0 || rc=$?
+out=$(edge timeout 10 "$FS" run -c "$CFG" 2>&1) && rc=0 || rc=$?
 e2e_check "a missing interface is refused (exit 1, named) and the services map is untouched" \
 	eq "$rc:$(grep -c "interface ${P}nosuch: No such device" <<<"$out"):$(bpftool map dump pinned "$PIN/services" 2>/dev/null | md5sum)" \
 	"1:1:$services_before"
@@ -300,16 +302,9 @@ e2e_check "[away] faults seen while no daemon ran do not fail over a site health
 # believed down (here the backup: the first is the dead address), not blindly on the first
 # (which the next tick would fail over again, counted as a failover).
 failovers() { fsctl status --json classifier | $PY -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["failovers"])'; }
-reloads() { grep -c "reloaded $CFG" "$DLOG" || true; }
-reload_and_wait() {
-	local before
-	before=$(reloads)
-	kill -HUP "$E2E_DAEMON_PID"
-	wait_until 5 eval '[ "$(reloads)" -gt "$before" ]'
-}
 failovers_before=$(failovers)
 SVC_BACKENDS="$DEAD4:$SVC_PORT $BAK4:$SVC_PORT" FAILBACK_HOLD_MS=4000 e2e_config "failback_threshold = 0.999"
-reload_and_wait
+e2e_check "SIGHUP: reload done" reload_and_wait
 sleep 0.5
 e2e_check "[removed] the active backend removed by reload: on the backup at once, no failover counted" \
 	eq "$(active_backend):$(failovers):$(site_of "${P}cli" "http://$PRI4:$SVC_PORT/classify")" "1:$failovers_before:backup"
@@ -320,7 +315,7 @@ e2e_check "[removed] the active backend removed by reload: on the backup at once
 # same address: the service is on the primary's own address and the primary is active).
 SVC_BACKENDS="$DEAD4:$SVC_PORT $PRI4:$SVC_PORT $BAK4:$SVC_PORT" FAILBACK_HOLD_MS=4000 \
 	FLOW_IDLE_TIMEOUT_S=2 e2e_config "failback_threshold = 0.999"
-reload_and_wait
+e2e_check "SIGHUP: reload done" reload_and_wait
 # Back on the primary's site (added again by the reload: a new backend, no hold yet), by
 # hand: forced, seen by the daemon, then automatic again.
 autos_on_1() { grep -c "service classifier: auto: back to automatic decisions (operator), on backend 1" "$DLOG" || true; }

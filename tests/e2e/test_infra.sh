@@ -109,17 +109,20 @@ ok "prefix claim: a prefix owned by a live run is skipped ($first taken -> $seco
 	test -n "$second" -a "$second" != "$first"
 ok "prefix claim: a dead owner's prefix is reclaimed ($third)" test "$third" = "$first"
 rm -f "/run/lock/failsteer-topo-$first.owner" "/run/lock/failsteer-topo-$second.owner"
-# A run killed without its teardown: its namespace goes with the next claim.
+# A run killed without its teardown: its namespace goes with the next claim. (A prefix
+# claimed here, held by a process that then dies: no fixed name a concurrent run may use.)
 sleep 30 &
 holder=$!
-echo "$holder" >/run/lock/failsteer-topo-zq999.owner
-ip netns add zq999cli
+dead=$(claim)
+echo "$holder" >"/run/lock/failsteer-topo-$dead.owner"
+ip netns add "${dead}cli"
 kill "$holder"
 wait "$holder" 2>/dev/null || true
 third=$(claim)
-ok "prefix claim: a dead run's namespaces are swept" test ! -e /run/netns/zq999cli -a ! -e /run/lock/failsteer-topo-zq999.owner
+ok "prefix claim: a dead run's namespaces are swept ($dead)" \
+	test -n "$dead" -a ! -e "/run/netns/${dead}cli" -a ! -e "/run/lock/failsteer-topo-$dead.owner"
 rm -f "/run/lock/failsteer-topo-$third.owner"
-ip netns del zq999cli 2>/dev/null || true
+[ -z "$dead" ] || ip netns del "${dead}cli" 2>/dev/null || true
 
 # ---------------------------------------------------------------------------
 echo "# analyze.py on a synthetic log"

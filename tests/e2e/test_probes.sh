@@ -91,7 +91,7 @@ done
 fsctl failback vip4 >/dev/null
 fsctl failback vip6 >/dev/null
 edge sysctl -qw net.ipv4.ip_local_port_range="40002 40003"
-sleep 1.2
+sleep 2.5 # the daemon reads it again within a second; margin for a busy machine
 for target in "$VIP4" "$VIP6"; do
 	ip netns exec "${P}edge" $PY - "$target" <<'EOF'
 import socket, struct, sys
@@ -121,7 +121,7 @@ e2e_check "the primary's P(down) stayed low" le "$down" 0.1
 # Reserved first: a daemon reading between the two writes must not see the new range alone.
 edge sysctl -qw net.ipv4.ip_local_reserved_ports=40011
 edge sysctl -qw net.ipv4.ip_local_port_range="40010 40011"
-sleep 1.2 # the daemon reads both again within a second
+sleep 2.5 # the daemon reads both again within a second (margin for a busy machine)
 ip netns exec "${P}pri" nft -f - <<NFT
 table inet fsports {
 	chain pre { type filter hook prerouting priority -200; policy accept;
