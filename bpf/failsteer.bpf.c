@@ -267,11 +267,22 @@ static __always_inline struct fs_deadline_ctl *deadline_ctl_get(void)
 }
 
 /* Records that the flow with REV key rkey must be answered by due_ns. */
+/* Is the connection a deadline is for (REV key, ISN) still waiting for its answer? Its
+ * entry, if so, in *f. The ISN tells a later connection on the same ports from it. */
+static __always_inline bool deadline_waits(const struct fs_flow_key *key, __u32 isn,
+					   struct fs_flow **f)
+{
+	*f = bpf_map_lookup_elem(&flows, key);
+	return *f && (*f)->client_isn == isn && (*f)->dir == FS_DIR_REV &&
+	       (*f)->state == FS_ST_SYN_SENT && !((*f)->flags & FS_FL_TIMED_OUT);
+}
+
 static __always_inline void deadline_push(const struct fs_flow_key *rkey, __u32 isn, __u64 due_ns)
 {
 	struct fs_deadline_ctl *ctl = deadline_ctl_get();
 	struct fs_global_stats *g;
 	struct fs_deadline *d;
+	struct fs_flow *old;
 	__u32 slot;
 
 	if (!ctl || !deadline_slots)
@@ -283,8 +294,9 @@ static __always_inline void deadline_push(const struct fs_flow_key *rkey, __u32 
 	/* Take the slot before filling it: the timer may be expiring what it held, and only
 	 * one of us may win it (see deadline_settle). due_ns is written last. */
 	if (__sync_lock_test_and_set(&d->due_ns, 0)) {
-		/* Ring full: the oldest deadline is lost; say so. */
-		g = gstats();
+		/* Ring full: the oldest deadline goes. Lost only if its connection still waits
+		 * (else it was answered, and not freed yet); then say so. */
+		g = deadline_waits(&d->rkey, d->client_isn, &old) ? gstats() : NULL;
 		if (g)
 			g->deadline_overflows++;
 	} else {
@@ -305,14 +317,9 @@ static __always_inline bool deadline_settle(struct fs_deadline *d, __u64 due, __
 					    struct fs_deadline_ctl *ctl)
 {
 	struct fs_flow_key key = d->rkey;
-	__u32 isn = d->client_isn;
 	struct fs_flow *f;
-	bool waiting;
+	bool waiting = deadline_waits(&key, d->client_isn, &f);
 
-	f = bpf_map_lookup_elem(&flows, &key);
-	/* The ISN tells a later connection on the same ports from this one. */
-	waiting = f && f->client_isn == isn && f->dir == FS_DIR_REV &&
-		  f->state == FS_ST_SYN_SENT && !(f->flags & FS_FL_TIMED_OUT);
 	if (waiting && now < due)
 		return false;
 	if (__sync_val_compare_and_swap(&d->due_ns, due, 0) != due)
@@ -362,8 +369,11 @@ static long deadline_walk_one(__u64 i, struct sweep_ctx *c)
 	return 0;
 }
 
-/* One slot of the slice sweep. The context stays the same across iterations (the count of
- * cleared slots goes straight to ctl->pending) so the verifier sees the loop converge. */
+/* One slot of the slice sweep: settles a deadline that is due, or no longer needed even
+ * if not due (answered behind one still waiting, which holds up the in-order walk: freed
+ * here, they do not fill the ring). The context stays the same across iterations (the
+ * count of cleared slots goes straight to ctl->pending) so the verifier sees the loop
+ * converge. */
 static long deadline_sweep_one(__u64 i, struct sweep_ctx *c)
 {
 	__u32 slot = (__u32)((c->start + i) % deadline_slots);
@@ -374,7 +384,7 @@ static long deadline_sweep_one(__u64 i, struct sweep_ctx *c)
 	if (!d)
 		return 0;
 	due = d->due_ns;
-	if (due && due <= c->now)
+	if (due)
 		deadline_settle(d, due, c->now, c->ctl);
 	return 0;
 }
@@ -875,13 +885,14 @@ static __always_inline int handle_fwd_syn(struct __sk_buff *skb, struct pkt *p, 
 	}
 	if (retry || !svc)
 		return retry ? -1 : 0;
-	/* Another SYN on a connection open both ways (no FIN, no reset seen) is no new
-	 * connection yet: it goes where the connection is, changing nothing, and the backend
-	 * answers it (a challenge ACK). A client that did start anew answers that with a
-	 * reset, which marks the entries, and its next SYN starts afresh. So a SYN in the
-	 * client's name cannot move a live connection nor pin a timeout on its backend. */
-	if (r && r->state == FS_ST_ESTABLISHED &&
-	    !((f->flags | r->flags) & (FS_FL_FIN | FS_FL_RST | FS_FL_PEER_CLOSED)))
+	/* Another SYN on a connection not closed (no reset seen, not a FIN each way: a
+	 * half-closed one still carries data) is no new connection yet: it goes where the
+	 * connection is, changing nothing, and the backend answers it (a challenge ACK). A
+	 * client that did start anew answers that with a reset, which marks the entries,
+	 * and its next SYN starts afresh. So a SYN in the client's name cannot move a live
+	 * connection nor pin a timeout on its backend. */
+	if (r && r->state == FS_ST_ESTABLISHED && !((f->flags | r->flags) & FS_FL_RST) &&
+	    !(f->flags & r->flags & FS_FL_FIN))
 		return 0;
 	/* Same tuple, new connection (port reuse): start afresh. The old REV entry goes
 	 * first: the new one may have the very same key (same backend). */
@@ -1166,10 +1177,12 @@ static __noinline int icmp_to_client(struct __sk_buff *skb, struct pkt *p, bool 
 		return TC_ACT_SHOT; /* about a backend the connection left: not for the client */
 	svc_ep = r->nat;
 	if (connect_failed && r->state == FS_ST_SYN_SENT && (r->flags & FS_FL_RETRY)) {
+		/* The error was counted: its connect deadline is not a second failure (nor can
+		 * the daemon re-send what could not be re-sent here). */
+		r->flags |= FS_FL_TIMED_OUT;
 		svc = bpf_map_lookup_elem(&services, &svc_ep);
 		if (svc && next_backend(svc, r->tried) >= 0)
 			return TC_ACT_OK;
-		r->flags |= FS_FL_TIMED_OUT; /* the client has its answer: no deadline to keep */
 	}
 	if (!flow_side_is(p->key.src, p->key.sport, &svc_ep)) /* else quoted as it was sent */
 		nat_icmp_quote(skb, p, false, p->key.src, p->key.sport, &svc_ep);
@@ -1228,7 +1241,9 @@ static __noinline int handle_icmp(struct __sk_buff *skb, struct pkt *p, struct c
 		return icmp_to_backend(skb, p, r, egress);
 	if (kind == ICMP_KIND_UNREACH && r && r->dir == FS_DIR_REV && r->state == FS_ST_SYN_SENT &&
 	    seq == r->client_isn && from_backend_side(skb, r, egress)) {
-		s = bstats(r->backend_id);
+		/* One failure per attempt: after its connect timeout (a router gives up on a
+		 * neighbour after seconds) the error is no second one. */
+		s = r->flags & FS_FL_TIMED_OUT ? NULL : bstats(r->backend_id);
 		if (s) {
 			s->icmp_errors++;
 			evidence_counted(r->backend_id);

@@ -295,10 +295,10 @@ int cli_auto(const char *pin_path, const char *name)
 	return set_mode(pin_path, name, FS_MODE_AUTO, NULL);
 }
 
-int cli_detach(const char *pin_path)
+int cli_detach(const char *pin_path, bool force)
 {
 	char err[512];
-	int n = loader_detach(pin_path, err, sizeof(err));
+	int n = loader_detach(pin_path, force, err, sizeof(err));
 
 	if (n < 0) {
 		fprintf(stderr, "failsteer: %s\n", err);

@@ -18,6 +18,8 @@
 #define DEF_PROBE_INTERVAL_MS 500
 #define DEF_IDLE_TIMEOUT_S 3600
 #define DEF_PIN_PATH "/sys/fs/bpf/failsteer"
+#define PROB_MAX_TEXT "0.999999999" /* the highest threshold: see parse_probability */
+#define PROB_MAX 0.999999999
 #define DEF_METRICS_LISTEN "127.0.0.1:9469"
 
 /* Parser state: libinih gives no line numbers to the handler, so the reader counts them. */
@@ -40,6 +42,17 @@ struct parse_ctx {
 	char seen_global[16][32]; /* keys of [global], before and after its header */
 	int n_seen_global;
 };
+
+/* What is wrong with a pin_path value, NULL if nothing. */
+static const char *pin_path_problem(const char *value)
+{
+	if (value[0] != '/' || strlen(value) >= CFG_PATH_MAX - 32)
+		return "is not an absolute path";
+	/* inih ends a value at " ;" only: a "# note" would become part of the path. */
+	if (strpbrk(value, " \t#;"))
+		return "has blanks or comment characters";
+	return NULL;
+}
 
 /* The kernel's rules for a device name (dev_valid_name), and no leading comment character:
  * `failsteer check` prints the list space-separated, where " ;" would start a comment. */
@@ -148,7 +161,9 @@ static bool parse_probability(const char *v, double *out)
 		return false;
 	errno = 0;
 	x = strtod(v, &end);
-	if (errno || end == v || *end || !(x > 0.5) || !(x < 1.0))
+	/* Above PROB_MAX a threshold could never be reached: the model keeps its
+	 * probabilities 1e-12 away from 0 and 1. */
+	if (errno || end == v || *end || !(x > 0.5) || !(x <= PROB_MAX))
 		return false;
 	*out = x;
 	return true;
@@ -156,7 +171,9 @@ static bool parse_probability(const char *v, double *out)
 
 /* Where clients connect and backends listen must be one host: not the unspecified, the
  * broadcast or a multicast address, and not an IPv4-mapped IPv6 one (dual-stack sockets
- * send those as IPv4, so its steering would never match). NULL if usable. */
+ * send those as IPv4, so its steering would never match); nor one that names no host
+ * without more (0.0.0.0/8, "this network"; an IPv6 link-local address, whose link the
+ * config cannot say, so it could be neither routed nor probed). NULL if usable. */
 static const char *endpoint_unusable(const struct fs_endpoint *ep)
 {
 	static const __u8 zero[16], mapped[12] = { [10] = 0xff, [11] = 0xff };
@@ -165,6 +182,8 @@ static const char *endpoint_unusable(const struct fs_endpoint *ep)
 	if (ep->family == FS_AF_INET) {
 		if (!ep->addr[0])
 			return "the unspecified address";
+		if (!a[0])
+			return "in 0.0.0.0/8 (this network: no host's address)";
 		if (a[0] >= 224 && a[0] < 240)
 			return "a multicast address";
 		return ep->addr[0] == 0xffffffff ? "the broadcast address" : NULL;
@@ -173,6 +192,8 @@ static const char *endpoint_unusable(const struct fs_endpoint *ep)
 		return "the unspecified address";
 	if (a[0] == 0xff)
 		return "a multicast address";
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+		return "a link-local address (no zone can be given: use a global or ULA address)";
 	return memcmp(a, mapped, 12) ? NULL : "an IPv4-mapped address (write it as IPv4)";
 }
 
@@ -218,18 +239,25 @@ static int global_key(struct parse_ctx *ctx, const char *name, const char *value
 			return fail(ctx, "max_backends: '%s' is not in 1..%u", value, 1u << 22);
 		ctx->max_backends_line = ctx->line;
 	} else if (!strcmp(name, "pin_path")) {
-		if (value[0] != '/' || strlen(value) >= sizeof(cfg->pin_path) - 32)
-			return fail(ctx, "pin_path: '%s' is not an absolute path", value);
-		/* inih ends a value at " ;" only: a "# note" would become part of the path. */
-		if (strpbrk(value, " \t#;"))
-			return fail(ctx, "pin_path: '%s' has blanks or comment characters", value);
+		const char *problem = pin_path_problem(value);
+
+		if (problem)
+			return fail(ctx, "pin_path: '%s' %s", value, problem);
 		strcpy(cfg->pin_path, value);
 	} else if (!strcmp(name, "metrics_listen")) {
 		struct fs_endpoint ep;
 
+		/* Empty is a mistake, not "off": /healthz (a liveness probe's) goes with it. */
 		if (strlen(value) >= sizeof(cfg->metrics_listen) ||
-		    (value[0] && strcmp(value, "off") && cfg_parse_endpoint(value, &ep)))
+		    (strcmp(value, "off") && cfg_parse_endpoint(value, &ep)))
 			return fail(ctx, "metrics_listen: '%s' is not ADDR:PORT or 'off'", value);
+		if (strcmp(value, "off")) {
+			const char *why = endpoint_unusable(&ep);
+
+			/* Unlike a service's, the unspecified address listens on every address. */
+			if (why && (ep.addr[0] | ep.addr[1] | ep.addr[2] | ep.addr[3]))
+				return fail(ctx, "metrics_listen: '%s' is %s", value, why);
+		}
 		strcpy(cfg->metrics_listen, strcmp(value, "off") ? value : "");
 	} else {
 		return fail(ctx, "unknown key '%s' in [global]", name);
@@ -279,10 +307,10 @@ static int service_key(struct parse_ctx *ctx, const char *name, const char *valu
 			return fail(ctx, "connect_timeout_ms: '%s' is not in 10..60000", value);
 	} else if (!strcmp(name, "failover_threshold")) {
 		if (!parse_probability(value, &s->failover_threshold))
-			return fail(ctx, "failover_threshold: '%s' is not a probability in (0.5, 1)", value);
+			return fail(ctx, "failover_threshold: '%s' is not a probability in (0.5, " PROB_MAX_TEXT "]", value);
 	} else if (!strcmp(name, "failback_threshold")) {
 		if (!parse_probability(value, &s->failback_threshold))
-			return fail(ctx, "failback_threshold: '%s' is not a probability in (0.5, 1)", value);
+			return fail(ctx, "failback_threshold: '%s' is not a probability in (0.5, " PROB_MAX_TEXT "]", value);
 	} else if (!strcmp(name, "failback_hold_ms")) {
 		if (!parse_uint(value, 0, 3600000, &s->failback_hold_ms))
 			return fail(ctx, "failback_hold_ms: '%s' is not in 0..3600000", value);
@@ -326,13 +354,15 @@ static int begin_section(struct parse_ctx *ctx, const char *section)
 	while (*name == ' ')
 		name++;
 	/* Printable ASCII only: names go unescaped into JSON, log lines and metric labels. */
-	bool name_ok = *name && strlen(name) < CFG_NAME_MAX;
+	/* Nor a leading ';' or '#': after the blank it would start a comment for inih. */
+	bool name_ok = *name && strlen(name) < CFG_NAME_MAX && *name != ';' && *name != '#';
 
 	for (const char *c = name; *c && name_ok; c++)
 		name_ok = *c >= 0x21 && *c <= 0x7e && !strchr("\"\\{}=,", *c);
 	if (!name_ok)
 		return fail(ctx, "[service %s]: a name is 1..%d printable ASCII characters "
-				 "without spaces, double quotes, backslashes, braces, '=' or ','",
+				 "without spaces, double quotes, backslashes, braces, '=' or ',', "
+				 "not starting with ';' or '#'",
 			    name, CFG_NAME_MAX - 1);
 	if (cfg_find_service(cfg, name))
 		return fail(ctx, "duplicate service '%s'", name);
@@ -520,6 +550,11 @@ int cfg_load(const char *path, struct cfg *cfg, char *err, size_t errlen)
 	int rc;
 
 	set_defaults(cfg);
+	/* Kept for reloads: a cut path would name another file. */
+	if (strlen(path) >= sizeof(cfg->path)) {
+		snprintf(err, errlen, "%.64s...: path longer than %zu characters", path, sizeof(cfg->path) - 1);
+		return -1;
+	}
 	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
 	ctx.file = fopen(path, "r");
 	if (!ctx.file) {
@@ -548,6 +583,64 @@ int cfg_load(const char *path, struct cfg *cfg, char *err, size_t errlen)
 		else /* about the whole file, no line in particular */
 			snprintf(err, errlen, "%s: %s", path, ctx.err);
 		cfg_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+struct pin_ctx {
+	FILE *file;
+	int line;     /* lines read so far: the handler's line */
+	int bad_line; /* of a pin_path that is wrong, 0 if none */
+	const char *problem;
+	char *out;
+	size_t len;
+};
+
+static char *pin_read_line(char *buf, int size, void *stream)
+{
+	struct pin_ctx *pc = stream;
+	char *r = fgets(buf, size, pc->file);
+
+	pc->line += r != NULL;
+	return r;
+}
+
+static int pin_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct pin_ctx *pc = user;
+
+	if ((section[0] && strcmp(section, "global")) || strcmp(name, "pin_path") || pc->bad_line)
+		return 1;
+	pc->problem = pin_path_problem(value);
+	if (pc->problem)
+		pc->bad_line = pc->line;
+	else
+		snprintf(pc->out, pc->len, "%s", value);
+	return 1;
+}
+
+int cfg_read_pin_path(const char *path, char *out, size_t len, char *err, size_t errlen)
+{
+	struct pin_ctx pc = { .out = out, .len = len };
+
+	snprintf(out, len, "%s", DEF_PIN_PATH);
+	pc.file = fopen(path, "r");
+	if (!pc.file) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		return -1;
+	}
+	/* Syntax errors elsewhere do not matter here: inih reads on past them. */
+	ini_parse_stream(pin_read_line, &pc, pin_handler, &pc);
+	if (ferror(pc.file)) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		fclose(pc.file);
+		return -1;
+	}
+	fclose(pc.file);
+	if (pc.bad_line) {
+		snprintf(err, errlen, "%s:%d: pin_path %s", path, pc.bad_line, pc.problem);
+		snprintf(out, len, "%s", DEF_PIN_PATH);
 		return -1;
 	}
 	return 0;

@@ -47,6 +47,10 @@ struct cfg {
 /* Loads and validates path. On error returns -1 with "file:line: problem" in err. */
 int cfg_load(const char *path, struct cfg *cfg, char *err, size_t errlen);
 void cfg_free(struct cfg *cfg);
+/* Only the pin_path of a config (the default if it sets none), whatever else the file
+ * holds: the commands that work on the pinned state still run while the config is being
+ * edited. Returns -1 with the problem in err if the file is unreadable or pin_path wrong. */
+int cfg_read_pin_path(const char *path, char *out, size_t len, char *err, size_t errlen);
 
 /* Parses "198.18.2.10:8080" or "[2001:db8::10]:8080". Returns 0 or -1. */
 int cfg_parse_endpoint(const char *text, struct fs_endpoint *ep);

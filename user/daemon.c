@@ -1174,18 +1174,34 @@ int daemon_run(const char *cfg_path)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
 	model_default_params(&d.mp, d.cfg.tick_ms / 1000.0);
-	/* Before any map is touched: a start that cannot attach must not rewrite the services
-	 * a pinned data path is steering with. Exit 1, not 2: an interface may come later
-	 * (boot order), and a restart will find it. */
+	d.ld.lock_fd = -1;
+	/* Whatever can fail goes before any map is touched: a start that cannot attach, serve
+	 * its metrics or open its sockets must not rewrite the services a pinned data path
+	 * is steering with. Exit 1, not 2: an interface may come later (boot order), an
+	 * address or port may be freed, and a restart will find them. */
 	if (loader_check_interfaces(&d.cfg, err, sizeof(err))) {
 		fprintf(stderr, "failsteer: %s: %s\n", cfg_path, err);
-		return 1;
+		goto out;
+	}
+	/* Until the maps are pinned, a scrape gets 503 (the server opens them on demand). */
+	d.metrics = metrics_new(d.cfg.metrics_listen, d.cfg.pin_path, d.cfg.tick_ms, err, sizeof(err));
+	if (!d.metrics) {
+		fprintf(stderr, "failsteer: %s\n", err);
+		goto out;
 	}
 	rc = loader_prepare(&d.ld, &d.cfg, err, sizeof(err));
 	if (!rc)
 		rc = loader_load(&d.ld, &d.cfg, err, sizeof(err));
 	if (!rc)
 		rc = map_shared(&d, err, sizeof(err));
+	if (!rc) {
+		d.retrier = retrier_new(&d.ld.maps, err, sizeof(err));
+		d.retry_rb = d.retrier ? ring_buffer__new(d.ld.maps.retry_events, on_retry_event, &d, NULL)
+				       : NULL;
+		if (d.retrier && !d.retry_rb)
+			snprintf(err, sizeof(err), "opening the retry ring buffer: %s", strerror(errno));
+		rc = d.retry_rb ? 0 : -1;
+	}
 	if (!rc) {
 		d.away_s = time_away(&d, mono_s());
 		if (d.away_s < 0)
@@ -1220,19 +1236,12 @@ int daemon_run(const char *cfg_path)
 			log_warn("raising the open-file limit: %s", strerror(errno));
 	}
 	d.probes = probes_new(d.ld.maps.flows);
-	d.metrics = metrics_new(d.cfg.metrics_listen, d.cfg.pin_path, d.cfg.tick_ms, err, sizeof(err));
-	if (!d.probes || !d.metrics) {
-		fprintf(stderr, "failsteer: %s\n", d.probes ? err : "out of memory");
+	if (!d.probes) {
+		fprintf(stderr, "failsteer: out of memory\n");
 		goto out;
 	}
 	if (d.cfg.metrics_listen[0])
 		log_info("metrics on http://%s/metrics", d.cfg.metrics_listen);
-	d.retrier = retrier_new(&d.ld.maps, err, sizeof(err));
-	d.retry_rb = ring_buffer__new(d.ld.maps.retry_events, on_retry_event, &d, NULL);
-	if (!d.retrier || !d.retry_rb) {
-		fprintf(stderr, "failsteer: %s\n", d.retrier ? "opening the retry ring buffer" : err);
-		goto out;
-	}
 
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);

@@ -329,7 +329,48 @@ static int is_failsteer_prog(__u32 id, const __u32 pinned[2])
 	return ours;
 }
 
-int loader_detach(const char *pin_path, char *err, size_t len)
+/* Takes pin_path's lock for detach (lock_fd, or -1 if there is no pin_path and force
+ * allows that); refuses anything but an idle failsteer pin directory. */
+static int detach_lock(const char *pin_path, bool force, int *lock_fd, char *err, size_t len)
+{
+	struct stat st;
+	int err_no;
+
+	*lock_fd = -1;
+	if (stat(pin_path, &st)) {
+		err_no = errno;
+		if (err_no == ENOENT && force)
+			return 0;
+		if (err_no == ENOENT)
+			snprintf(err, len, "no pins under %s (the daemon's pin_path?); nothing removed ('detach "
+				 "--force' removes every failsteer TC filter in this network namespace)",
+				 pin_path);
+		else
+			snprintf(err, len, "%s: %s; nothing removed", pin_path, strerror(err_no));
+		return -err_no;
+	}
+	/* Only names inside a bpffs directory are unlinked: never files elsewhere. */
+	if (!S_ISDIR(st.st_mode) || !on_bpffs(pin_path)) {
+		snprintf(err, len, "%s is not a directory on a bpf filesystem, so not failsteer's pins; "
+			 "nothing removed", pin_path);
+		return -ENOTDIR;
+	}
+	*lock_fd = open(pin_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB)) {
+		err_no = errno;
+		snprintf(err, len, "%s: %s; nothing removed", pin_path,
+			 err_no == EWOULDBLOCK ? "a failsteer daemon is running with this pin_path, stop it first"
+					       : strerror(err_no));
+		if (*lock_fd >= 0)
+			close(*lock_fd);
+		*lock_fd = -1;
+		return -err_no;
+	}
+	return 0;
+}
+
+/* Removes the filters and the pins; pin_path is locked (or absent). */
+static int detach_locked(const char *pin_path, char *err, size_t len)
 {
 	struct if_nameindex *ifs = if_nameindex(), *it;
 	const __u32 pinned[2] = { pinned_prog_id(pin_path, PROG_PIN_INGRESS),
@@ -391,6 +432,19 @@ int loader_detach(const char *pin_path, char *err, size_t len)
 		return -errno;
 	}
 	return removed;
+}
+
+int loader_detach(const char *pin_path, bool force, char *err, size_t len)
+{
+	int rc, lock_fd;
+
+	rc = detach_lock(pin_path, force, &lock_fd, err, len);
+	if (rc)
+		return rc;
+	rc = detach_locked(pin_path, err, len);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return rc;
 }
 
 void maps_init(struct fs_maps *m)

@@ -42,8 +42,10 @@ int loader_start_deadline_timer(int setup_prog_fd);
 void loader_close(struct loader *l);
 
 /* Removes failsteer's TC filters from every interface of this network namespace and the
- * pins under pin_path. Returns the number of filters removed, or -errno. */
-int loader_detach(const char *pin_path, char *err, size_t len);
+ * pins under pin_path. Refuses (nothing removed) a pin_path a daemon holds, one that is not
+ * a bpffs directory, and a missing one unless force. Returns the number of filters
+ * removed, or -errno. */
+int loader_detach(const char *pin_path, bool force, char *err, size_t len);
 
 /* Marks every map fd as not open (-1). */
 void maps_init(struct fs_maps *m);

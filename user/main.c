@@ -32,8 +32,9 @@ static const char usage_text[] =
 	"                               default the first backup)\n"
 	"  failback SERVICE             force new connections to the primary\n"
 	"  auto SERVICE                 return SERVICE to automatic decisions\n"
-	"  detach                       remove the programs from every interface of this\n"
-	"                               network namespace and the pins\n"
+	"  detach [--force]             remove the programs from every interface of this\n"
+	"                               network namespace and the pins (refused while a\n"
+	"                               daemon runs; --force: also without pins)\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE     configuration file (its pin_path is used by every command)\n"
@@ -42,6 +43,7 @@ static const char usage_text[] =
 	"  -j, --json            status as JSON\n"
 	"  -w, --watch           status refreshed every second\n"
 	"  -v, --verbose         debug logging, libbpf messages included\n"
+	"  -f, --force           detach: remove every failsteer filter even without pins\n"
 	"  -h, --help            this text (--version: the version)\n"
 	"\n"
 	"Exit status: 0 ok, 1 runtime error, 2 usage or configuration error.\n"
@@ -78,11 +80,12 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "watch", no_argument, NULL, 'w' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "force", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd, *config = NULL, *pin_path = NULL;
-	bool json = false, watch = false;
+	bool json = false, watch = false, force = false;
 	char pin_buf[CFG_PATH_MAX];
 	int c, nargs;
 	char **args;
@@ -105,13 +108,14 @@ int main(int argc, char **argv)
 	if (!known) /* before the options: 'failsteer typo -h' is not a success */
 		return usage_error("unknown command '%s'", cmd);
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "c:p:jwvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:p:jwvfh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;
 		case 'p': pin_path = optarg; break;
 		case 'j': json = true; break;
 		case 'w': watch = true; break;
 		case 'v': log_set_level(LOG_LVL_DEBUG); break;
+		case 'f': force = true; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: return usage_error("%s", "bad option");
 		}
@@ -122,6 +126,8 @@ int main(int argc, char **argv)
 	/* An option a command does not take is a mistake, not something to ignore. */
 	if ((json || watch) && strcmp(cmd, "status"))
 		return usage_error("%s takes no --json or --watch (options of status)", cmd);
+	if (force && strcmp(cmd, "detach"))
+		return usage_error("%s takes no --force (an option of detach)", cmd);
 	if (pin_path && (!strcmp(cmd, "run") || !strcmp(cmd, "check")))
 		return usage_error("%s takes the pin path from the config (pin_path), not -p", cmd);
 
@@ -145,18 +151,22 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 
-	/* The other commands work on the pinned state: find it. */
+	/* The other commands work on the pinned state: find it. Only the config's pin_path
+	 * counts here, so that a config half edited during an incident does not keep the
+	 * operator from status, failover or detach; its problems are still shown. */
 	if (!pin_path && config) {
 		struct cfg cfg;
-		char err[512];
+		char err[512], pin_err[512];
 
-		if (cfg_load(config, &cfg, err, sizeof(err))) {
-			fprintf(stderr, "failsteer: %s\n", err);
+		if (cfg_read_pin_path(config, pin_buf, sizeof(pin_buf), pin_err, sizeof(pin_err))) {
+			fprintf(stderr, "failsteer: %s\n", pin_err);
 			return EXIT_USAGE;
 		}
-		snprintf(pin_buf, sizeof(pin_buf), "%s", cfg.pin_path);
+		if (cfg_load(config, &cfg, err, sizeof(err)))
+			fprintf(stderr, "failsteer: warning: %s (only its pin_path is used here)\n", err);
+		else
+			cfg_free(&cfg);
 		pin_path = pin_buf;
-		cfg_free(&cfg);
 	}
 	if (!pin_path)
 		pin_path = DEFAULT_PIN_PATH;
@@ -179,7 +189,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "detach")) {
 		if (nargs)
 			return usage_error("unexpected argument '%s'", args[0]);
-		return cli_detach(pin_path);
+		return cli_detach(pin_path, force);
 	}
 	return usage_error("unknown command '%s'", cmd);
 }

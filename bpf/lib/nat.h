@@ -164,6 +164,10 @@ static __always_inline int nat_icmp_quote(struct __sk_buff *skb, const struct pk
 	if (q3 > NAT_MAX_OFF || q4 > NAT_MAX_OFF || l3 > NAT_MAX_OFF || l4 > NAT_MAX_OFF ||
 	    skb_ip_summed(skb) == CHECKSUM_PARTIAL)
 		return -1;
+	/* The quote ends with the IP datagram, not the frame: bytes after it (padding, a
+	 * trailer) are no part of the message nor of its checksum. */
+	if (q4 + 4 > l3 + p->l3_len)
+		return -1;
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
 	icsum = data + l4 + 2;
@@ -213,7 +217,7 @@ static __always_inline int nat_icmp_quote(struct __sk_buff *skb, const struct pk
 	}
 	/* Routers quote 8 bytes of TCP, hosts more: the checksum only if it is there. */
 	qcsum = data + q4 + TCP_CSUM_OFF;
-	if ((void *)(qcsum + 1) <= end) {
+	if ((void *)(qcsum + 1) <= end && q4 + TCP_CSUM_OFF + 2 <= l3 + p->l3_len) {
 		old = *qcsum;
 		*qcsum = ~csum_fold16((__u16)~old + csum_fold16(delta));
 		msg += (__u16)~old + (__u32)*qcsum;

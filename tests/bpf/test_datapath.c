@@ -120,6 +120,29 @@ static int setup(void **state)
 	return 0;
 }
 
+/* As setup, with a deadline ring of 4 slots. */
+static int setup_small_ring(void **state)
+{
+	(void)state;
+	memset(&E, 0, sizeof(E));
+	svc_flags = 0;
+	run_flags = 0;
+	E.skel = failsteer_bpf__open();
+	if (!E.skel)
+		return -1;
+	bpf_map__set_max_entries(E.skel->maps.flows, FLOW_TABLE_SIZE);
+	E.skel->rodata->deadline_slots = 4;
+	bpf_map__set_max_entries(E.skel->maps.deadlines, 4);
+	if (failsteer_bpf__load(E.skel) ||
+	    loader_start_deadline_timer(bpf_program__fd(E.skel->progs.fs_deadline_setup))) {
+		failsteer_bpf__destroy(E.skel);
+		return -1;
+	}
+	E.ingress_fd = bpf_program__fd(E.skel->progs.fs_tc_ingress);
+	E.egress_fd = bpf_program__fd(E.skel->progs.fs_tc_egress);
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -683,6 +706,32 @@ static void test_icmp_not_counted_twice(void **state)
 	sleep_ms(100);
 	assert_int_equal(backend(ID_PRI).icmp_errors, 1);
 	assert_int_equal(backend(ID_PRI).timeouts, 1);
+	/* The other order: the error after the deadline (a router gives up on a neighbour
+	 * after seconds) is no second failure either. */
+	sent = c_syn(&c2, PRI4, PORT);
+	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, pkt_tcp(frame, &sent));
+	expect_unchanged_frame(icmp, ilen);
+	assert_int_equal(backend(ID_PRI).icmp_errors, 1);
+	assert_int_equal(backend(ID_PRI).attempts, 2);
+
+	/* A retrying service, a SYN that could not be kept for a retry (it carries data):
+	 * the error is counted, kept from the client (its next SYN may go elsewhere), and
+	 * its deadline is no second failure. */
+	struct conn t = { CLI4, VIP4_VIRT, PRI4, BAK4, 40412, 500, 900 };
+	struct pkt_spec in;
+
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 0, SHORT_TIMEOUT_MS);
+	in = c_syn(&t, VIP4_VIRT, PORT);
+	sent = c_syn(&t, PRI4, PORT);
+	in.payload_len = sent.payload_len = 100;
+	expect_rewrite(&in, &sent);
+	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, pkt_tcp(frame, &sent));
+	expect_unchanged_frame(icmp, ilen);
+	sleep_ms(SHORT_TIMEOUT_MS + 100);
+	assert_int_equal(backend(10).icmp_errors, 1);
+	assert_int_equal(backend(10).timeouts, 0);
+	svc_flags = 0;
 	assert_int_equal(backend(ID_PRI).attempts, 2);
 }
 
@@ -735,6 +784,55 @@ static struct fs_deadline_ctl deadline_ctl(void)
 	assert_int_equal(bpf_map__lookup_elem(E.skel->maps.deadline_ctl, &zero, sizeof(zero), &ctl,
 					      sizeof(ctl), 0), 0);
 	return ctl;
+}
+
+static void wait_timeouts(__u32 id, __u64 n);
+
+/* The ring is positional (a slot per connection, in the order they started), so it must
+ * hold every connection within the longest connect timeout. Answered ones behind a waiting
+ * one (which holds up the in-order walk) are freed by the slice sweep all the same, and an
+ * answered one overwritten before it was freed is no lost deadline: only a waiting one
+ * overwritten is counted lost. */
+static void test_deadline_ring_counts_only_waiting_ones_lost(void **state)
+{
+	struct conn w = conn4, a = conn4;
+	struct pkt_spec in;
+
+	(void)state;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, SHORT_TIMEOUT_MS);
+	w.cport = 43300;
+	expect_syn_steered(&w, VIP4, PRI4, PORT); /* waits */
+	for (int k = 1; k <= 3; k++) {            /* answered at once */
+		a.cport = (uint16_t)(43300 + k);
+		expect_syn_steered(&a, VIP4, PRI4, PORT);
+		in = s_pkt(&a, PRI4, PORT, TH_SYN | TH_ACK, a.srv_isn, a.isn + 1);
+		expect_rewrite(&in, &in);
+	}
+	/* Well before the waiting one is due, the slice sweep (every slot within 50 ms)
+	 * frees the answered ones. */
+	for (int i = 0; i < 50 && deadline_ctl().pending != 1; i++)
+		sleep_ms(2);
+	assert_int_equal(deadline_ctl().pending, 1);
+	assert_int_equal(backend(ID_PRI).timeouts, 0);
+	wait_timeouts(ID_PRI, 1);
+	/* Four answered, and at once a fifth connection: it takes the slot of an answered one
+	 * (freed or not yet): nothing lost. */
+	for (int k = 4; k <= 8; k++) {
+		a.cport = (uint16_t)(43300 + k);
+		expect_syn_steered(&a, VIP4, PRI4, PORT);
+		in = s_pkt(&a, PRI4, PORT, TH_SYN | TH_ACK, a.srv_isn, a.isn + 1);
+		expect_rewrite(&in, &in);
+	}
+	assert_int_equal(global().deadline_overflows, 0);
+	/* Five waiting at once in four slots: the first one's deadline is lost, and said so. */
+	for (int i = 0; i < 100 && deadline_ctl().pending; i++)
+		sleep_ms(10);
+	for (int k = 10; k < 15; k++) {
+		a.cport = (uint16_t)(43300 + k);
+		expect_syn_steered(&a, VIP4, PRI4, PORT);
+	}
+	assert_int_equal(global().deadline_overflows, 1);
+	wait_timeouts(ID_PRI, 5);
 }
 
 /* The timer waits only for connections still waiting: the deadline of an answered one is
@@ -916,10 +1014,12 @@ static void test_fast_open_handshakes(void **state)
  * (to the service), whole or cut short, checksums right: path MTU discovery works across a
  * rewrite, and a refused connect fails at once. Counted only as before. */
 /* An error from router to `to` quoting `quoted` comes out addressed to want_to, quoting
- * want_quoted, every checksum right. */
-static void expect_icmp_translated(const char *router, uint8_t type, uint8_t code, size_t l4_quoted,
-				   const char *to, const struct pkt_spec *quoted,
-				   const char *want_to, const struct pkt_spec *want_quoted)
+ * want_quoted, every checksum right. Bytes after the IP datagram in the frame (a trailer:
+ * padding, a kept FCS) are not part of it and stay as they were. */
+static void expect_icmp_translated_trailer(const char *router, uint8_t type, uint8_t code,
+					   size_t l4_quoted, const char *to, const struct pkt_spec *quoted,
+					   const char *want_to, const struct pkt_spec *want_quoted,
+					   size_t trailer)
 {
 	uint8_t frame[PKT_MAX], icmp[PKT_MAX], want[PKT_MAX], out[PKT_MAX];
 	size_t ilen, want_len, out_len;
@@ -928,10 +1028,21 @@ static void expect_icmp_translated(const char *router, uint8_t type, uint8_t cod
 			      l4_quoted);
 	want_len = pkt_icmp_error(want, router, want_to, type, code, 1400, frame,
 				  pkt_tcp(frame, want_quoted), l4_quoted);
+	memset(icmp + ilen, 0xab, trailer);
+	memset(want + want_len, 0xab, trailer);
+	ilen += trailer;
+	want_len += trailer;
 	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
 	assert_int_equal(out_len, want_len);
 	assert_true(pkt_csums_ok(out, out_len));
 	assert_memory_equal(out, want, want_len);
+}
+
+static void expect_icmp_translated(const char *router, uint8_t type, uint8_t code, size_t l4_quoted,
+				   const char *to, const struct pkt_spec *quoted,
+				   const char *want_to, const struct pkt_spec *want_quoted)
+{
+	expect_icmp_translated_trailer(router, type, code, l4_quoted, to, quoted, want_to, want_quoted, 0);
 }
 
 static void expect_icmp_to_client(const struct pkt_spec *sent, const struct pkt_spec *as_sent_by_client,
@@ -958,6 +1069,8 @@ static void test_icmp_errors_reach_the_client(void **state)
 	expect_icmp_to_client(&sent, &in, "198.18.3.1", 3, 4, 1000);
 	expect_icmp_to_client(&sent, &in, "198.18.3.1", 3, 4, 8);
 	expect_icmp_to_client(&sent, &in, "198.18.3.1", 11, 0, 1000);
+	/* 8 bytes quoted, then a trailer: no quoted TCP checksum to update there. */
+	expect_icmp_translated_trailer("198.18.3.1", 3, 4, 8, in.src, &sent, in.src, &in, 16);
 	assert_int_equal(backend(11).icmp_errors, 0);
 	assert_int_equal(global().icmp_unmatched, g0.icmp_unmatched);
 
@@ -1434,6 +1547,45 @@ static void test_port_reuse_new_connection(void **state)
 	 * evictions apart by this, so the old entry replaced here counts as deleted. */
 	struct fs_global_stats g = global();
 	assert_int_equal(g.flows_created - g.flows_deleted, count_flows());
+}
+
+/* A half-closed connection (the client sent its FIN, the backend still sends) is live: a
+ * SYN on its ports, whatever its sequence number, neither moves it (after a failover too)
+ * nor counts an attempt or a timeout against its backend. Closed both ways, a SYN is a new
+ * connection again. */
+static void test_syn_on_half_closed_connection(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 43000, 100, 9000 };
+	__u32 i = c.isn, s = c.srv_isn;
+	struct pkt_spec in, want;
+
+	(void)state;
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, SHORT_TIMEOUT_MS);
+	open_on_backup(&c);
+	client_to_backup(&c, TH_ACK | TH_FIN, i + 1, s + 1);
+	backup_to_client(&c, TH_ACK | TH_PSH, s + 1, i + 2, 100);
+	set_active(VIP4_VIRT, 0); /* failed back meanwhile */
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	in.seq = 0x12345678;
+	want = c_syn(&c, BAK4, BAK_PORT);
+	want.seq = 0x12345678;
+	expect_rewrite(&in, &want);
+	sleep_ms(SHORT_TIMEOUT_MS + 100); /* a deadline it had pushed would have passed */
+	assert_int_equal(backend(11).attempts, 1);
+	assert_int_equal(backend(11).timeouts, 0);
+	assert_int_equal(backend(10).attempts, 0);
+	/* Still the backup's: its data reaches the client rewritten, the client's ACKs it. */
+	backup_to_client(&c, TH_ACK | TH_PSH, s + 101, i + 2, 100);
+	client_to_backup(&c, TH_ACK, i + 2, s + 201);
+	/* The backend's FIN too: closed both ways (its last ACK not seen), a SYN is new. */
+	backup_to_client(&c, TH_ACK | TH_FIN, s + 201, i + 2, 0);
+	c.isn = i + 100000;
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(10).attempts, 1);
+	svc_flags = 0;
 }
 
 /* A connection on the ports of an earlier one that was answered is not timed out by the
@@ -2192,6 +2344,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connect_timeout_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_timeouts_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_answered_deadline_freed_early, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deadline_ring_counts_only_waiting_ones_lost, setup_small_ring, teardown),
 		cmocka_unit_test_setup_teardown(test_full_flow_table_evicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_close_frees_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclean_close_swept_both_ways, setup, teardown),
@@ -2206,6 +2359,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_evidence_only_from_the_backend_side, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_keeps_deadlines_apart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syn_on_half_closed_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v4, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_reset_becomes_syn_v6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_syn_slot_reused, setup, teardown),

@@ -47,6 +47,11 @@ sleep 1
 out=$(edge timeout 10 "$FS" run -c "$WORK/bad.conf" 2>&1) && rc=0 || rc=$?
 e2e_check "run with a bad config exits 2" eq "$rc" 2
 e2e_check "... and the running daemon still owns the data path" kill -0 "$E2E_DAEMON_PID"
+# A config with an error still leads status to the pinned state (only pin_path counts).
+printf '[global]\ninterfaces = x\npin_path = %s\n[service a]\naddress = 198.18.2.10:8080\nbackends = 198.18.2.10:8080\nfailover_threshold = 2\n' "$PIN" >"$WORK/bad-pin.conf"
+out=$(edge "$FS" status -c "$WORK/bad-pin.conf" 2>&1) && rc=0 || rc=$?
+e2e_check "status -c with a config in error: exit 0, the service shown, the problem warned" \
+	eq "$rc:$(grep -c '^service classifier' <<<"$out"):$(grep -c 'warning: .*bad-pin.conf:7: failover_threshold' <<<"$out")" "0:1:1"
 
 # -- move to the backup by hand, then kill -9 the daemon
 fsctl failover classifier 1 >/dev/null
@@ -150,6 +155,20 @@ report "requests $(($(wc -l <"$L") - 1)), failed $failed, long-lived ok $long"
 e2e_check "no request failed through kill -9, restart and reloads" eq "$failed" 0
 e2e_check "long-lived connections kept working" ge "$long" 150
 
+# -- detach refuses what is not an idle failsteer pin directory, and removes nothing
+filters() { edge tc filter show dev "${P}e0" ingress 2>/dev/null | grep -c "fs_tc_ingress" || true; }
+out=$(fsctl detach 2>&1) && rc=0 || rc=$?
+e2e_check "detach while the daemon runs: exit 1, says why; filters, pins and daemon kept" \
+	eq "$rc:$(grep -c 'daemon is running with this pin_path' <<<"$out"):$(filters):$(test -e "$PIN/flows" && kill -0 "$E2E_DAEMON_PID" && echo kept)" \
+	"1:1:1:kept"
+mkdir "$WORK/notbpf" && echo keep >"$WORK/notbpf/services"
+out=$(edge "$FS" detach -p "$WORK/notbpf" 2>&1) && rc=0 || rc=$?
+e2e_check "detach on a directory not on bpffs: exit 1, says why, its files and the filters kept" \
+	eq "$rc:$(grep -c 'not a directory on a bpf filesystem' <<<"$out"):$(cat "$WORK/notbpf/services"):$(filters)" "1:1:keep:1"
+out=$(edge "$FS" detach -p "/sys/fs/bpf/${P}-typo" 2>&1) && rc=0 || rc=$?
+e2e_check "detach on a missing pin path: exit 1 without --force, names it, filters kept" \
+	eq "$rc:$(grep -c "no pins under /sys/fs/bpf/${P}-typo" <<<"$out"):$(filters)" "1:1:1"
+
 # -- a config whose map sizes differ from the pinned maps is refused, state untouched
 e2e_stop_daemon
 FLOW_TABLE_SIZE=64 e2e_config
@@ -166,14 +185,20 @@ out=$(edge timeout 10 "$FS" run -c "$CFG" 2>&1) && rc=0 || rc=$?
 e2e_check "a missing interface is refused (exit 1, named) and the services map is untouched" \
 	eq "$rc:$(grep -c "interface ${P}nosuch: No such device" <<<"$out"):$(bpftool map dump pinned "$PIN/services" 2>/dev/null | md5sum)" \
 	"1:1:$services_before"
+# Nor can it serve its metrics on an address the node does not have: refused the same way.
+SVC_BACKENDS="$BAK4:$SVC_PORT $PRI4:$SVC_PORT" METRICS_LISTEN=198.18.77.77:9469 e2e_config
+out=$(edge timeout 10 "$FS" run -c "$CFG" 2>&1) && rc=0 || rc=$?
+e2e_check "metrics_listen on an address not here is refused (exit 1, named) and the services map is untouched" \
+	eq "$rc:$(grep -c "metrics_listen 198.18.77.77:9469: cannot listen" <<<"$out"):$(bpftool map dump pinned "$PIN/services" 2>/dev/null | md5sum)" \
+	"1:1:$services_before"
 e2e_config
 
 # -- detach works without CAP_SYS_ADMIN (the DaemonSet has none): the pinned programs tell
-# its filters apart. Pointed at other pins, it cannot tell (opening a program by id takes
-# CAP_SYS_ADMIN) and removes nothing rather than leaving programs without pins.
+# its filters apart. Pointed at other pins (--force: there are none), it cannot tell
+# (opening a program by id takes CAP_SYS_ADMIN) and removes nothing rather than leaving
+# programs without pins.
 nocap() { edge setpriv --bounding-set -sys_admin --inh-caps -sys_admin "$@"; }
-filters() { edge tc filter show dev "${P}e0" ingress 2>/dev/null | grep -c "fs_tc_ingress" || true; }
-out=$(nocap "$FS" detach -p "/sys/fs/bpf/${P}-elsewhere" 2>&1) && rc=0 || rc=$?
+out=$(nocap "$FS" detach --force -p "/sys/fs/bpf/${P}-elsewhere" 2>&1) && rc=0 || rc=$?
 e2e_check "detach without CAP_SYS_ADMIN, other pins: exit 1, says why, removes nothing" \
 	eq "$rc:$(grep -c 'needs CAP_SYS_ADMIN' <<<"$out"):$(filters)" "1:1:1"
 e2e_check "... and the pins are still there" test -e "$PIN/flows"

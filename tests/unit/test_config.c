@@ -113,7 +113,7 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = 1.5\n", 6, "failover_threshold: '1.5' is not a probability" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailback_threshold = abc\n", 6, "failback_threshold: 'abc'" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nconnect_timeout_ms = -5\n", 6, "connect_timeout_ms: '-5'" },
-		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 1.1.1.1:1 1.1.1.2:1 1.1.1.3:1 1.1.1.4:1 1.1.1.5:1 1.1.1.6:1 1.1.1.7:1 1.1.1.8:1 1.1.1.9:1\n", 5, "at most 8" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.1.1:1 198.18.1.2:1 198.18.1.3:1 198.18.1.4:1 198.18.1.5:1 198.18.1.6:1 198.18.1.7:1 198.18.1.8:1 198.18.1.9:1\n", 5, "at most 8" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = [2001:db8::1]:80\n", 5, "backend 0 ([2001:db8::1]:80) is not of the service address's family" },
 		{ GOOD_GLOBAL "[servic a]\n", 3, "unknown section [servic a]" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nzero_error_retry = maybe\n", 6, "zero_error_retry: 'maybe'" },
@@ -136,7 +136,7 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n  tick_ms = 5\n", 6, "an indented line goes on with the list" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\n  198.18.0.9:80\n", 5, "'address' continued on an indented line" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n\tbackends = 198.18.0.3:80\n", 6, "an indented line" },
-		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 1.1.1.1:1 1.1.1.2:1 1.1.1.3:1 1.1.1.4:1\n  1.1.1.5:1 1.1.1.6:1 1.1.1.7:1 1.1.1.8:1\n  1.1.1.9:1\n", 7, "at most 8" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.1.1:1 198.18.1.2:1 198.18.1.3:1 198.18.1.4:1\n  198.18.1.5:1 198.18.1.6:1 198.18.1.7:1 198.18.1.8:1\n  198.18.1.9:1\n", 7, "at most 8" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n  198.18.0.2:80\n", 6, "'198.18.0.2:80' listed twice" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n[service b\naddress = 198.18.0.5:80\nbackends = 198.18.0.6:80\n", 6, "syntax error" },
 		{ GOOD_GLOBAL "tick_ms 50\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailback_hold_ms = 5s\n", 3, "syntax error" },
@@ -152,6 +152,7 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "metrics_listen = 127.0.0.1:-18446744073709542147\n", 3, "metrics_listen" },
 		{ GOOD_GLOBAL "[service a\x1b[31mred]\n", 3, "printable ASCII" },
 		{ GOOD_GLOBAL "[service caf\xc3\xa9]\n", 3, "printable ASCII" },
+		{ GOOD_GLOBAL "[service ;x]\n", 3, "not starting with ';' or '#'" },
 		{ GOOD_GLOBAL "pin_path = /sys/fs/bpf/x # the pins\n", 3, "pin_path: '/sys/fs/bpf/x # the pins' has blanks" },
 		{ GOOD_GLOBAL "[service a]\naddress = [::ffff:198.18.0.1]:80\n", 4, "IPv4-mapped" },
 		{ GOOD_GLOBAL "[service a]\naddress = 0.0.0.0:80\n", 4, "the unspecified address" },
@@ -159,6 +160,11 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80 224.0.0.1:80\n", 5, "'224.0.0.1:80' is a multicast address" },
 		{ GOOD_GLOBAL "[service a]\naddress = [2001:db8::1]:80\nbackends = [ff02::1]:80\n", 5, "multicast" },
 		{ GOOD_GLOBAL "[service a]\naddress = 255.255.255.255:1\n", 4, "the broadcast address" },
+		{ GOOD_GLOBAL "[service a]\naddress = 0.1.2.3:80\n", 4, "'0.1.2.3:80' is in 0.0.0.0/8" },
+		{ GOOD_GLOBAL "[service a]\naddress = [2001:db8::1]:80\nbackends = [2001:db8::2]:80 [fe80::2]:80\n", 5, "'[fe80::2]:80' is a link-local address" },
+		{ GOOD_GLOBAL "metrics_listen =\n", 3, "metrics_listen: '' is not ADDR:PORT or 'off'" },
+		{ GOOD_GLOBAL "metrics_listen = 224.0.0.1:80\n", 3, "metrics_listen: '224.0.0.1:80' is a multicast address" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = 0.9999999999\n", 6, "failover_threshold: '0.9999999999' is not a probability in (0.5, 0.999999999]" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = 0x1.ep-1\n", 6, "failover_threshold: '0x1.ep-1'" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = nan\n", 6, "failover_threshold: 'nan'" },
 		{ GOOD_GLOBAL "max_services = 1\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n[service b]\naddress = 198.18.0.3:80\nbackends = 198.18.0.2:80\n", 3, "2 services but max_services = 1" },
@@ -183,6 +189,15 @@ static void test_errors_name_line_and_problem(void **state)
 	}
 	assert_int_equal(cfg_load("/nonexistent/failsteer.ini", &cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "/nonexistent/failsteer.ini: cannot read"));
+	{
+		char long_path[CFG_PATH_MAX + 8];
+
+		memset(long_path, 'a', sizeof(long_path) - 1);
+		long_path[0] = '/';
+		long_path[sizeof(long_path) - 1] = 0;
+		assert_int_equal(cfg_load(long_path, &cfg, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "path longer than"));
+	}
 	assert_int_equal(cfg_load("/tmp", &cfg, err, sizeof(err)), -1); /* opens, does not read */
 	assert_non_null(strstr(err, "/tmp: cannot read: Is a directory"));
 	unlink(path);
@@ -425,6 +440,36 @@ static void test_damaged_configs(void **state)
 	unlink(path);
 }
 
+/* The commands on the pinned state read only pin_path: whatever else is wrong in the
+ * file, they find the state; a wrong pin_path itself is an error with its line. */
+static void test_pin_path_alone(void **state)
+{
+	char pin[CFG_PATH_MAX], err[512];
+	struct cfg cfg;
+
+	(void)state;
+	assert_int_equal(write_file("[global]\ninterfaces = veth0\nbogus = 1\nthis is no ini line\n"
+				    "pin_path = /sys/fs/bpf/edited ; being edited\n"
+				    "[service a]\npin_path = /elsewhere\naddress = nonsense\n"),
+			 0);
+	assert_int_not_equal(cfg_load(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg_read_pin_path(path, pin, sizeof(pin), err, sizeof(err)), 0);
+	assert_string_equal(pin, "/sys/fs/bpf/edited");
+	/* Keys before the [global] header are global too. */
+	assert_int_equal(write_file("pin_path = /sys/fs/bpf/early\n[global]\n"), 0);
+	assert_int_equal(cfg_read_pin_path(path, pin, sizeof(pin), err, sizeof(err)), 0);
+	assert_string_equal(pin, "/sys/fs/bpf/early");
+	assert_int_equal(write_file("[global]\ninterfaces = veth0\n"), 0);
+	assert_int_equal(cfg_read_pin_path(path, pin, sizeof(pin), err, sizeof(err)), 0);
+	assert_string_equal(pin, "/sys/fs/bpf/failsteer");
+	assert_int_equal(write_file("[global]\n\npin_path = relative/dir\n"), 0);
+	assert_int_equal(cfg_read_pin_path(path, pin, sizeof(pin), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":3: pin_path is not an absolute path"));
+	unlink(path);
+	assert_int_equal(cfg_read_pin_path(path, pin, sizeof(pin), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot read"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_errors_name_line_and_problem),
 		cmocka_unit_test(test_damaged_configs),
 		cmocka_unit_test(test_lists_go_on_indented_lines),
+		cmocka_unit_test(test_pin_path_alone),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
