@@ -86,6 +86,12 @@ $(BUILD)/tests/bpf/%: tests/bpf/%.c $(USER_OBJS) $(TEST_LIB) $(TEST_HDRS) $(SKEL
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/lib $< $(TEST_LIB) $(USER_OBJS) -o $@ $(LDLIBS) -lcmocka
 
+# The same under ASan/UBSan: the userspace map code they drive (bulk access, the table
+# walk, the view) runs sanitized too.
+$(BUILD)/tests/bpf-san/%: tests/bpf/%.c $(USER_SAN_OBJS) $(TEST_LIB) $(TEST_HDRS) $(SKELS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests/lib $< $(TEST_LIB) $(USER_SAN_OBJS) -o $@ $(LDLIBS) -lcmocka
+
 $(BUILD)/bench/bench_bpf: scripts/bench_bpf.c $(USER_OBJS) $(TEST_LIB) $(TEST_HDRS) $(SKELS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/lib $< $(TEST_LIB) $(USER_OBJS) -o $@ $(LDLIBS)
@@ -98,7 +104,8 @@ BENCH_BINS := $(addprefix $(BUILD)/bench/,bench_bpf bench_server bench_client)
 
 UNIT_BINS := $(addprefix $(BUILD)/tests/unit/,$(UNIT_TESTS)) \
 	$(addprefix $(BUILD)/tests/unit-san/,$(UNIT_TESTS))
-BPF_BINS := $(addprefix $(BUILD)/tests/bpf/,$(BPF_TESTS))
+BPF_BINS := $(addprefix $(BUILD)/tests/bpf/,$(BPF_TESTS)) \
+	$(addprefix $(BUILD)/tests/bpf-san/,$(BPF_TESTS))
 tests: $(UNIT_BINS) $(BPF_BINS)
 
 check: all $(BENCH_BINS)

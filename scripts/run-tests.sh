@@ -47,6 +47,10 @@ for suite in $suites; do
 		for t in "$build"/tests/bpf/test_*; do
 			[ -x "$t" ] || continue
 			run_one "bpf/$(basename "$t")" timeout -k 10 300 "$t"
+		done
+		for t in "$build"/tests/bpf-san/test_*; do
+			[ -x "$t" ] || continue
+			run_one "bpf-asan-ubsan/$(basename "$t")" timeout -k 10 300 env ASAN_OPTIONS=detect_leaks=1 "$t"
 		done ;;
 	e2e)
 		for t in tests/e2e/test_*.sh; do

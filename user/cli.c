@@ -231,7 +231,11 @@ static int set_mode(const char *pin_path, const char *name, __u32 mode, const ch
 			rc = EXIT_USAGE;
 			goto out;
 		} else if (!backend) {
+			/* The first backup the model does not believe down, else the first. */
 			idx = 1;
+			for (int b = s->svc.n_backends - 1; b >= 1; b--)
+				if (s->be[b].model.p_down_ppb < FS_PPB / 2)
+					idx = b;
 		} else if (!cfg_parse_endpoint(backend, &ep)) {
 			for (int b = 0; b < s->svc.n_backends; b++)
 				if (!memcmp(&s->be[b].ep, &ep, sizeof(ep)))

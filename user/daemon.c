@@ -186,9 +186,12 @@ static void model_restore(struct service_rt *s, int b, const struct fs_backend_m
 {
 	struct model *m = &s->det.models[b];
 
+	/* Within the model's bounds whatever the pinned map holds (another version, damage). */
 	m->p_down = (double)in->p_down_ppb / FS_PPB;
 	if (m->p_down <= 0)
 		m->p_down = 1e-12;
+	if (m->p_down >= 1)
+		m->p_down = 1 - 1e-12;
 	for (int i = 0; i < 2; i++)
 		for (int j = 0; j < 2; j++)
 			m->counts[i][j] = (double)in->counts_milli[i][j] / 1000;
@@ -615,6 +618,10 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			ctl = d->ctl_map[s->svc_id];
 			forced_follow_site(m, s, was, &ctl);
 			s->ctl_changed_ms = ctl.changed_ms;
+			/* The override as it stands, not from the next tick: an 'auto' between
+			 * this rebuild and that tick is a change, to be logged as one. */
+			s->det.mode = ctl.mode == FS_MODE_FORCED ? FS_MODE_FORCED : FS_MODE_AUTO;
+			s->det.forced_idx = (int)ctl.forced_idx;
 		} else {
 			memset(&s->st, 0, sizeof(s->st));
 			memset(&ctl, 0, sizeof(ctl));

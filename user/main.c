@@ -29,7 +29,7 @@ static const char usage_text[] =
 	"                               active backend, P(down), rates, latency, learned\n"
 	"                               transition probabilities, MTBF, MTTR, availability\n"
 	"  failover SERVICE [BACKEND]   force new connections to BACKEND (index or address,\n"
-	"                               default the first backup)\n"
+	"                               default the first backup not believed down)\n"
 	"  failback SERVICE             force new connections to the primary\n"
 	"  auto SERVICE                 return SERVICE to automatic decisions\n"
 	"  detach [--force]             remove the programs from every interface of this\n"

@@ -95,9 +95,9 @@ static void set_active(const char *vip, int active)
 					      sizeof(svc), BPF_EXIST), 0);
 }
 
-static int setup(void **state)
+/* Loads the programs (deadline ring of ring_slots, 0: the default size), starts the timer. */
+static int load(__u32 ring_slots)
 {
-	(void)state;
 	memset(&E, 0, sizeof(E));
 	svc_flags = 0;
 	run_flags = 0;
@@ -105,34 +105,10 @@ static int setup(void **state)
 	if (!E.skel)
 		return -1;
 	bpf_map__set_max_entries(E.skel->maps.flows, FLOW_TABLE_SIZE);
-	if (failsteer_bpf__load(E.skel)) {
-		failsteer_bpf__destroy(E.skel);
-		return -1;
+	if (ring_slots) {
+		E.skel->rodata->deadline_slots = ring_slots;
+		bpf_map__set_max_entries(E.skel->maps.deadlines, ring_slots);
 	}
-	if (loader_start_deadline_timer(bpf_program__fd(E.skel->progs.fs_deadline_setup))) {
-		failsteer_bpf__destroy(E.skel);
-		return -1;
-	}
-	E.ingress_fd = bpf_program__fd(E.skel->progs.fs_tc_ingress);
-	E.egress_fd = bpf_program__fd(E.skel->progs.fs_tc_egress);
-	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 0);
-	put_service(VIP6, PRI6, BAK6, ID_PRI6, ID_BAK6, 0, 0);
-	return 0;
-}
-
-/* As setup, with a deadline ring of 4 slots. */
-static int setup_small_ring(void **state)
-{
-	(void)state;
-	memset(&E, 0, sizeof(E));
-	svc_flags = 0;
-	run_flags = 0;
-	E.skel = failsteer_bpf__open();
-	if (!E.skel)
-		return -1;
-	bpf_map__set_max_entries(E.skel->maps.flows, FLOW_TABLE_SIZE);
-	E.skel->rodata->deadline_slots = 4;
-	bpf_map__set_max_entries(E.skel->maps.deadlines, 4);
 	if (failsteer_bpf__load(E.skel) ||
 	    loader_start_deadline_timer(bpf_program__fd(E.skel->progs.fs_deadline_setup))) {
 		failsteer_bpf__destroy(E.skel);
@@ -141,6 +117,23 @@ static int setup_small_ring(void **state)
 	E.ingress_fd = bpf_program__fd(E.skel->progs.fs_tc_ingress);
 	E.egress_fd = bpf_program__fd(E.skel->progs.fs_tc_egress);
 	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (load(0))
+		return -1;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 0);
+	put_service(VIP6, PRI6, BAK6, ID_PRI6, ID_BAK6, 0, 0);
+	return 0;
+}
+
+/* As setup, with a deadline ring of 4 slots and no service. */
+static int setup_small_ring(void **state)
+{
+	(void)state;
+	return load(4);
 }
 
 static int teardown(void **state)

@@ -282,6 +282,11 @@ e2e_check "[hold] a failback hold under way carries on through a restart, the ti
 # time spent above the old threshold says nothing about the new one, so the hold restarts.
 bash "$E2E_ROOT/scripts/fault.sh" "$P" reset >/dev/null
 e2e_check "[hold] the second reset again: on the third" wait_until 5 active_is 2
+# 'failover' without a backend forces the first backup not believed down: the third here.
+out=$(fsctl failover classifier 2>&1)
+fsctl auto classifier >/dev/null
+e2e_check "failover with no backend given skips a backup believed down (forced to backend 2)" \
+	grep -q "forced to backend 2" <<<"$out"
 bash "$E2E_ROOT/scripts/fault.sh" "$P" repair >/dev/null
 e2e_check "[hold] the second repaired again: its failback hold starts" wait_until 10 good_since_set
 sleep 2

@@ -118,8 +118,12 @@ size_t pkt_tcp(uint8_t *b, const struct pkt_spec *s)
 	th[1] = s->sport & 0xff;
 	th[2] = s->dport >> 8;
 	th[3] = s->dport & 0xff;
-	*(uint32_t *)(th + 4) = htonl(s->seq);
-	*(uint32_t *)(th + 8) = htonl(s->ack);
+	{
+		uint32_t seq = htonl(s->seq), ack = htonl(s->ack);
+
+		memcpy(th + 4, &seq, 4); /* a frame's TCP header need not be 4-byte aligned */
+		memcpy(th + 8, &ack, 4);
+	}
 	th[12] = (uint8_t)((thl / 4) << 4);
 	th[13] = s->flags;
 	th[14] = 0xfa;
