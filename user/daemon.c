@@ -1197,6 +1197,8 @@ int daemon_run(const char *cfg_path)
 		goto out;
 	}
 	rc = loader_prepare(&d.ld, &d.cfg, err, sizeof(err));
+	if (!rc) /* before anything is created under the pin path */
+		rc = loader_check_filters(&d.ld, &d.cfg, err, sizeof(err));
 	if (!rc)
 		rc = loader_load(&d.ld, &d.cfg, err, sizeof(err));
 	if (!rc)

@@ -234,6 +234,67 @@ int loader_check_interfaces(const struct cfg *cfg, char *err, size_t len)
 	return 0;
 }
 
+/* The id of the program pinned at pin_path/name, 0 if there is none. */
+static __u32 pinned_prog_id(const char *pin_path, const char *name)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 info_len = sizeof(info), id = 0;
+	char path[CFG_PATH_MAX + 64];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_path, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &info_len))
+		id = info.id;
+	close(fd);
+	return id;
+}
+
+static __u32 prog_id_of(int fd)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 info_len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &info_len) ? 0 : info.id;
+}
+
+int loader_check_filters(const struct loader *l, const struct cfg *cfg, char *err, size_t len)
+{
+	/* Ours: the programs pinned here (a daemon before this one) and this one's, once
+	 * loaded (a reload attaching to more interfaces). */
+	const __u32 ours[4] = {
+		pinned_prog_id(cfg->pin_path, PROG_PIN_INGRESS),
+		pinned_prog_id(cfg->pin_path, PROG_PIN_EGRESS),
+		l->skel ? prog_id_of(bpf_program__fd(l->skel->progs.fs_tc_ingress)) : 0,
+		l->skel ? prog_id_of(bpf_program__fd(l->skel->progs.fs_tc_egress)) : 0,
+	};
+
+	for (int i = 0; i < cfg->n_interfaces; i++) {
+		int ifindex = (int)if_nametoindex(cfg->interfaces[i]);
+
+		for (int p = 0; ifindex && p < 2; p++) {
+			LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+				    .attach_point = p ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+			LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE, .priority = FS_TC_PRIORITY);
+
+			if (bpf_tc_query(&hook, &opts))
+				continue; /* none there (or no clsact yet) */
+			if (opts.prog_id == ours[0] || opts.prog_id == ours[1] || opts.prog_id == ours[2] ||
+			    opts.prog_id == ours[3])
+				continue;
+			snprintf(err, len, "interface %s %s: failsteer's TC filter there runs program %u, "
+				 "which is not pinned under %s: another failsteer daemon, with another "
+				 "pin_path, steers through it ('failsteer detach' with that pin path; "
+				 "'detach --force' when its pins are gone)", cfg->interfaces[i],
+				 p ? "egress" : "ingress", opts.prog_id, cfg->pin_path);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
 int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len)
 {
 	const struct {
@@ -245,6 +306,8 @@ int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len
 	};
 	int rc = loader_check_interfaces(cfg, err, len); /* all or none */
 
+	if (!rc)
+		rc = loader_check_filters(l, cfg, err, len);
 	if (rc)
 		return rc;
 	for (int i = 0; i < cfg->n_interfaces; i++) {
@@ -288,24 +351,6 @@ void loader_close(struct loader *l)
 	if (l->lock_fd >= 0)
 		close(l->lock_fd);
 	l->lock_fd = -1;
-}
-
-/* The id of the program pinned at pin_path/name, 0 if there is none. */
-static __u32 pinned_prog_id(const char *pin_path, const char *name)
-{
-	struct bpf_prog_info info = { 0 };
-	__u32 info_len = sizeof(info), id = 0;
-	char path[CFG_PATH_MAX + 64];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", pin_path, name);
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return 0;
-	if (!bpf_obj_get_info_by_fd(fd, &info, &info_len))
-		id = info.id;
-	close(fd);
-	return id;
 }
 
 /* Is the program with this id one of ours? (Same handle/priority could be someone else's.)

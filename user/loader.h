@@ -31,9 +31,12 @@ int loader_prepare(struct loader *l, const struct cfg *cfg, char *err, size_t le
 int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len);
 /* 0 if every configured interface exists; else -ENODEV with err naming the first missing. */
 int loader_check_interfaces(const struct cfg *cfg, char *err, size_t len);
+/* 0 if no configured interface has a failsteer filter of another pin path's (another
+ * daemon steering there, which attaching would silently replace); else -EEXIST, named. */
+int loader_check_filters(const struct loader *l, const struct cfg *cfg, char *err, size_t len);
 /* Attaches ingress and egress programs to every configured interface (none unless all
- * exist), atomically replacing an older failsteer filter (a restarted daemon), and pins
- * the programs. */
+ * exist, and none if loader_check_filters refuses), atomically replacing an older
+ * failsteer filter of this pin path (a restarted daemon), and pins the programs. */
 int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len);
 /* Starts (or takes over) the timer that sweeps connect deadlines, by running the setup
  * program once. Returns 0 or -errno. */

@@ -41,6 +41,7 @@ e2e_cleanup_stale() {
 		rm -f "$PIN"/* 2>/dev/null || true
 		rmdir "$PIN" 2>/dev/null || true
 	fi
+	rmdir "$PIN-second" 2>/dev/null || true # test_daemon's refused second daemon
 }
 
 e2e_teardown() {
