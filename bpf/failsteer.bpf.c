@@ -1163,8 +1163,9 @@ static __noinline int rev_pass_reset(struct __sk_buff *skb, struct pkt *p)
  * client quoting it as the client sent it (to the service), or the client could not match
  * it: path MTU discovery would fail for good, and a refused connect would wait for the
  * client's own retries. The client judges its sequence number itself. A connecting flow
- * of a retrying service that still has a backend to try keeps it from the client: the
- * client's next SYN or the daemon at the deadline goes there. */
+ * of a retrying service whose retry could not be made here (no SYN kept for it: the
+ * daemon could not re-send it either) but that still has a backend to try keeps it from
+ * the client, whose own retransmission follows the service's choice. */
 static __noinline int icmp_to_client(struct __sk_buff *skb, struct pkt *p, bool connect_failed)
 {
 	struct fs_flow *r = bpf_map_lookup_elem(&flows, &p->key);

@@ -161,8 +161,8 @@ static bool parse_probability(const char *v, double *out)
 		return false;
 	errno = 0;
 	x = strtod(v, &end);
-	/* Above PROB_MAX a threshold could never be reached: the model keeps its
-	 * probabilities 1e-12 away from 0 and 1. */
+	/* The model keeps its probabilities 1e-12 away from 0 and 1: a threshold near that
+	 * bound would be reached late or never, one above it never. Nine nines at most. */
 	if (errno || end == v || *end || !(x > 0.5) || !(x <= PROB_MAX))
 		return false;
 	*out = x;

@@ -1196,9 +1196,10 @@ int daemon_run(const char *cfg_path)
 		fprintf(stderr, "failsteer: %s\n", err);
 		goto out;
 	}
-	rc = loader_prepare(&d.ld, &d.cfg, err, sizeof(err));
-	if (!rc) /* before anything is created under the pin path */
-		rc = loader_check_filters(&d.ld, &d.cfg, err, sizeof(err));
+	/* Before anything is created under the pin path. */
+	rc = loader_check_filters(&d.ld, &d.cfg, err, sizeof(err));
+	if (!rc)
+		rc = loader_prepare(&d.ld, &d.cfg, err, sizeof(err));
 	if (!rc)
 		rc = loader_load(&d.ld, &d.cfg, err, sizeof(err));
 	if (!rc)

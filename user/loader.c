@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -260,16 +261,49 @@ static __u32 prog_id_of(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &info_len) ? 0 : info.id;
 }
 
+/* Another pin directory beside pin_path (in its parent) that pins program id, into other;
+ * false if there is none. */
+static bool pinned_beside(const char *pin_path, __u32 id, char *other, size_t len)
+{
+	char parent[CFG_PATH_MAX], path[CFG_PATH_MAX + 300];
+	const char *base = strrchr(pin_path, '/');
+	struct dirent *e;
+	bool found = false;
+	DIR *dir;
+
+	if (!base)
+		return false;
+	snprintf(parent, sizeof(parent), "%.*s", (int)(base - pin_path), pin_path);
+	base++;
+	dir = opendir(parent[0] ? parent : "/");
+	if (!dir)
+		return false;
+	while (!found && (e = readdir(dir))) {
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, base))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
+		found = pinned_prog_id(path, PROG_PIN_INGRESS) == id ||
+			pinned_prog_id(path, PROG_PIN_EGRESS) == id;
+		if (found)
+			snprintf(other, len, "%s", path);
+	}
+	closedir(dir);
+	return found;
+}
+
 int loader_check_filters(const struct loader *l, const struct cfg *cfg, char *err, size_t len)
 {
 	/* Ours: the programs pinned here (a daemon before this one) and this one's, once
-	 * loaded (a reload attaching to more interfaces). */
+	 * loaded (a reload attaching to more interfaces). Another program is replaced as
+	 * before (an older one of ours, left on an interface dropped from the config, or one
+	 * whose pins are gone) unless another pin directory beside ours pins it. */
 	const __u32 ours[4] = {
 		pinned_prog_id(cfg->pin_path, PROG_PIN_INGRESS),
 		pinned_prog_id(cfg->pin_path, PROG_PIN_EGRESS),
 		l->skel ? prog_id_of(bpf_program__fd(l->skel->progs.fs_tc_ingress)) : 0,
 		l->skel ? prog_id_of(bpf_program__fd(l->skel->progs.fs_tc_egress)) : 0,
 	};
+	char other[CFG_PATH_MAX + 300];
 
 	for (int i = 0; i < cfg->n_interfaces; i++) {
 		int ifindex = (int)if_nametoindex(cfg->interfaces[i]);
@@ -282,13 +316,13 @@ int loader_check_filters(const struct loader *l, const struct cfg *cfg, char *er
 			if (bpf_tc_query(&hook, &opts))
 				continue; /* none there (or no clsact yet) */
 			if (opts.prog_id == ours[0] || opts.prog_id == ours[1] || opts.prog_id == ours[2] ||
-			    opts.prog_id == ours[3])
+			    opts.prog_id == ours[3] || !pinned_beside(cfg->pin_path, opts.prog_id, other,
+								      sizeof(other)))
 				continue;
-			snprintf(err, len, "interface %s %s: failsteer's TC filter there runs program %u, "
-				 "which is not pinned under %s: another failsteer daemon, with another "
-				 "pin_path, steers through it ('failsteer detach' with that pin path; "
-				 "'detach --force' when its pins are gone)", cfg->interfaces[i],
-				 p ? "egress" : "ingress", opts.prog_id, cfg->pin_path);
+			snprintf(err, len, "interface %s %s: the failsteer data path pinned under %s "
+				 "steers through it (another pin_path; stopped or not, its filters stay): "
+				 "'failsteer detach -p %s' first, or leave the interface to it",
+				 cfg->interfaces[i], p ? "egress" : "ingress", other, other);
 			return -EEXIST;
 		}
 	}
@@ -374,6 +408,25 @@ static int is_failsteer_prog(__u32 id, const __u32 pinned[2])
 	return ours;
 }
 
+/* Does pin_path hold any of failsteer's pins (programs or maps)? */
+static bool has_pins(const char *pin_path)
+{
+	char path[CFG_PATH_MAX + 64];
+	int fd;
+
+	if (pinned_prog_id(pin_path, PROG_PIN_INGRESS) || pinned_prog_id(pin_path, PROG_PIN_EGRESS))
+		return true;
+	for (int i = 0; i < N_MAPS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_path, map_names[i]);
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			close(fd);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Takes pin_path's lock for detach (lock_fd, or -1 if there is no pin_path and force
  * allows that); refuses anything but an idle failsteer pin directory. */
 static int detach_lock(const char *pin_path, bool force, int *lock_fd, char *err, size_t len)
@@ -410,6 +463,16 @@ static int detach_lock(const char *pin_path, bool force, int *lock_fd, char *err
 			close(*lock_fd);
 		*lock_fd = -1;
 		return -err_no;
+	}
+	/* Without pins of ours here, the filters found by name could be anyone's (another
+	 * pin path's): only with --force. */
+	if (!force && !has_pins(pin_path)) {
+		snprintf(err, len, "no failsteer pins under %s (the daemon's pin_path?); nothing removed "
+			 "('detach --force' removes every failsteer TC filter in this network namespace)",
+			 pin_path);
+		close(*lock_fd);
+		*lock_fd = -1;
+		return -ENOENT;
 	}
 	return 0;
 }

@@ -31,8 +31,9 @@ int loader_prepare(struct loader *l, const struct cfg *cfg, char *err, size_t le
 int loader_load(struct loader *l, const struct cfg *cfg, char *err, size_t len);
 /* 0 if every configured interface exists; else -ENODEV with err naming the first missing. */
 int loader_check_interfaces(const struct cfg *cfg, char *err, size_t len);
-/* 0 if no configured interface has a failsteer filter of another pin path's (another
- * daemon steering there, which attaching would silently replace); else -EEXIST, named. */
+/* 0 if no configured interface has a failsteer filter whose program another pin
+ * directory beside pin_path pins (another failsteer data path steering there, which
+ * attaching would silently replace); else -EEXIST, naming it. */
 int loader_check_filters(const struct loader *l, const struct cfg *cfg, char *err, size_t len);
 /* Attaches ingress and egress programs to every configured interface (none unless all
  * exist, and none if loader_check_filters refuses), atomically replacing an older

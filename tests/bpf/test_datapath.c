@@ -1064,6 +1064,18 @@ static void test_icmp_errors_reach_the_client(void **state)
 	expect_icmp_to_client(&sent, &in, "198.18.3.1", 11, 0, 1000);
 	/* 8 bytes quoted, then a trailer: no quoted TCP checksum to update there. */
 	expect_icmp_translated_trailer("198.18.3.1", 3, 4, 8, in.src, &sent, in.src, &in, 16);
+	/* The datagram ends 2 bytes into the quoted TCP header (its ports cut), the frame
+	 * going on with the rest of them: not a quote to translate, passed as it is. */
+	{
+		uint8_t frame[PKT_MAX], icmp[PKT_MAX];
+		size_t ilen = pkt_icmp_error(icmp, "198.18.3.1", in.src, 3, 4, 1400, frame,
+					     pkt_tcp(frame, &sent), 8);
+		unsigned tot = (unsigned)(icmp[16] << 8 | icmp[17]) - 6;
+
+		icmp[16] = (uint8_t)(tot >> 8);
+		icmp[17] = (uint8_t)tot;
+		expect_unchanged_frame(icmp, ilen);
+	}
 	assert_int_equal(backend(11).icmp_errors, 0);
 	assert_int_equal(global().icmp_unmatched, g0.icmp_unmatched);
 

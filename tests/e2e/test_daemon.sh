@@ -168,16 +168,22 @@ e2e_check "detach on a directory not on bpffs: exit 1, says why, its files and t
 out=$(edge "$FS" detach -p "/sys/fs/bpf/${P}-typo" 2>&1) && rc=0 || rc=$?
 e2e_check "detach on a missing pin path: exit 1 without --force, names it, filters kept" \
 	eq "$rc:$(grep -c "no pins under /sys/fs/bpf/${P}-typo" <<<"$out"):$(filters)" "1:1:1"
+mkdir "$PIN-second"
+out=$(edge "$FS" detach -p "$PIN-second" 2>&1) && rc=0 || rc=$?
+e2e_check "detach on a bpffs directory without failsteer pins: exit 1 without --force, filters kept" \
+	eq "$rc:$(grep -c "no failsteer pins under $PIN-second" <<<"$out"):$(filters)" "1:1:1"
+rmdir "$PIN-second"
 # A second daemon with another pin_path on the same interfaces would silently replace the
-# first one's filters: refused before it creates anything there.
+# first one's filters: refused before it creates anything.
 filter_prog() { edge tc filter show dev "${P}e0" ingress 2>/dev/null | grep -o 'id [0-9]*' | head -n 1; }
 prog_before=$(filter_prog)
+e2e_config # (the running daemon's file held the bad config: it is read on a reload only)
 sed "s|^pin_path = .*|pin_path = $PIN-second|" "$CFG" >"$WORK/second.conf"
 out=$(edge timeout 10 "$FS" run -c "$WORK/second.conf" 2>&1) && rc=0 || rc=$?
-e2e_check "a second daemon with another pin_path on the same interfaces: exit 1, says why, first kept" \
-	eq "$rc:$(grep -c 'another failsteer daemon, with another pin_path' <<<"$out"):$(filter_prog):$(ls "$PIN-second" 2>/dev/null | wc -l)" \
-	"1:1:$prog_before:0"
-rmdir "$PIN-second" 2>/dev/null || true
+report "second daemon: exit $rc, $(head -c 300 <<<"$out")"
+e2e_check "a second daemon with another pin_path on the same interfaces: exit 1, names the first's pins, first kept" \
+	eq "$rc:$(grep -c "the failsteer data path pinned under $PIN steers through it" <<<"$out"):$(filter_prog):$(test -e "$PIN-second" && echo created)" \
+	"1:1:$prog_before:"
 
 # -- a config whose map sizes differ from the pinned maps is refused, state untouched
 e2e_stop_daemon
