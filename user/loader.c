@@ -235,30 +235,28 @@ int loader_check_interfaces(const struct cfg *cfg, char *err, size_t len)
 	return 0;
 }
 
-/* The id of the program pinned at pin_path/name, 0 if there is none. */
-static __u32 pinned_prog_id(const char *pin_path, const char *name)
-{
-	struct bpf_prog_info info = { 0 };
-	__u32 info_len = sizeof(info), id = 0;
-	char path[CFG_PATH_MAX + 64];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", pin_path, name);
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return 0;
-	if (!bpf_obj_get_info_by_fd(fd, &info, &info_len))
-		id = info.id;
-	close(fd);
-	return id;
-}
-
+/* The id of the program fd refers to, 0 if it cannot be told. */
 static __u32 prog_id_of(int fd)
 {
 	struct bpf_prog_info info = { 0 };
 	__u32 info_len = sizeof(info);
 
-	return bpf_obj_get_info_by_fd(fd, &info, &info_len) ? 0 : info.id;
+	return fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &info_len) ? 0 : info.id;
+}
+
+/* The id of the program pinned at pin_path/name, 0 if there is none. */
+static __u32 pinned_prog_id(const char *pin_path, const char *name)
+{
+	char path[CFG_PATH_MAX + 300];
+	__u32 id;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_path, name);
+	fd = bpf_obj_get(path);
+	id = prog_id_of(fd);
+	if (fd >= 0)
+		close(fd);
+	return id;
 }
 
 /* Another pin directory beside pin_path (in its parent) that pins program id, into other;

@@ -1502,6 +1502,18 @@ static void test_blind_segments_cannot_walk_the_sequence(void **state)
 	assert_int_equal(backend(11).resets, 1);
 }
 
+/* A SYN of c (sequence seq) on the ports of a live connection goes to the connection's
+ * backend (to, port) unchanged otherwise; waits past the connect timeout a deadline it had
+ * pushed would have. */
+static void expect_syn_kept_on(const struct conn *c, uint32_t seq, const char *to, uint16_t port)
+{
+	struct pkt_spec in = c_syn(c, VIP4_VIRT, PORT), want = c_syn(c, to, port);
+
+	in.seq = want.seq = seq;
+	expect_rewrite(&in, &want);
+	sleep_ms(SHORT_TIMEOUT_MS + 100);
+}
+
 /* A new connection on the tuple of a finished one (the client reused its port): tracked
  * afresh, its answers reverse-rewritten, its connect deadline armed. */
 static void test_port_reuse_new_connection(void **state)
@@ -1521,12 +1533,7 @@ static void test_port_reuse_new_connection(void **state)
 	 * and it could be anyone's SYN): it goes to the connection's backend and changes
 	 * nothing, no attempt, no deadline. */
 	set_active(VIP4_VIRT, 1);
-	in = c_syn(&c, VIP4_VIRT, PORT);
-	in.seq = 77777;
-	want = c_syn(&c, PRI4, PORT);
-	want.seq = 77777;
-	expect_rewrite(&in, &want);
-	sleep_ms(SHORT_TIMEOUT_MS + 100); /* a deadline it had pushed would have passed */
+	expect_syn_kept_on(&c, 77777, PRI4, PORT);
 	assert_int_equal(backend(10).attempts, 1);
 	assert_int_equal(backend(11).attempts, 0);
 	assert_int_equal(backend(10).timeouts, 0);
@@ -1571,12 +1578,7 @@ static void test_syn_on_half_closed_connection(void **state)
 	client_to_backup(&c, TH_ACK | TH_FIN, i + 1, s + 1);
 	backup_to_client(&c, TH_ACK | TH_PSH, s + 1, i + 2, 100);
 	set_active(VIP4_VIRT, 0); /* failed back meanwhile */
-	in = c_syn(&c, VIP4_VIRT, PORT);
-	in.seq = 0x12345678;
-	want = c_syn(&c, BAK4, BAK_PORT);
-	want.seq = 0x12345678;
-	expect_rewrite(&in, &want);
-	sleep_ms(SHORT_TIMEOUT_MS + 100); /* a deadline it had pushed would have passed */
+	expect_syn_kept_on(&c, 0x12345678, BAK4, BAK_PORT);
 	assert_int_equal(backend(11).attempts, 1);
 	assert_int_equal(backend(11).timeouts, 0);
 	assert_int_equal(backend(10).attempts, 0);
