@@ -781,6 +781,28 @@ static struct fs_deadline_ctl deadline_ctl(void)
 
 static void wait_timeouts(__u32 id, __u64 n);
 
+/* Waits up to max_ms for the deadline ring to hold n pending deadlines; true if it did. */
+static bool wait_pending(__u64 n, long max_ms)
+{
+	long end = mono_ms() + max_ms;
+
+	while (deadline_ctl().pending != n && mono_ms() < end)
+		sleep_ms(2);
+	return deadline_ctl().pending == n;
+}
+
+/* A connection from client port cport to the service on the primary's address, answered. */
+static void answered_on_primary(uint16_t cport)
+{
+	struct conn a = conn4;
+	struct pkt_spec in;
+
+	a.cport = cport;
+	expect_syn_steered(&a, VIP4, PRI4, PORT);
+	in = s_pkt(&a, PRI4, PORT, TH_SYN | TH_ACK, a.srv_isn, a.isn + 1);
+	expect_rewrite(&in, &in);
+}
+
 /* The ring is positional (a slot per connection, in the order they started), so it must
  * hold every connection within the longest connect timeout. Answered ones behind a waiting
  * one (which holds up the in-order walk) are freed by the slice sweep all the same, and an
@@ -789,37 +811,25 @@ static void wait_timeouts(__u32 id, __u64 n);
 static void test_deadline_ring_counts_only_waiting_ones_lost(void **state)
 {
 	struct conn w = conn4, a = conn4;
-	struct pkt_spec in;
 
 	(void)state;
 	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, SHORT_TIMEOUT_MS);
 	w.cport = 43300;
 	expect_syn_steered(&w, VIP4, PRI4, PORT); /* waits */
-	for (int k = 1; k <= 3; k++) {            /* answered at once */
-		a.cport = (uint16_t)(43300 + k);
-		expect_syn_steered(&a, VIP4, PRI4, PORT);
-		in = s_pkt(&a, PRI4, PORT, TH_SYN | TH_ACK, a.srv_isn, a.isn + 1);
-		expect_rewrite(&in, &in);
-	}
+	for (int k = 1; k <= 3; k++)              /* answered at once */
+		answered_on_primary((uint16_t)(43300 + k));
 	/* Well before the waiting one is due, the slice sweep (every slot within 50 ms)
 	 * frees the answered ones. */
-	for (int i = 0; i < 50 && deadline_ctl().pending != 1; i++)
-		sleep_ms(2);
-	assert_int_equal(deadline_ctl().pending, 1);
+	assert_true(wait_pending(1, 100));
 	assert_int_equal(backend(ID_PRI).timeouts, 0);
 	wait_timeouts(ID_PRI, 1);
 	/* Four answered, and at once a fifth connection: it takes the slot of an answered one
 	 * (freed or not yet): nothing lost. */
-	for (int k = 4; k <= 8; k++) {
-		a.cport = (uint16_t)(43300 + k);
-		expect_syn_steered(&a, VIP4, PRI4, PORT);
-		in = s_pkt(&a, PRI4, PORT, TH_SYN | TH_ACK, a.srv_isn, a.isn + 1);
-		expect_rewrite(&in, &in);
-	}
+	for (int k = 4; k <= 8; k++)
+		answered_on_primary((uint16_t)(43300 + k));
 	assert_int_equal(global().deadline_overflows, 0);
 	/* Five waiting at once in four slots: the first one's deadline is lost, and said so. */
-	for (int i = 0; i < 100 && deadline_ctl().pending; i++)
-		sleep_ms(10);
+	wait_pending(0, 1000);
 	for (int k = 10; k < 15; k++) {
 		a.cport = (uint16_t)(43300 + k);
 		expect_syn_steered(&a, VIP4, PRI4, PORT);
@@ -849,10 +859,8 @@ static void test_answered_deadline_freed_early(void **state)
 	assert_int_equal(deadline_ctl().pending, 2);
 	in = s_pkt(&a, PRI4, PORT, TH_SYN | TH_ACK, a.srv_isn, a.isn + 1);
 	expect_rewrite(&in, &in);
-	for (i = 0; i < 100 && deadline_ctl().pending != 1; i++)
-		sleep_ms(2);
 	/* The timer comes back within FS_DEADLINE_PERIOD_NS: well inside 200 ms. */
-	assert_true(i < 100);
+	assert_true(wait_pending(1, 200));
 	assert_int_equal(backend(ID_PRI).timeouts, 0);
 	/* Waiting for b only, not due for a while: the timer does not spin meanwhile. */
 	sweeps = deadline_ctl().sweeps;
