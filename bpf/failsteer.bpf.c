@@ -713,7 +713,10 @@ static __always_inline __u32 syn_save(struct __sk_buff *skb, const struct pkt *p
 
 /* Rewrites the packet in skb (an error about fkey's SYN) into the client's SYN addressed to
  * backend 'to', checksums computed from scratch (the stored copy may carry a partial
- * checksum). Returns 0; -1 if the packet is untouched; -2 if it was damaged on the way. */
+ * checksum). A CHECKSUM_PARTIAL error (a reset made by nftables' reject, which veth passes
+ * on as it is) stays one: its TCP checksum field gets the pseudo header's sum, which the
+ * device completes, and the TCP header must be where its checksum starts. Returns 0; -1 if
+ * the packet is untouched; -2 if it was damaged on the way. */
 static __noinline int syn_rebuild(struct __sk_buff *skb, const struct fs_flow_key *fkey,
 				  const struct fs_endpoint *to, __u32 isn, __u32 syn_slot)
 {
@@ -755,7 +758,13 @@ static __noinline int syn_rebuild(struct __sk_buff *skb, const struct fs_flow_ke
 	}
 	__builtin_memcpy(tcp + 2, &to->port, 2);
 	tcp[TCP_CSUM_OFF] = tcp[TCP_CSUM_OFF + 1] = 0;
-	c = csum_tcp(tcp, (len - l4) & 63, fkey->src, to->addr, sc->family, &err);
+	if (skb_ip_summed(skb) == CHECKSUM_PARTIAL) {
+		if (!skb_partial_csum_at(skb, ETH_HLEN + l4))
+			return -1;
+		c = csum_tcp_partial((len - l4) & 63, fkey->src, to->addr, sc->family, &err);
+	} else {
+		c = csum_tcp(tcp, (len - l4) & 63, fkey->src, to->addr, sc->family, &err);
+	}
 	__builtin_memcpy(tcp + TCP_CSUM_OFF, &c, 2);
 	if (err)
 		return -1;
@@ -1083,11 +1092,15 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 		ok = ok && from_backend_side(skb, f, egress);
 		s = ok ? bstats(f->backend_id) : NULL;
 		if (ok && connecting) {
-			if (s) {
+			/* One failure per attempt: not again after its connect timeout or ICMP
+			 * error (a backend that blackholed the SYN, then came back refusing the
+			 * client's retransmission), nor a timeout or an ICMP error after it. */
+			if (s && !(f->flags & FS_FL_TIMED_OUT)) {
 				s->resets++;
 				s->resets_connect++;
 				evidence_counted(f->backend_id);
 			}
+			f->flags |= FS_FL_TIMED_OUT;
 			if (f->flags & FS_FL_RETRY)
 				return VERDICT_TRY_RETRY;
 			flow_fwd_key(&fkey, &p->key, &svc_ep);
@@ -1108,8 +1121,10 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 				g->rst_rejected++;
 		}
 	} else if (f->state == FS_ST_SYN_SENT) {
+		/* From the backend's side only, as evidence against it: a client must not keep
+		 * a dead backend looking alive with SYN-ACKs it forged for itself. */
 		if ((fl & (TCP_FL_SYN | TCP_FL_ACK)) == (TCP_FL_SYN | TCP_FL_ACK) &&
-		    acks_syn(f, p->ack_seq)) {
+		    acks_syn(f, p->ack_seq) && from_backend_side(skb, f, egress)) {
 			__u64 us = (bpf_ktime_get_ns() - f->syn_ns) / 1000;
 
 			f->state = FS_ST_ESTABLISHED;
@@ -1249,10 +1264,11 @@ static __noinline int handle_icmp(struct __sk_buff *skb, struct pkt *p, struct c
 			s->icmp_errors++;
 			evidence_counted(r->backend_id);
 		}
+		/* One failure per attempt: its connect deadline is not a second one (nor, if
+		 * the retry cannot be made, a reset after it). */
+		r->flags |= FS_FL_TIMED_OUT;
 		if (r->flags & FS_FL_RETRY)
 			return VERDICT_TRY_RETRY;
-		/* One failure per attempt: its connect deadline is not a second one. */
-		r->flags |= FS_FL_TIMED_OUT;
 	} else if (kind == ICMP_KIND_UNREACH) {
 		g = gstats();
 		if (g)

@@ -1,8 +1,11 @@
 #!/bin/bash
 # fault.sh - fault injection on the PRIMARY site of a topo.sh topology.
 #
-# Usage: fault.sh PREFIX reset|blackhole|brownout [PCT]|flap [PERIOD_S]|repair
+# Usage: fault.sh PREFIX reset|reject|blackhole|brownout [PCT]|flap [PERIOD_S]|repair
 #   reset       SIGKILL the primary classifier: new SYNs get RSTs from the kernel
+#   reject      nftables in ${P}pri answers new SYNs with resets (as a firewall would:
+#               nft builds them CHECKSUM_PARTIAL, which veth passes on as they are);
+#               the classifier keeps running
 #   blackhole   drop every packet to/from the primary (nftables table inet fsfault
 #               inside ${P}pri, so the edge and failsteer are untouched)
 #   brownout    drop PCT % (integer 0-100, default 30) of packets, both directions
@@ -17,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/topo.sh
 . "$here/topo.sh"
 
-usage() { echo "usage: fault.sh PREFIX reset|blackhole|brownout [PCT]|flap [PERIOD_S]|repair" >&2; exit 2; }
+usage() { echo "usage: fault.sh PREFIX reset|reject|blackhole|brownout [PCT]|flap [PERIOD_S]|repair" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 P=$1 kind=$2
 _topo_check_prefix "$P" || exit 2
@@ -100,6 +103,25 @@ blackhole)
 	stop_flap
 	apply 100
 	echo "fault blackhole at $(now)"
+	;;
+reject)
+	[ $# -eq 2 ] || usage
+	stop_flap
+	if ! out=$(ip netns exec "$NS" nft -f - 2>&1 <<-'EOF'
+		table inet fsfault
+		delete table inet fsfault
+		table inet fsfault {
+			chain in {
+				type filter hook input priority 0; policy accept;
+				iifname != "lo" tcp flags & (syn | ack) == syn reject with tcp reset
+			}
+		}
+	EOF
+	); then
+		echo "fault.sh: nft failed in $NS: $out" >&2
+		exit 1
+	fi
+	echo "fault reject at $(now)"
 	;;
 brownout)
 	[ $# -le 3 ] || usage

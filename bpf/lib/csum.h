@@ -27,10 +27,10 @@ static __always_inline __u16 csum_ipv4_hdr(void *hdr, __u32 hl, int *err)
 	return csum_fold32(sum);
 }
 
-/* TCP checksum of a segment of len bytes (headers only here; a multiple of 4, at most 60)
- * from src to dst; the checksum field must be zero. */
-static __always_inline __u16 csum_tcp(void *seg, __u32 len, const __u32 *src, const __u32 *dst,
-				      __u8 family, int *err)
+/* Sum of the TCP pseudo header of a segment of len bytes from src to dst (bpf_csum_diff's:
+ * negative on error). */
+static __always_inline __s64 csum_tcp_pseudo(__u32 len, const __u32 *src, const __u32 *dst,
+					     __u8 family)
 {
 	struct { __u32 src[4], dst[4]; __u32 len; __u32 nexthdr; } ph6 = {};
 	struct { __u32 src, dst; __u16 proto; __u16 len; } ph4 = {};
@@ -49,6 +49,28 @@ static __always_inline __u16 csum_tcp(void *seg, __u32 len, const __u32 *src, co
 		ph6.nexthdr = bpf_htonl(IPPROTO_TCP);
 		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph6, sizeof(ph6), 0);
 	}
+	return sum;
+}
+
+/* What the checksum field of a CHECKSUM_PARTIAL segment holds: its pseudo header's sum,
+ * folded, not inverted (the device or skb_checksum_help adds the segment's own). */
+static __always_inline __u16 csum_tcp_partial(__u32 len, const __u32 *src, const __u32 *dst,
+					      __u8 family, int *err)
+{
+	__s64 sum = csum_tcp_pseudo(len, src, dst, family);
+
+	if (sum < 0)
+		*err = (int)sum;
+	return (__u16)~csum_fold32(sum);
+}
+
+/* TCP checksum of a segment of len bytes (headers only here; a multiple of 4, at most 60)
+ * from src to dst; the checksum field must be zero. */
+static __always_inline __u16 csum_tcp(void *seg, __u32 len, const __u32 *src, const __u32 *dst,
+				      __u8 family, int *err)
+{
+	__s64 sum = csum_tcp_pseudo(len, src, dst, family);
+
 	if (sum >= 0)
 		sum = bpf_csum_diff(NULL, 0, seg, len & 63, (__u32)sum);
 	if (sum < 0)

@@ -25,6 +25,17 @@ static __always_inline int skb_ip_summed(struct __sk_buff *ctx)
 	return (int)BPF_CORE_READ_BITFIELD(kskb, ip_summed);
 }
 
+/* A CHECKSUM_PARTIAL skb's checksum: whether it is the TCP one at offset l4 of the packet
+ * (the device, or skb_checksum_help, sums from csum_start and stores at csum_offset). */
+static __always_inline bool skb_partial_csum_at(struct __sk_buff *ctx, __u32 l4)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(ctx);
+	__u64 head = (__u64)(long)BPF_CORE_READ(kskb, head), data = (__u64)(long)BPF_CORE_READ(kskb, data);
+
+	return head + BPF_CORE_READ(kskb, csum_start) == data + l4 &&
+	       BPF_CORE_READ(kskb, csum_offset) == 16 /* TCP_CSUM_OFF */;
+}
+
 #define IPV4_CSUM_OFF 10
 #define IPV4_SRC_OFF 12
 #define IPV4_DST_OFF 16

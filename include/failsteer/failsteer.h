@@ -70,7 +70,8 @@ _Static_assert(sizeof(struct fs_flow_key) == 40, "fs_flow_key layout");
 #define FS_ST_MOVED 3       /* unanswered flow moved to another backend: drop this one's answers */
 
 /* Flow flags. */
-#define FS_FL_TIMED_OUT (1u << 0) /* connect timeout already counted */
+#define FS_FL_TIMED_OUT (1u << 0) /* the attempt's failure was counted (connect timeout,
+				   * ICMP error or refusing reset): no other counts */
 #define FS_FL_FIN (1u << 1)       /* a FIN went this way (snd_nxt is just past it) */
 #define FS_FL_RST (1u << 2)       /* closed by a reset: swept after the close linger */
 #define FS_FL_RETRY (1u << 3)     /* the service re-sends unanswered SYNs to the next backend */
@@ -238,7 +239,8 @@ _Static_assert(sizeof(struct fs_service_ctl) == 16, "fs_service_ctl layout");
 struct fs_service_state {
 	__u32 failovers;        /* automatic or forced moves away from the primary */
 	__u32 failbacks;        /* moves back to the primary */
-	__u32 backoff_level;    /* failback hold is failback_hold_ms << backoff_level */
+	__u32 backoff_level;    /* failback hold is failback_hold_ms << backoff_level
+				 * (hold 0: 1 s << (backoff_level - 1) from level 1) */
 	__u32 all_down;         /* 1 while every backend looked down (node network suspected) */
 	__u64 up_since_ms;      /* CLOCK_MONOTONIC ms since the primary looked up, 0 if not */
 	__u64 last_failback_ms; /* CLOCK_MONOTONIC ms of the last failback, or of the last

@@ -2262,6 +2262,63 @@ static void test_retry_same_length_checksum_complete_v6(void **state)
 	retry_same_length(&conn6, VIP6, ID_PRI6, ID_BAK6);
 }
 
+/* A refusing reset after the attempt's connect timeout or ICMP error was counted (a backend
+ * that blackholed the SYN, then came back refusing its retransmission) is no second failure;
+ * nor is a deadline after a refusing reset that could not be retried. */
+static void test_reset_after_failure_not_counted_twice(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42900, 100, 9000 };
+	uint8_t frame[PKT_MAX], icmp[PKT_MAX];
+	struct pkt_spec in, want, sent;
+	size_t ilen;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 0, SHORT_TIMEOUT_MS);
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	want = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &want);
+	wait_timeouts(10, 1);
+	expect_rewrite(&in, &want); /* the client's retransmission: same backend */
+	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(10).attempts, 1);
+	assert_int_equal(backend(10).timeouts, 1);
+	assert_int_equal(backend(10).resets_connect, 0);
+
+	/* An ICMP error first, then the reset. */
+	c.cport = 42901;
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	sent = c_syn(&c, PRI4, PORT);
+	expect_rewrite(&in, &sent);
+	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, pkt_tcp(frame, &sent));
+	assert_int_equal(run(icmp, ilen, frame, &ilen), 0);
+	assert_int_equal(backend(10).icmp_errors, 1);
+	expect_rewrite(&in, &sent);
+	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	expect_rewrite(&in, &want);
+	assert_int_equal(backend(10).resets_connect, 0);
+
+	/* A retrying service whose SYN was not kept (it carries data): the reset goes to the
+	 * client, counted once, and its deadline adds nothing. */
+	svc_flags = FS_SVC_F_RETRY;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 0, SHORT_TIMEOUT_MS);
+	c.cport = 42902;
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	sent = c_syn(&c, PRI4, PORT);
+	in.payload_len = sent.payload_len = 100;
+	expect_rewrite(&in, &sent);
+	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	want = s_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
+	expect_rewrite(&in, &want);
+	sleep_ms(SHORT_TIMEOUT_MS + 100);
+	svc_flags = 0;
+	assert_int_equal(backend(10).resets_connect, 1);
+	assert_int_equal(backend(10).timeouts, 1);
+	assert_int_equal(backend(10).attempts, 3);
+}
+
 static void set_backend_route(const char *vip, int idx, __u32 ifindex, bool attached)
 {
 	struct fs_endpoint key;
@@ -2307,6 +2364,10 @@ static void test_evidence_only_from_the_backend_side(void **state)
 	assert_int_equal(backend(10).icmp_errors, 0);
 	assert_int_equal(backend(10).retried, 0);
 	assert_int_equal(global().rst_rejected, g0.rst_rejected + 1);
+	/* Nor does a SYN-ACK from there make the backend look alive. */
+	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
+	assert_int_equal(run(frame, pkt_tcp(frame, &in), out, &out_len), 0);
+	assert_int_equal(backend(10).established, 0);
 	/* Made by this node (egress): counted, and retried. */
 	assert_int_equal(run_ctx(E.egress_fd, icmp, ilen, out, &out_len, 0), 0);
 	assert_int_equal(backend(10).icmp_errors, 1);
@@ -2356,6 +2417,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_evidence_flags_backend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_traffic_passes_identical, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_egress_steers_local_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_after_failure_not_counted_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_timeout_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_timeouts_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_answered_deadline_freed_early, setup, teardown),

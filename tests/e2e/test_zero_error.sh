@@ -99,7 +99,7 @@ NFT
 		eq "$(awk -F'\t' 'NR>1 && $3=="new" && $5!="refused"' "$L" | wc -l)" 0
 }
 
-scenarios=${*:-"reset blackhole alldown hostmode ipv6 offload hostmode-bh ipv6-bh"}
+scenarios=${*:-"reset blackhole alldown hostmode ipv6 offload reject hostmode-bh ipv6-bh"}
 for s in $scenarios; do
 	case $s in
 	reset) scenario "reset, v4 gateway" reset "$PRI4:$SVC_PORT" "${P}cli" 20 ;;
@@ -112,6 +112,10 @@ for s in $scenarios; do
 	# The re-sent SYN's checksums under CHECKSUM_PARTIAL skbs (edge devices without tx
 	# checksumming, peers verifying): a wrong one fails the connection.
 	offload) scenario "reset, v4 gateway, offloads mixed" reset "$PRI4:$SVC_PORT" "${P}cli" 20 mixed ;;
+	# Resets made by nftables' reject come CHECKSUM_PARTIAL: the SYN re-made from one must
+	# stay so (pseudo-header sum, completed by the edge device's checksum_help).
+	reject) scenario "reject (nftables resets), v4 gateway, offloads mixed" reject "$PRI4:$SVC_PORT" \
+		"${P}cli" 20 mixed ;;
 	hostmode-bh) scenario "blackhole, v4 host mode" blackhole "$PRI4:$SVC_PORT" "${P}edge" \
 		$((CONNECT_TIMEOUT_MS + 2 * TICK_MS)) ;;
 	ipv6-bh)
