@@ -54,6 +54,7 @@ static void print_daemon(const struct view *v, FILE *out)
 void cli_print_table(const struct view *v, const char *name, FILE *out)
 {
 	char addr[64], baddr[64];
+	double ceiling = 0;
 
 	print_daemon(v, out);
 	for (int i = 0; i < v->n; i++) {
@@ -68,6 +69,10 @@ void cli_print_table(const struct view *v, const char *name, FILE *out)
 			s->ctl.mode == FS_MODE_FORCED ? "FORCED" : "auto", s->state.failovers,
 			s->state.failbacks, s->state.backoff_level,
 			s->state.all_down ? "  ALL BACKENDS LOOK DOWN" : "");
+		if (view_failback_capped(v, s, &ceiling))
+			fprintf(out, "   no automatic failback for now: backend 0's P(up) can reach at most %.6f "
+				     "as its model stands, below failback_threshold %.6f ('failsteer failback %s' "
+				     "moves back now)\n", ceiling, ppb(s->be[0].model.good_threshold_ppb), s->state.name);
 		fprintf(out, "   # %-22s %9s %8s %8s %8s %8s %8s %8s %8s %8s %10s %10s %10s %10s %9s\n",
 			"backend", "P(down)", "att/s", "est/s", "rst/s", "tmo/s", "icmp/s", "probe/s",
 			"p50 ms", "p99 ms", "P(up>dn)", "P(dn>up)", "MTBF s", "MTTR s", "avail");
@@ -113,24 +118,30 @@ void cli_print_json(const struct view *v, const char *name, FILE *out)
 		/* Names and addresses need no escaping: the config admits no quotes or backslashes. */
 		fprintf(out, "%s{\"name\":\"%s\",\"address\":\"%s\",\"active\":%u,\"mode\":\"%s\","
 			     "\"failovers\":%u,\"failbacks\":%u,\"backoff_level\":%u,\"all_down\":%s,"
-			     "\"backends\":[",
+			     "\"failback_capped\":%s,\"backends\":[",
 			first ? "" : ",", s->state.name, cfg_format_endpoint(&s->address, addr, sizeof(addr)),
 			s->svc.active, s->ctl.mode == FS_MODE_FORCED ? "forced" : "auto", s->state.failovers,
-			s->state.failbacks, s->state.backoff_level, s->state.all_down ? "true" : "false");
+			s->state.failbacks, s->state.backoff_level, s->state.all_down ? "true" : "false",
+			view_failback_capped(v, s, NULL) ? "true" : "false");
 		first = false;
 		for (int b = 0; b < s->svc.n_backends; b++) {
 			const struct view_backend *be = &s->be[b];
 			const struct fs_backend_stats *st = &be->stats;
+			double c = view_up_ceiling(v, be);
+			char ceiling[32] = "null"; /* no model saved */
+
+			if (c >= 0)
+				snprintf(ceiling, sizeof(ceiling), "%.9f", c);
 
 			fprintf(out, "%s{\"index\":%d,\"address\":\"%s\",\"p_down\":%.9f,"
 				     "\"transitions\":{\"up_up\":%.9f,\"up_down\":%.9f,\"down_up\":%.9f,\"down_down\":%.9f},"
 				     "\"mtbf_s\":%.3f,\"mttr_s\":%.3f,\"availability\":%.9f,\"fail_up\":%.9f,"
-				     "\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"rates\":{",
+				     "\"p_up_ceiling\":%s,\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"rates\":{",
 				b ? "," : "", b, cfg_format_endpoint(&be->ep, addr, sizeof(addr)),
 				ppb(be->model.p_down_ppb), ppb(be->model.trans_ppb[0][0]),
 				ppb(be->model.trans_ppb[0][1]), ppb(be->model.trans_ppb[1][0]),
 				ppb(be->model.trans_ppb[1][1]), be->model.mtbf_ms / 1e3, be->model.mttr_ms / 1e3,
-				ppb(be->model.availability_ppb), ppb(be->model.fail_up_ppb),
+				ppb(be->model.availability_ppb), ppb(be->model.fail_up_ppb), ceiling,
 				stats_latency_quantile(be->traffic.latency_hist, 0.5) / 1000,
 				stats_latency_quantile(be->traffic.latency_hist, 0.99) / 1000);
 			for (int r = 0; r < FS_RATE_NR; r++)

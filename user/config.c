@@ -20,6 +20,13 @@
 #define DEF_PIN_PATH "/sys/fs/bpf/failsteer"
 #define PROB_MAX_TEXT "0.999999999" /* the highest threshold: see parse_probability */
 #define PROB_MAX 0.999999999
+/* The highest failback threshold. After a failover the primary carries no traffic and only
+ * its probes speak for it, one answer per step, which the learned hazard P_ud offsets: after
+ * an outage the model's P(up) settles near 1 - 1/(up steps it remembers) (model_up_ceiling),
+ * at most about 0.9999 with its memory of 10,000 steps. A threshold that high would hold
+ * failback for hours; 0.999 is reached within seconds of a repair at the default tick. */
+#define FAILBACK_MAX_TEXT "0.999"
+#define FAILBACK_MAX 0.999
 #define DEF_METRICS_LISTEN "127.0.0.1:9469"
 
 /* Parser state: libinih gives no line numbers to the handler, so the reader counts them. */
@@ -43,6 +50,23 @@ struct parse_ctx {
 	int n_seen_global;
 };
 
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+
+	return n >= t && !strcmp(s + n - t, tail);
+}
+
+/* 0 if path is dir, trailing slashes aside. */
+static int strncmp_slashes(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strncmp(path, dir, n))
+		return 1;
+	return path[n + strspn(path + n, "/")] != 0;
+}
+
 /* What is wrong with a pin_path value, NULL if nothing. */
 static const char *pin_path_problem(const char *value)
 {
@@ -51,6 +75,11 @@ static const char *pin_path_problem(const char *value)
 	/* inih ends a value at " ;" only: a "# note" would become part of the path. */
 	if (strpbrk(value, " \t#;"))
 		return "has blanks or comment characters";
+	/* A directory of its own: detach removes it, and the CLI finds the pins by it. */
+	if (strstr(value, "/./") || strstr(value, "/../") || ends_with(value, "/.") || ends_with(value, "/.."))
+		return "has . or .. components";
+	if (strspn(value, "/") == strlen(value) || !strncmp_slashes(value, "/sys/fs/bpf"))
+		return "is not a directory of its own (e.g. /sys/fs/bpf/failsteer)";
 	return NULL;
 }
 
@@ -151,7 +180,7 @@ static bool parse_uint(const char *v, unsigned min, unsigned max, unsigned *out)
 	return true;
 }
 
-static bool parse_probability(const char *v, double *out)
+static bool parse_probability(const char *v, double max, double *out)
 {
 	char *end;
 	double x;
@@ -163,7 +192,7 @@ static bool parse_probability(const char *v, double *out)
 	x = strtod(v, &end);
 	/* The model keeps its probabilities 1e-12 away from 0 and 1: a threshold near that
 	 * bound would be reached late or never, one above it never. Nine nines at most. */
-	if (errno || end == v || *end || !(x > 0.5) || !(x <= PROB_MAX))
+	if (errno || end == v || *end || !(x > 0.5) || !(x <= max))
 		return false;
 	*out = x;
 	return true;
@@ -306,11 +335,13 @@ static int service_key(struct parse_ctx *ctx, const char *name, const char *valu
 		if (!parse_uint(value, 10, 60000, &s->connect_timeout_ms))
 			return fail(ctx, "connect_timeout_ms: '%s' is not in 10..60000", value);
 	} else if (!strcmp(name, "failover_threshold")) {
-		if (!parse_probability(value, &s->failover_threshold))
+		if (!parse_probability(value, PROB_MAX, &s->failover_threshold))
 			return fail(ctx, "failover_threshold: '%s' is not a probability in (0.5, " PROB_MAX_TEXT "]", value);
 	} else if (!strcmp(name, "failback_threshold")) {
-		if (!parse_probability(value, &s->failback_threshold))
-			return fail(ctx, "failback_threshold: '%s' is not a probability in (0.5, " PROB_MAX_TEXT "]", value);
+		if (!parse_probability(value, FAILBACK_MAX, &s->failback_threshold))
+			return fail(ctx, "failback_threshold: '%s' is not a probability in (0.5, " FAILBACK_MAX_TEXT "] "
+				    "(a primary heard only by its probes after an outage gets no surer than "
+				    "about 0.9999: a higher threshold would hold failback for hours)", value);
 	} else if (!strcmp(name, "failback_hold_ms")) {
 		if (!parse_uint(value, 0, 3600000, &s->failback_hold_ms))
 			return fail(ctx, "failback_hold_ms: '%s' is not in 0..3600000", value);

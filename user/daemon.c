@@ -38,6 +38,9 @@
  * meanwhile. */
 #define SWEEP_WALK_S 1.0
 #define SWEEP_MIN_BATCHES 8
+/* ... and at most this share of a tick: a table too large for that (millions of entries)
+ * takes longer to walk rather than hold up the detector. */
+#define SWEEP_TICK_SHARE 0.1
 #define PROBE_SUSPICION DET_DOUBT_P_DOWN /* P(active down) above which backups get probed too */
 /* Probes per round to a backend believed down: enough to see a recovery within a second or
  * so; half as many while the service is backing off (it has been flapping: no hurry). */
@@ -81,6 +84,7 @@ struct service_rt {
 	struct det_settings set;
 	struct fs_service_state st;
 	__u64 ctl_changed_ms;        /* the operator's command last seen in service_ctl */
+	bool failback_capped;        /* said that failback cannot come yet (det_failback_capped) */
 	bool probe_due;              /* ticked: schedule_all_probes looks at its backends */
 };
 
@@ -357,8 +361,9 @@ static void attached_ifindexes(const struct cfg *cfg, __u32 *out)
 
 /* A reload keeps what only the running daemon knows of a service and of its backends that
  * stay (same address; same id and address): when each was last heard from, probe results
- * not counted yet and the probes' pacing, and, on the same active site, an outage under way
- * (its blind wait, its all-down warning, its failover's time). A restart has none of it. */
+ * not counted yet and the probes' pacing, the last failback, and, on the same active site,
+ * an outage under way (its blind wait, its all-down warning, its failover's time). A
+ * restart has none of it. */
 static void carry_runtime(struct service_rt *s, const struct service_rt *was, int n_was)
 {
 	const struct service_rt *o = NULL;
@@ -387,6 +392,10 @@ static void carry_runtime(struct service_rt *s, const struct service_rt *was, in
 			s->det.last_fail_s[b] = o->det.last_fail_s[ob];
 		}
 	}
+	/* The flap window runs from the last failback itself, which the pinned state does not
+	 * keep once the back-off level was lowered (it keeps the back-off clock). */
+	s->det.last_failback_s = o->det.last_failback_s;
+	s->failback_capped = o->failback_capped; /* said already */
 	if (same_ep(&s->be[s->det.active].ep, &o->be[o->det.active].ep)) {
 		s->det.down_since_s = o->det.down_since_s;
 		s->det.all_down = o->det.all_down;
@@ -601,7 +610,6 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			log_info("service %s: its active backend was removed: now on backend %d, the first "
 				 "more likely up than down", s->cfg.name, b);
 		}
-		carry_runtime(s, was_rt, n_was);
 		s->val.down_mask = down_mask_of(s);
 		s->val.attached_mask = attached_mask_of(s, attached, cfg->n_interfaces);
 		if (reused_svc) {
@@ -627,6 +635,7 @@ static int sync_from_maps(struct daemon *d, char *err, size_t errlen)
 			memset(&ctl, 0, sizeof(ctl));
 			bpf_map_update_elem(m->service_ctl, &s->svc_id, &ctl, BPF_ANY);
 		}
+		carry_runtime(s, was_rt, n_was);
 		snprintf(s->st.name, sizeof(s->st.name), "%s", s->cfg.name);
 		/* State first: the CLI finds services by the name in it. */
 		if (bpf_map_update_elem(m->service_state, &s->svc_id, &s->st, BPF_ANY) ||
@@ -947,6 +956,25 @@ static double time_away(struct daemon *d, double now)
 	return now - was.last_tick_mono_ms / 1000.0;
 }
 
+/* Says once when automatic failback cannot come as the models stand (the primary's P(up)
+ * tops out below the failback threshold), and once when it can again. Only models that
+ * stepped can change it. */
+static void note_failback_capped(struct service_rt *s, const struct model_params *mp)
+{
+	double ceiling = 0;
+	bool capped = det_failback_capped(&s->det, &s->set, mp, &ceiling);
+
+	if (capped && !s->failback_capped)
+		log_warn("service %s: no automatic failback for now: backend 0's P(up) can reach at "
+			 "most %.6f as its model stands (its recent outage weighs on its learned MTBF), "
+			 "below failback_threshold %.6f; it rises as the outage fades from the model, "
+			 "or 'failsteer failback %s' moves back now", s->cfg.name, ceiling,
+			 s->set.failback_threshold, s->cfg.name);
+	else if (!capped && s->failback_capped)
+		log_info("service %s: automatic failback possible again", s->cfg.name);
+	s->failback_capped = capped;
+}
+
 static void tick(struct daemon *d, double now, double dt)
 {
 	char why[1024];
@@ -997,6 +1025,8 @@ static void tick(struct daemon *d, double now, double dt)
 		ev = det_tick(&s->det, &s->set, &d->mp, obs, now, why, sizeof(why));
 		if (ev != DET_NONE)
 			apply_decision(d, s, ev, why, before);
+		if (any || ev != DET_NONE)
+			note_failback_capped(s, &d->mp);
 		update_down_mask(d, s);
 		/* 'failsteer failover/failback' writes the services entry too (to steer at once,
 		 * daemon or not) from a copy that may miss a change of ours (down mask, routes):
@@ -1062,7 +1092,8 @@ static void sweep_flows(struct daemon *d, double now)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now_ns = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
-	rc = flow_sweep_step(&d->sweep, m->flows, now_ns, idle_ns, sweep_batches_per_tick(&d->cfg));
+	rc = flow_sweep_step(&d->sweep, m->flows, now_ns, idle_ns, sweep_batches_per_tick(&d->cfg),
+			     now_ns + (__u64)(d->cfg.tick_ms * SWEEP_TICK_SHARE * 1e6));
 	if (rc < 0)
 		log_warn("sweeping flows: %s", strerror(-rc));
 	if (rc != 1 || maparray_read_percpu_sum(m->global_stats, 1, sizeof(g), &g))

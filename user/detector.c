@@ -113,6 +113,25 @@ bool det_at_rest(const struct det_service *s, const struct det_settings *set)
 	return true;
 }
 
+bool det_failback_capped(const struct det_service *s, const struct det_settings *set,
+			 const struct model_params *mp, double *ceiling)
+{
+	if (s->mode != FS_MODE_AUTO || s->active <= 0 || s->active >= s->n_backends)
+		return false;
+	for (int j = 0; j < s->active; j++) {
+		double c;
+
+		if (1 - s->models[j].p_down >= set->failback_threshold)
+			return false; /* a hold is under way or done: failback is up to it */
+		c = model_up_ceiling(&s->models[j], mp);
+		if (c >= set->failback_threshold)
+			return false;
+		if (j == 0 && ceiling)
+			*ceiling = c;
+	}
+	return true;
+}
+
 enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 			const struct model_params *mp, const struct det_obs *obs, double now_s,
 			char *why, size_t whylen)

@@ -75,6 +75,14 @@ enum det_event det_tick(struct det_service *s, const struct det_settings *set,
 			const struct model_params *mp, const struct det_obs *obs, double now_s,
 			char *why, size_t whylen);
 
+/* After a failover: can no backend before the active one reach the failback threshold as
+ * its model stands (model_up_ceiling)? Then automatic failback waits until the outage
+ * fades from the models, which may take hours, and the daemon says so. The primary's
+ * ceiling goes into *ceiling. False if failback can come, or the service is not failed
+ * over, or forced. */
+bool det_failback_capped(const struct det_service *s, const struct det_settings *set,
+			 const struct model_params *mp, double *ceiling);
+
 /* True when a tick without evidence cannot change s, however late it comes: automatic, on
  * the primary and trusting it, no back-off to earn back, no failback hold to start or stop.
  * The daemon skips such a service on a tick where none of its backends saw anything. */

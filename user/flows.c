@@ -2,6 +2,7 @@
 #include "flows.h"
 
 #include <errno.h>
+#include <time.h>
 #include <bpf/bpf.h>
 
 bool flow_sweepable(const struct fs_flow *f, __u64 now_ns, __u64 idle_ns)
@@ -18,8 +19,16 @@ bool flow_sweepable(const struct fs_flow *f, __u64 now_ns, __u64 idle_ns)
 	return false;
 }
 
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
+
 int flow_sweep_step(struct flow_sweep *w, int flows_fd, __u64 now_ns, __u64 idle_ns,
-		    int max_batches)
+		    int max_batches, __u64 stop_ns)
 {
 	struct fs_flow_key keys[FLOW_SWEEP_BATCH], out;
 	struct fs_flow vals[FLOW_SWEEP_BATCH], cur;
@@ -62,6 +71,8 @@ int flow_sweep_step(struct flow_sweep *w, int flows_fd, __u64 now_ns, __u64 idle
 		}
 		w->pos = out;
 		w->have_pos = true;
+		if (stop_ns && mono_ns() >= stop_ns)
+			break;
 	}
 	return 0;
 }

@@ -33,10 +33,11 @@ struct flow_sweep {
 };
 
 /* Goes on with the walk of flows_fd (a new one if none is under way) for at most
- * max_batches batches, deleting sweepable entries that are still as read. Returns 1 when
- * the walk reached the end of the table (live then holds its total until the next walk
- * begins), 0 if more remains, or -errno (the walk is abandoned). */
+ * max_batches batches, and no batch more once CLOCK_MONOTONIC passes stop_ns (0: no such
+ * limit; one batch at least), deleting sweepable entries that are still as read. Returns 1
+ * when the walk reached the end of the table (live then holds its total until the next
+ * walk begins), 0 if more remains, or -errno (the walk is abandoned). */
 int flow_sweep_step(struct flow_sweep *w, int flows_fd, __u64 now_ns, __u64 idle_ns,
-		    int max_batches);
+		    int max_batches, __u64 stop_ns);
 
 #endif

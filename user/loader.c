@@ -64,6 +64,16 @@ static bool on_bpffs(const char *path)
 	return !statfs(path, &st) && st.f_type == BPF_FS_MAGIC;
 }
 
+/* Is path the root of a mounted filesystem (the bpffs itself, not a directory on it)? */
+static bool is_mount_root(const char *path)
+{
+	char parent[CFG_PATH_MAX + 4];
+	struct stat st, pst;
+
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	return !stat(path, &st) && !stat(parent, &pst) && (st.st_dev != pst.st_dev || st.st_ino == pst.st_ino);
+}
+
 int loader_prepare(struct loader *l, const struct cfg *cfg, char *err, size_t len)
 {
 	char parent[CFG_PATH_MAX];
@@ -92,6 +102,11 @@ int loader_prepare(struct loader *l, const struct cfg *cfg, char *err, size_t le
 	}
 	if (!on_bpffs(cfg->pin_path)) {
 		snprintf(err, len, "pin path %s is not on a bpf filesystem", cfg->pin_path);
+		return -EINVAL;
+	}
+	if (is_mount_root(cfg->pin_path)) {
+		snprintf(err, len, "pin path %s is the root of a bpf filesystem mount: use a directory of "
+			 "its own under it (e.g. %s/failsteer)", cfg->pin_path, cfg->pin_path);
 		return -EINVAL;
 	}
 	l->lock_fd = open(cfg->pin_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -450,6 +465,11 @@ static int detach_lock(const char *pin_path, bool force, int *lock_fd, char *err
 		snprintf(err, len, "%s is not a directory on a bpf filesystem, so not failsteer's pins; "
 			 "nothing removed", pin_path);
 		return -ENOTDIR;
+	}
+	if (is_mount_root(pin_path)) {
+		snprintf(err, len, "%s is the root of a bpf filesystem mount, not a failsteer pin "
+			 "directory; nothing removed", pin_path);
+		return -EISDIR;
 	}
 	*lock_fd = open(pin_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB)) {

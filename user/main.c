@@ -99,6 +99,8 @@ int main(int argc, char **argv)
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		if (argc > 2)
+			return usage_error("%s takes no arguments", argv[1]);
 		printf("failsteer %s (BPF programs built in)\n", FS_VERSION);
 		return EXIT_OK;
 	}

@@ -163,7 +163,7 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 	backend_gauge_ppb(out, v, "failsteer_backend_up_failure_ratio",
 			  "Learned failure ratio of connection attempts while the backend is up.", MODEL(fail_up_ppb));
 	HEAD(out, "failsteer_backend_transition_probability", "gauge",
-	     "Learned P(state at next tick = to | state now = from).");
+	     "Learned P(state at the next model step = to | state now = from); a step is a tick with evidence.");
 	for (int i = 0; i < v->n; i++)
 		for (int b = 0; b < v->svcs[i].svc.n_backends; b++) {
 			const struct view_backend *be = &v->svcs[i].be[b];
@@ -196,7 +196,7 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 		{ "failsteer_service_active_backend", "gauge", "Index (site) of the backend new connections go to; 0 is the primary." },
 		{ "failsteer_service_forced", "gauge", "1 while an operator forces the active backend." },
 		{ "failsteer_service_all_backends_down", "gauge", "1 while every backend looks down (node network suspected)." },
-		{ "failsteer_service_failback_backoff_level", "gauge", "Failback hold is failback_hold_ms times 2 to this power." },
+		{ "failsteer_service_failback_backoff_level", "gauge", "Failback hold is failback_hold_ms times 2 to this power (hold 0: 1 s times 2 to this power minus 1)." },
 		{ "failsteer_service_failovers_total", "counter", "Moves to a lower-priority backend." },
 		{ "failsteer_service_failbacks_total", "counter", "Moves to a higher-priority backend." },
 	};

@@ -123,6 +123,25 @@ void model_step(struct model *m, const struct model_params *p, double attempts, 
 	m->steps++;
 }
 
+double model_up_ceiling(const struct model *m, const struct model_params *p)
+{
+	double P[2][2], ok_up, ok_down, d = 0.5;
+
+	model_transitions(m, p, P);
+	ok_up = 1 - model_fail_up(m, p);
+	ok_down = 1 - p->fail_down;
+	/* The forward step with one success, repeated: it contracts by about ok_down/ok_up
+	 * (at most 0.5/0.9) per step, so from an even start 64 steps settle it to 1e-16. The
+	 * limit does not depend on where the backend stands now. */
+	for (int i = 0; i < 64; i++) {
+		double down = (d * P[MODEL_DOWN][MODEL_DOWN] + (1 - d) * P[MODEL_UP][MODEL_DOWN]) * ok_down;
+		double up = (d * P[MODEL_DOWN][MODEL_UP] + (1 - d) * P[MODEL_UP][MODEL_UP]) * ok_up;
+
+		d = clamp(down / (down + up), P_FLOOR, 1 - P_FLOOR);
+	}
+	return 1 - d;
+}
+
 double model_mtbf_s(const struct model *m, const struct model_params *p)
 {
 	double P[2][2];

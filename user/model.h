@@ -48,6 +48,12 @@ void model_note_step_time(struct model *m, double now_s);
 void model_transitions(const struct model *m, const struct model_params *p, double P[2][2]);
 /* Learned failure probability of an attempt while up. */
 double model_fail_up(const struct model *m, const struct model_params *p);
+/* The highest P(up) the backend can reach as the model stands: where the forward filter
+ * settles if every step from now on brings one success (a probe answered, all a backend
+ * that carries no traffic gets). The learned hazard P_ud keeps it below 1: after an outage,
+ * about 1 - 1/(up steps remembered). A failback threshold above it is not reached until
+ * the outage fades from the counts (forget). */
+double model_up_ceiling(const struct model *m, const struct model_params *p);
 /* Derived from P: mean up time, mean down time, steady-state P(up). */
 double model_mtbf_s(const struct model *m, const struct model_params *p);
 double model_mttr_s(const struct model *m, const struct model_params *p);

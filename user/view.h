@@ -42,6 +42,11 @@ int view_read(const struct fs_maps *m, struct view *v);
 void view_free(struct view *v);
 /* The daemon's state, and how long ago it last ticked (age_s, may be NULL). */
 enum view_daemon view_daemon(const struct view *v, double *age_s);
+/* The highest P(up) a backend can reach as its saved model stands (model_up_ceiling), -1
+ * if no daemon saved one. */
+double view_up_ceiling(const struct view *v, const struct view_backend *be);
+/* det_failback_capped from the saved models: automatic failback cannot come for now. */
+bool view_failback_capped(const struct view *v, const struct view_service *s, double *ceiling);
 /* The service called name, or NULL. */
 const struct view_service *view_find(const struct view *v, const char *name);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <errno.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <cmocka.h>
@@ -104,21 +105,29 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void test_walk_in_steps(void **state)
+/* Walks the whole table in steps of (max_batches, stop_ns) that must each read one batch:
+ * never more entries seen than batches allow, and the walk done in as many steps. */
+static void walk_one_batch_a_step(struct flow_sweep *w, int max_batches, __u64 stop_ns)
 {
-	struct flow_sweep w = { 0 };
-	int sweepable = fill(), steps = 0, rc;
+	int steps = 0, rc;
 
-	(void)state;
 	do {
-		rc = flow_sweep_step(&w, fd, NOW_NS, IDLE_NS, 1);
+		rc = flow_sweep_step(w, fd, NOW_NS, IDLE_NS, max_batches, stop_ns);
 		assert_true(rc == 0 || rc == 1);
-		/* One batch a step: never more entries seen than batches allow. */
-		assert_true(w.live + w.swept_total <= (__u64)(steps + 1) * FLOW_SWEEP_BATCH);
+		assert_true(w->live + w->swept_total <= (__u64)(steps + 1) * FLOW_SWEEP_BATCH);
 		steps++;
 	} while (rc == 0 && steps < 100);
 	assert_int_equal(rc, 1);
 	assert_true(steps >= N / FLOW_SWEEP_BATCH);
+}
+
+static void test_walk_in_steps(void **state)
+{
+	struct flow_sweep w = { 0 };
+	int sweepable = fill();
+
+	(void)state;
+	walk_one_batch_a_step(&w, 1, 0);
 	assert_false(w.walking);
 	assert_int_equal(w.swept_total, sweepable);
 	assert_int_equal(w.live, N - sweepable);
@@ -133,9 +142,24 @@ static void test_walk_in_steps(void **state)
 	}
 
 	/* The next walk starts from the beginning, in one step, and finds nothing to do. */
-	assert_int_equal(flow_sweep_step(&w, fd, NOW_NS, IDLE_NS, 100), 1);
+	assert_int_equal(flow_sweep_step(&w, fd, NOW_NS, IDLE_NS, 100, 0), 1);
 	assert_int_equal(w.swept_total, sweepable);
 	assert_int_equal(w.live, N - sweepable);
+}
+
+/* A step stops after the batch during which its time ran out, however many batches it
+ * may take: a large table never holds up the detector's tick. */
+static void test_step_stops_in_time(void **state)
+{
+	struct flow_sweep w = { 0 };
+	struct timespec ts;
+
+	(void)state;
+	fill();
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* Up to 100 batches a step, but stop_ns has passed already: one. */
+	walk_one_batch_a_step(&w, 100, (__u64)ts.tv_sec * 1000000000ull + 1);
+	assert_int_equal(count_entries(), (int)w.live);
 }
 
 static void test_error_abandons_walk(void **state)
@@ -144,12 +168,12 @@ static void test_error_abandons_walk(void **state)
 
 	(void)state;
 	fill();
-	assert_int_equal(flow_sweep_step(&w, fd, NOW_NS, IDLE_NS, 1), 0);
+	assert_int_equal(flow_sweep_step(&w, fd, NOW_NS, IDLE_NS, 1, 0), 0);
 	assert_true(w.walking);
-	assert_int_equal(flow_sweep_step(&w, -1, NOW_NS, IDLE_NS, 1), -EBADF);
+	assert_int_equal(flow_sweep_step(&w, -1, NOW_NS, IDLE_NS, 1, 0), -EBADF);
 	assert_false(w.walking);
 	/* The next walk starts afresh and completes. */
-	assert_int_equal(flow_sweep_step(&w, fd, NOW_NS, IDLE_NS, 100), 1);
+	assert_int_equal(flow_sweep_step(&w, fd, NOW_NS, IDLE_NS, 100, 0), 1);
 	assert_int_equal(count_entries(), (int)w.live);
 }
 
@@ -157,6 +181,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_walk_in_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_step_stops_in_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_abandons_walk, setup, teardown),
 	};
 

@@ -61,6 +61,8 @@ e2e_teardown() {
 	topo_down "$P" >/dev/null 2>&1 || true
 	e2e_cleanup_stale
 	rm -f /tmp/"$P"-*.pid /tmp/"$P"-*.log /tmp/"$P"-*.args 2>/dev/null || true
+	# A test's own mounts (test_daemon's private bpffs) go before its files.
+	[ -z "$WORK" ] || awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | xargs -r umount -l 2>/dev/null || true
 	[ -z "$WORK" ] || rm -rf "$WORK"
 	topo_release_prefix
 	exit $rc

@@ -31,6 +31,8 @@ out=$("$FSAN" detach --json 2>&1) && rc=0 || rc=$?
 e2e_check "an option the command does not take exits 2" eq "$rc:$(grep -c 'takes no --json' <<<"$out")" "2:1"
 out=$("$FSAN" --version 2>&1) && rc=0 || rc=$?
 e2e_check "--version prints the version" eq "$rc:$(grep -c '^failsteer [0-9]' <<<"$out")" "0:1"
+out=$("$FSAN" --version extra 2>&1) && rc=0 || rc=$?
+e2e_check "--version with an argument exits 2" eq "$rc:$(grep -c 'takes no arguments' <<<"$out")" "2:1"
 out=$("$FSAN" status -p "$WORK/nothing-pinned" 2>&1) && rc=0 || rc=$?
 e2e_check "status without a daemon exits 1 with a hint" eq "$rc:$(grep -c 'is failsteer running' <<<"$out")" "1:1"
 
@@ -168,6 +170,11 @@ e2e_check "detach on a directory not on bpffs: exit 1, says why, its files and t
 out=$(edge "$FS" detach -p "/sys/fs/bpf/${P}-typo" 2>&1) && rc=0 || rc=$?
 e2e_check "detach on a missing pin path: exit 1 without --force, names it, filters kept" \
 	eq "$rc:$(grep -c "no pins under /sys/fs/bpf/${P}-typo" <<<"$out"):$(filters)" "1:1:1"
+# The root of a bpffs mount is no pin directory (nor a pin_path for run: config aside).
+mkdir "$WORK/bpfroot" && mount -t bpf bpf "$WORK/bpfroot"
+out=$(edge "$FS" detach --force -p "$WORK/bpfroot" 2>&1) && rc=0 || rc=$?
+e2e_check "detach on the root of a bpffs mount: exit 1 even with --force, says why, filters kept" \
+	eq "$rc:$(grep -c 'root of a bpf filesystem mount' <<<"$out"):$(filters)" "1:1:1"
 mkdir "$PIN-second"
 out=$(edge "$FS" detach -p "$PIN-second" 2>&1) && rc=0 || rc=$?
 e2e_check "detach on a bpffs directory without failsteer pins: exit 1 without --force, filters kept" \
@@ -178,6 +185,14 @@ rmdir "$PIN-second"
 filter_prog() { edge tc filter show dev "${P}e0" ingress 2>/dev/null | grep -o 'id [0-9]*' | head -n 1; }
 prog_before=$(filter_prog)
 e2e_config # (the running daemon's file held the bad config: it is read on a reload only)
+# (On lo: the daemon's interfaces carry its filters, which another pin_path may not take.)
+sed "s|^pin_path = .*|pin_path = $WORK/bpfroot|; s|^metrics_listen = .*|metrics_listen = off|; s|^interfaces = .*|interfaces = lo|" \
+	"$CFG" >"$WORK/rootpin.conf"
+out=$(edge timeout 10 "$FS" run -c "$WORK/rootpin.conf" 2>&1) && rc=0 || rc=$?
+# (A fresh bpffs holds the kernel's maps.debug and progs.debug.)
+e2e_check "run with pin_path on the root of a bpffs mount: exit 1, says why, nothing pinned there" \
+	eq "$rc:$(grep -c 'root of a bpf filesystem mount' <<<"$out"):$(ls -A "$WORK/bpfroot" | grep -vc '\.debug$')" "1:1:0"
+umount "$WORK/bpfroot"
 sed "s|^pin_path = .*|pin_path = $PIN-second|" "$CFG" >"$WORK/second.conf"
 out=$(edge timeout 10 "$FS" run -c "$WORK/second.conf" 2>&1) && rc=0 || rc=$?
 report "second daemon: exit $rc, $(head -c 300 <<<"$out")"

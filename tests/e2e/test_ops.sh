@@ -385,11 +385,12 @@ lines_match() { # TEXT PATTERN...: every extended regex matches a line of TEXT
 e2e_check "status: one line per backend, the active one starred, with P(down)" \
 	lines_match "$out" 'P\(down\)' "^  \*1 $BAK4:$SVC_PORT " "^   0 $PRI4:$SVC_PORT "
 fsctl status --json >"$WORK/status.json" 2>&1 || true
-e2e_check "status --json: valid JSON with the fields (active 1, failovers 1, P(down), transitions, totals)" \
+e2e_check "status --json: valid JSON with the fields (active 1, failovers 1, P(down), transitions, totals, P(up) ceiling)" \
 	jq -e '.services[0] | .name == "classifier" and .active == 1 and .mode == "auto" and .failovers == 1
 		and (.backends | length == 2) and .backends[0].p_down > 0.5 and (.backends[0].transitions | has("up_down"))
 		and .backends[0].totals.connect_refused > 0 and .backends[1].totals.established > 0
-		and (.backends[0] | has("mtbf_s") and has("mttr_s") and has("availability") and has("rates"))' \
+		and (.backends[0] | has("mtbf_s") and has("mttr_s") and has("availability") and has("rates"))
+		and .failback_capped == false and .backends[0].p_up_ceiling > 0.99 and .backends[0].p_up_ceiling < 1' \
 	"$WORK/status.json"
 timeout 2.5 nsenter --net="/run/netns/${P}edge" "$FS" status --watch -p "$PIN" >"$WORK/watch.out" 2>&1 || true
 refreshes=$(grep -o $'\033\\[H\033\\[2J' "$WORK/watch.out" | wc -l)

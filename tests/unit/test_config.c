@@ -119,6 +119,10 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nzero_error_retry = maybe\n", 6, "zero_error_retry: 'maybe'" },
 		{ GOOD_GLOBAL "tick_ms = 0\n", 3, "tick_ms: '0'" },
 		{ GOOD_GLOBAL "pin_path = relative\n", 3, "pin_path: 'relative'" },
+		{ GOOD_GLOBAL "pin_path = /\n", 3, "pin_path: '/' is not a directory of its own" },
+		{ GOOD_GLOBAL "pin_path = /sys/fs/bpf//\n", 3, "pin_path: '/sys/fs/bpf//' is not a directory of its own" },
+		{ GOOD_GLOBAL "pin_path = /sys/fs/bpf/../x\n", 3, "pin_path: '/sys/fs/bpf/../x' has . or .. components" },
+		{ GOOD_GLOBAL "pin_path = /sys/fs/bpf/x/.\n", 3, "pin_path: '/sys/fs/bpf/x/.' has . or .. components" },
 		{ "[global]\ntick_ms = 100\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n", 1, "no interface" },
 		{ GOOD_GLOBAL, 0, "no [service NAME] section" },
 		{ GOOD_GLOBAL "this is not ini\n", 3, "syntax error" },
@@ -165,6 +169,8 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "metrics_listen =\n", 3, "metrics_listen: '' is not ADDR:PORT or 'off'" },
 		{ GOOD_GLOBAL "metrics_listen = 224.0.0.1:80\n", 3, "metrics_listen: '224.0.0.1:80' is a multicast address" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = 0.9999999999\n", 6, "failover_threshold: '0.9999999999' is not a probability in (0.5, 0.999999999]" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailback_threshold = 0.9991\n", 6, "failback_threshold: '0.9991' is not a probability in (0.5, 0.999] (a primary heard only by its probes" },
+		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailback_threshold = 0.999999999\n", 6, "failback_threshold: '0.999999999'" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = 0x1.ep-1\n", 6, "failover_threshold: '0x1.ep-1'" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = nan\n", 6, "failover_threshold: 'nan'" },
 		{ GOOD_GLOBAL "max_services = 1\n[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\n[service b]\naddress = 198.18.0.3:80\nbackends = 198.18.0.2:80\n", 3, "2 services but max_services = 1" },
@@ -322,7 +328,7 @@ static void check_valid(const struct cfg *c)
 	assert_in_range(c->tick_ms, 10, 10000);
 	assert_in_range(c->flow_table_size, 64, 1u << 26);
 	assert_in_range(c->flow_idle_timeout_s, 1, 604800);
-	assert_true(c->pin_path[0] == '/');
+	assert_true(c->pin_path[0] == '/' && c->pin_path[strspn(c->pin_path, "/")] && !strstr(c->pin_path, "/../"));
 	assert_in_range(c->n_services, 1, (int)c->max_services);
 	for (int i = 0; i < c->n_services; i++) {
 		const struct cfg_service *s = &c->services[i];
@@ -342,7 +348,7 @@ static void check_valid(const struct cfg *c)
 		}
 		assert_in_range(s->connect_timeout_ms, 10, 60000);
 		assert_true(s->failover_threshold > 0.5 && s->failover_threshold < 1);
-		assert_true(s->failback_threshold > 0.5 && s->failback_threshold < 1);
+		assert_true(s->failback_threshold > 0.5 && s->failback_threshold <= 0.999);
 		assert_in_range(s->failback_hold_ms, 0, 3600000);
 		assert_true(s->probe_interval_ms == 0 ||
 			    (s->probe_interval_ms >= 10 && s->probe_interval_ms <= 600000));

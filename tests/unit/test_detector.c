@@ -145,6 +145,52 @@ static void test_failback_only_after_hold(void **state)
 	assert_int_equal(x.s.active, 0);
 }
 
+/* A primary with little history before its outage: the one transition to down it saw
+ * weighs on its learned hazard, so probe answers alone cannot lift its P(up) above the
+ * ceiling (model_up_ceiling). With a failback threshold above that the detector says so
+ * (det_failback_capped) and does not fail back; with one below it fails back. */
+static void repaired_after_short_history(struct sim *x, double threshold, int ticks, int *capped_ticks)
+{
+	sim_init(x, 2);
+	x->set.failback_threshold = threshold;
+	warm_up(x, 100);
+	for (int t = 0; t < 20; t++) /* fails under traffic, then only probes speak for it */
+		sim_tick(x, (double[]){ 0, t < 3 ? 1 : 20 }, (double[]){ t < 3 ? 20 : t % 5 == 0, 0 });
+	assert_int_equal(x->s.active, 1);
+	*capped_ticks = 0;
+	for (int t = 0; t < ticks && x->s.active == 1; t++) {
+		double ceiling = -1;
+
+		sim_tick(x, (double[]){ t % 5 == 0, 20 }, (double[]){ 0, 0 });
+		if (det_failback_capped(&x->s, &x->set, &x->mp, &ceiling)) {
+			(*capped_ticks)++;
+			assert_true(ceiling > 0.5 && ceiling < threshold);
+			assert_true(1 - x->s.models[0].p_down <= ceiling + 1e-9);
+		}
+	}
+}
+
+static void test_failback_capped_says_so(void **state)
+{
+	struct sim x;
+	int capped;
+
+	(void)state;
+	repaired_after_short_history(&x, 0.9999, 3000, &capped); /* 5 minutes */
+	assert_int_equal(x.s.active, 1);
+	assert_int_equal(capped, 3000);
+	repaired_after_short_history(&x, 0.99, 3000, &capped);
+	assert_int_equal(x.s.active, 0);
+	assert_int_equal(capped, 0);
+	/* Forced, or not failed over: nothing to say. */
+	repaired_after_short_history(&x, 0.9999, 10, &capped);
+	x.s.mode = FS_MODE_FORCED;
+	assert_false(det_failback_capped(&x.s, &x.set, &x.mp, NULL));
+	x.s.mode = FS_MODE_AUTO;
+	x.s.active = 0;
+	assert_false(det_failback_capped(&x.s, &x.set, &x.mp, NULL));
+}
+
 static void test_flapping_primary_backs_off(void **state)
 {
 	struct sim x;
@@ -529,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_background_resets_never_fail_over),
 		cmocka_unit_test(test_silence_never_fails_over),
 		cmocka_unit_test(test_failback_only_after_hold),
+		cmocka_unit_test(test_failback_capped_says_so),
 		cmocka_unit_test(test_flapping_primary_backs_off),
 		cmocka_unit_test(test_backoff_lowering_is_not_a_flap),
 		cmocka_unit_test(test_in_doubt_against_learned_failure_rate),

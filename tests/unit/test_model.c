@@ -122,6 +122,51 @@ static void test_frequent_failures_raise_p_ud(void **state)
 	assert_true(model_fail_up(&calm, &p) < 0.01);
 }
 
+/* The ceiling is the fixed point of the forward step with one success: a backend standing
+ * there stays there. An outage in the history lowers it: after one, well below 0.9999. */
+static void test_up_ceiling(void **state)
+{
+	struct model_params p = simple_params(), dp;
+	struct model m, clean, hit;
+	double c;
+
+	(void)state;
+	model_init(&m);
+	c = model_up_ceiling(&m, &p);
+	assert_true(c > 0.5 && c < 1);
+	m.p_down = 1 - c;
+	model_step(&m, &p, 1, 0); /* fail_up stays 0.1 with these params */
+	assert_true(fabs(m.p_down - (1 - c)) < 1e-12);
+	/* From either side a success moves P(up) towards the ceiling as the model stood
+	 * before the step, never past it (the step learns: the next ceiling differs). */
+	for (int start = 0; start < 2; start++) {
+		model_init(&m);
+		m.p_down = start ? 0.999 : 1e-9;
+		for (int i = 0; i < 60; i++) {
+			double before = 1 - m.p_down;
+
+			c = model_up_ceiling(&m, &p);
+			model_step(&m, &p, 1, 0);
+			assert_true(1 - m.p_down >= fmin(before, c) - 1e-12);
+			assert_true(1 - m.p_down <= fmax(before, c) + 1e-12);
+		}
+	}
+
+	model_default_params(&dp, 0.1);
+	model_init(&clean);
+	for (int i = 0; i < 3000; i++)
+		model_step(&clean, &dp, 20, 0);
+	hit = clean;
+	for (int i = 0; i < 20; i++)
+		model_step(&hit, &dp, 20, 20);
+	for (int i = 0; i < 100; i++)
+		model_step(&hit, &dp, 1, 0);
+	assert_true(model_up_ceiling(&clean, &dp) > 0.9999);
+	assert_true(model_up_ceiling(&hit, &dp) < 0.9999);
+	assert_true(model_up_ceiling(&hit, &dp) > 0.999);
+	assert_true(1 - hit.p_down <= model_up_ceiling(&hit, &dp) + 1e-9);
+}
+
 /* The same history of steps, one taken every tick (traffic) and one every 0.5 s (probes
  * only): the same transitions per step, so MTBF and MTTR five times longer in seconds,
  * availability the same. A long silence counts as one bounded gap. */
@@ -173,6 +218,7 @@ int main(void)
 		cmocka_unit_test(test_smoothing_with_forgetting),
 		cmocka_unit_test(test_silence_is_no_evidence),
 		cmocka_unit_test(test_frequent_failures_raise_p_ud),
+		cmocka_unit_test(test_up_ceiling),
 	};
 	return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }
