@@ -1094,13 +1094,13 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 		if (ok && connecting) {
 			/* One failure per attempt: not again after its connect timeout or ICMP
 			 * error (a backend that blackholed the SYN, then came back refusing the
-			 * client's retransmission), nor a timeout or an ICMP error after it. */
+			 * client's retransmission). Nothing can come after it: the entries go,
+			 * or move with a retry (one that fails leaves the deadline to act). */
 			if (s && !(f->flags & FS_FL_TIMED_OUT)) {
 				s->resets++;
 				s->resets_connect++;
 				evidence_counted(f->backend_id);
 			}
-			f->flags |= FS_FL_TIMED_OUT;
 			if (f->flags & FS_FL_RETRY)
 				return VERDICT_TRY_RETRY;
 			flow_fwd_key(&fkey, &p->key, &svc_ep);
@@ -1121,20 +1121,22 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 				g->rst_rejected++;
 		}
 	} else if (f->state == FS_ST_SYN_SENT) {
-		/* From the backend's side only, as evidence against it: a client must not keep
-		 * a dead backend looking alive with SYN-ACKs it forged for itself. */
 		if ((fl & (TCP_FL_SYN | TCP_FL_ACK)) == (TCP_FL_SYN | TCP_FL_ACK) &&
-		    acks_syn(f, p->ack_seq) && from_backend_side(skb, f, egress)) {
+		    acks_syn(f, p->ack_seq)) {
 			__u64 us = (bpf_ktime_get_ns() - f->syn_ns) / 1000;
 
 			f->state = FS_ST_ESTABLISHED;
 			f->snd_nxt = p->seq + 1;
-			s = bstats(f->backend_id);
+			/* Evidence for the backend only from its side, as against it: a client
+			 * must not keep a dead backend looking alive with SYN-ACKs it forged. The
+			 * connection is answered all the same (a reply that came back by the
+			 * client's side is no failure either). */
+			s = from_backend_side(skb, f, egress) ? bstats(f->backend_id) : NULL;
 			if (s) {
 				s->established++;
 				evidence_counted(f->backend_id);
 			}
-			if (t) {
+			if (s && t) {
 				t->latency_sum_us += us;
 				t->latency_hist[log2_u64(us) & (FS_LAT_BUCKETS - 1)]++;
 			}
@@ -1264,11 +1266,12 @@ static __noinline int handle_icmp(struct __sk_buff *skb, struct pkt *p, struct c
 			s->icmp_errors++;
 			evidence_counted(r->backend_id);
 		}
-		/* One failure per attempt: its connect deadline is not a second one (nor, if
-		 * the retry cannot be made, a reset after it). */
-		r->flags |= FS_FL_TIMED_OUT;
+		/* A retry that cannot be made here leaves the connection to its deadline,
+		 * which has the daemon re-send it. */
 		if (r->flags & FS_FL_RETRY)
 			return VERDICT_TRY_RETRY;
+		/* One failure per attempt: its connect deadline is not a second one. */
+		r->flags |= FS_FL_TIMED_OUT;
 	} else if (kind == ICMP_KIND_UNREACH) {
 		g = gstats();
 		if (g)

@@ -24,7 +24,8 @@
  * its probes speak for it, one answer per step, which the learned hazard P_ud offsets: after
  * an outage the model's P(up) settles near 1 - 1/(up steps it remembers) (model_up_ceiling),
  * at most about 0.9999 with its memory of 10,000 steps. A threshold that high would hold
- * failback for hours; 0.999 is reached within seconds of a repair at the default tick. */
+ * failback for hours; 0.999 is reached within seconds of a repair at the default tick
+ * (after an outage early in the history, once about 45 probe rounds have passed). */
 #define FAILBACK_MAX_TEXT "0.999"
 #define FAILBACK_MAX 0.999
 #define DEF_METRICS_LISTEN "127.0.0.1:9469"

@@ -962,8 +962,11 @@ static double time_away(struct daemon *d, double now)
 static void note_failback_capped(struct service_rt *s, const struct model_params *mp)
 {
 	double ceiling = 0;
-	bool capped = det_failback_capped(&s->det, &s->set, mp, &ceiling);
+	bool capped;
 
+	if (s->det.mode == FS_MODE_FORCED)
+		return; /* the operator decides: nothing to say until back to auto */
+	capped = det_failback_capped(&s->det, &s->set, mp, &ceiling);
 	if (capped && !s->failback_capped)
 		log_warn("service %s: no automatic failback for now: backend 0's P(up) can reach at "
 			 "most %.6f as its model stands (its recent outage weighs on its learned MTBF), "

@@ -2264,7 +2264,7 @@ static void test_retry_same_length_checksum_complete_v6(void **state)
 
 /* A refusing reset after the attempt's connect timeout or ICMP error was counted (a backend
  * that blackholed the SYN, then came back refusing its retransmission) is no second failure;
- * nor is a deadline after a refusing reset that could not be retried. */
+ * nor is the deadline of a connection a reset refused (its entries go). */
 static void test_reset_after_failure_not_counted_twice(void **state)
 {
 	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42900, 100, 9000 };
@@ -2301,7 +2301,7 @@ static void test_reset_after_failure_not_counted_twice(void **state)
 	assert_int_equal(backend(10).resets_connect, 0);
 
 	/* A retrying service whose SYN was not kept (it carries data): the reset goes to the
-	 * client, counted once, and its deadline adds nothing. */
+	 * client, counted once, and the connection's deadline finds nothing to count. */
 	svc_flags = FS_SVC_F_RETRY;
 	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 0, SHORT_TIMEOUT_MS);
 	c.cport = 42902;
@@ -2342,7 +2342,7 @@ static void set_backend_route(const char *vip, int idx, __u32 ifindex, bool atta
  * theirs). The daemon's re-send keeps the client's side for the next backend. */
 static void test_evidence_only_from_the_backend_side(void **state)
 {
-	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42800, 100, 9000 };
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42800, 100, 9000 }, c2 = c;
 	uint8_t frame[PKT_MAX], icmp[PKT_MAX], out[PKT_MAX];
 	struct pkt_spec in, want, sent;
 	struct fs_global_stats g0 = global();
@@ -2364,9 +2364,13 @@ static void test_evidence_only_from_the_backend_side(void **state)
 	assert_int_equal(backend(10).icmp_errors, 0);
 	assert_int_equal(backend(10).retried, 0);
 	assert_int_equal(global().rst_rejected, g0.rst_rejected + 1);
-	/* Nor does a SYN-ACK from there make the backend look alive. */
-	in = s_pkt(&c, PRI4, PORT, TH_SYN | TH_ACK, c.srv_isn, c.isn + 1);
-	assert_int_equal(run(frame, pkt_tcp(frame, &in), out, &out_len), 0);
+	/* Nor does a SYN-ACK from there make the backend look alive (another connection: it
+	 * still answers its own, which is no failure then). */
+	c2.cport = 42810;
+	expect_syn_steered(&c2, VIP4_VIRT, PRI4, PORT);
+	in = s_pkt(&c2, PRI4, PORT, TH_SYN | TH_ACK, c2.srv_isn, c2.isn + 1);
+	want = s_pkt(&c2, VIP4_VIRT, PORT, TH_SYN | TH_ACK, c2.srv_isn, c2.isn + 1);
+	expect_rewrite(&in, &want);
 	assert_int_equal(backend(10).established, 0);
 	/* Made by this node (egress): counted, and retried. */
 	assert_int_equal(run_ctx(E.egress_fd, icmp, ilen, out, &out_len, 0), 0);
