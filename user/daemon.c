@@ -188,22 +188,7 @@ static void model_save(const struct service_rt *s, int b, const struct model_par
 static void model_restore(struct service_rt *s, int b, const struct fs_backend_model *in,
 			  double away_s, const struct fs_backend_stats *cur)
 {
-	struct model *m = &s->det.models[b];
-
-	/* Within the model's bounds whatever the pinned map holds (another version, damage). */
-	m->p_down = (double)in->p_down_ppb / FS_PPB;
-	if (m->p_down <= 0)
-		m->p_down = 1e-12;
-	if (m->p_down >= 1)
-		m->p_down = 1 - 1e-12;
-	for (int i = 0; i < 2; i++)
-		for (int j = 0; j < 2; j++)
-			m->counts[i][j] = (double)in->counts_milli[i][j] / 1000;
-	m->up_attempts = (double)in->up_attempts_milli / 1000;
-	m->up_failures = (double)in->up_failures_milli / 1000;
-	m->steps = in->evidence_ticks;
-	m->step_s = in->step_ms / 1000.0;
-	m->step_n = m->step_s > 0 ? 1000 : 0; /* a saved mean is worth its memory */
+	det_model_from_record(in, &s->det.models[b]);
 	for (int r = 0; r < FS_RATE_NR; r++)
 		s->be[b].rate[r] = in->rate_milli[r] / 1000.0;
 	/* CLOCK_MONOTONIC is the machine's: a failback hold under way carries on, unless the

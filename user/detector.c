@@ -28,6 +28,24 @@ void det_service_init(struct det_service *s, int n_backends, int active)
 	s->failovers = s->failbacks = 0;
 }
 
+void det_model_from_record(const struct fs_backend_model *in, struct model *m)
+{
+	model_init(m);
+	m->p_down = (double)in->p_down_ppb / FS_PPB;
+	if (m->p_down <= 0)
+		m->p_down = 1e-12;
+	if (m->p_down >= 1)
+		m->p_down = 1 - 1e-12;
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2; j++)
+			m->counts[i][j] = (double)in->counts_milli[i][j] / 1000;
+	m->up_attempts = (double)in->up_attempts_milli / 1000;
+	m->up_failures = (double)in->up_failures_milli / 1000;
+	m->steps = in->evidence_ticks;
+	m->step_s = in->step_ms / 1000.0;
+	m->step_n = m->step_s > 0 ? 1000 : 0; /* a saved mean is worth its memory */
+}
+
 bool det_in_doubt(const struct model *m, const struct model_params *mp)
 {
 	double P[2][2];

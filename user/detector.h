@@ -69,6 +69,10 @@ struct det_service {
 
 void det_service_init(struct det_service *s, int n_backends, int active);
 
+/* A backend's model from its saved record (backend_model map), within the model's bounds
+ * whatever the record holds (another version, damage). */
+void det_model_from_record(const struct fs_backend_model *in, struct model *m);
+
 /* One tick at time now_s: feeds obs[0..n_backends) to the models and decides. Returns the
  * event; if it is not DET_NONE, why holds one log line with the evidence. */
 enum det_event det_tick(struct det_service *s, const struct det_settings *set,

@@ -141,18 +141,6 @@ const struct view_service *view_find(const struct view *v, const char *name)
 	return NULL;
 }
 
-/* The daemon's model of a backend, back from its saved record. */
-static void saved_model(const struct fs_backend_model *in, struct model *m)
-{
-	model_init(m);
-	m->p_down = (double)in->p_down_ppb / FS_PPB;
-	for (int i = 0; i < 2; i++)
-		for (int j = 0; j < 2; j++)
-			m->counts[i][j] = (double)in->counts_milli[i][j] / 1000;
-	m->up_attempts = (double)in->up_attempts_milli / 1000;
-	m->up_failures = (double)in->up_failures_milli / 1000;
-}
-
 /* The daemon's model parameters (they follow its tick); false if no daemon said. */
 static bool view_model_params(const struct view *v, struct model_params *mp)
 {
@@ -169,7 +157,7 @@ double view_up_ceiling(const struct view *v, const struct view_backend *be)
 
 	if (!view_model_params(v, &mp) || !be->model.good_threshold_ppb)
 		return -1;
-	saved_model(&be->model, &m);
+	det_model_from_record(&be->model, &m);
 	return model_up_ceiling(&m, &mp);
 }
 
@@ -185,6 +173,6 @@ bool view_failback_capped(const struct view *v, const struct view_service *s, do
 	det_service_init(&ds, s->svc.n_backends, s->svc.active);
 	ds.mode = s->ctl.mode == FS_MODE_FORCED ? FS_MODE_FORCED : FS_MODE_AUTO;
 	for (int b = 0; b < s->svc.n_backends; b++)
-		saved_model(&s->be[b].model, &ds.models[b]);
+		det_model_from_record(&s->be[b].model, &ds.models[b]);
 	return det_failback_capped(&ds, &set, &mp, ceiling);
 }
