@@ -199,6 +199,7 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 		{ "failsteer_service_failback_backoff_level", "gauge", "Failback hold is failback_hold_ms times 2 to this power (hold 0: 1 s times 2 to this power minus 1)." },
 		{ "failsteer_service_failovers_total", "counter", "Moves to a lower-priority backend." },
 		{ "failsteer_service_failbacks_total", "counter", "Moves to a higher-priority backend." },
+		{ "failsteer_service_failback_capped", "gauge", "1 while no automatic failback can come: no backend before the active one can reach failback_threshold as its model stands." },
 	};
 	for (size_t fam = 0; fam < sizeof(svc_fams) / sizeof(svc_fams[0]); fam++) {
 		fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", svc_fams[fam].name, svc_fams[fam].help,
@@ -206,7 +207,8 @@ void metrics_render(const struct view *v, const struct metrics_daemon *md, FILE 
 		for (int i = 0; i < v->n; i++) {
 			const struct view_service *s = &v->svcs[i];
 			const unsigned vals[] = { s->svc.active, s->ctl.mode == FS_MODE_FORCED, s->state.all_down,
-						  s->state.backoff_level, s->state.failovers, s->state.failbacks };
+						  s->state.backoff_level, s->state.failovers, s->state.failbacks,
+						  view_failback_capped(v, s, NULL) };
 
 			fprintf(out, "%s{service=\"%s\"} %u\n", svc_fams[fam].name, s->state.name, vals[fam]);
 		}

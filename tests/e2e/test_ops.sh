@@ -205,6 +205,8 @@ out=$(promtool check metrics <"$WORK/scrape.txt" 2>&1) && rc=0 || rc=$?
 e2e_check "promtool check metrics passes on a live scrape, no lint warning" eq "$rc:$out" "0:"
 e2e_check "... which has connect latency observations" \
 	grep -Eq '^failsteer_backend_connect_latency_seconds_count\{service="classifier",backend="198.18.2.10:8080",site="0"\} [1-9]' "$WORK/scrape.txt"
+e2e_check "... and whether automatic failback can come (on the primary: it can)" \
+	grep -q '^failsteer_service_failback_capped{service="classifier"} 0$' "$WORK/scrape.txt"
 # Every metric the daemon exports is explained in the docs.
 undocumented=$(grep -v '^#' "$WORK/scrape.txt" | grep -o '^failsteer_[a-z_]*' | sed -E 's/_(bucket|sum|count)$//' |
 	sort -u | while read -r m; do grep -q "\`$m\`" "$DOCS" || echo "$m"; done)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "metrics.h"
 
 #define MS 1000000ull
@@ -74,10 +75,73 @@ static void test_latency_histogram_exposition(void **state)
 	free(text);
 }
 
+static char *render(const struct view *v, bool json)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	assert_non_null(out);
+	if (json)
+		cli_print_json(v, NULL, out);
+	else
+		metrics_render(v, NULL, out);
+	fclose(out);
+	return text;
+}
+
+/* A service failed over whose primary's saved model has learned an outage: its P(up)
+ * ceiling (about 0.995 here) is below a failback threshold of 0.999, not below 0.99. The
+ * metric, status --json and the table say so from the saved records alone. */
+static void test_failback_capped_from_saved_models(void **state)
+{
+	struct view_backend be[2] = { { .id = 0 }, { .id = 1 } };
+	struct view_service svc = { .be = be };
+	struct view v = { .n = 1, .svcs = &svc };
+	char *text;
+
+	(void)state;
+	snprintf(svc.state.name, sizeof(svc.state.name), "web");
+	svc.svc.n_backends = 2;
+	svc.svc.active = 1;
+	v.daemon.tick_ms = 100;
+	be[0].model.p_down_ppb = 500000000;
+	be[0].model.counts_milli[0][0] = 100000;
+	be[0].model.counts_milli[0][1] = 5000;
+	be[0].model.counts_milli[1][1] = 20000;
+	be[0].model.up_attempts_milli = 1000000;
+	for (int b = 0; b < 2; b++)
+		be[b].model.good_threshold_ppb = 999000000;
+	text = render(&v, false);
+	assert_non_null(strstr(text, "failsteer_service_failback_capped{service=\"web\"} 1\n"));
+	free(text);
+	text = render(&v, true);
+	assert_non_null(strstr(text, "\"failback_capped\":true"));
+	assert_non_null(strstr(text, "\"p_up_ceiling\":0.99"));
+	free(text);
+
+	be[0].model.good_threshold_ppb = 990000000;
+	text = render(&v, false);
+	assert_non_null(strstr(text, "failsteer_service_failback_capped{service=\"web\"} 0\n"));
+	free(text);
+	/* Forced: the operator decides, nothing to say. */
+	be[0].model.good_threshold_ppb = 999000000;
+	svc.ctl.mode = FS_MODE_FORCED;
+	text = render(&v, true);
+	assert_non_null(strstr(text, "\"failback_capped\":false"));
+	free(text);
+	/* No daemon ever saved a model: no ceiling to give. */
+	v.daemon.tick_ms = 0;
+	text = render(&v, true);
+	assert_non_null(strstr(text, "\"p_up_ceiling\":null"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_health_follows_the_last_tick),
+		cmocka_unit_test(test_failback_capped_from_saved_models),
 		cmocka_unit_test(test_latency_histogram_exposition),
 	};
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
