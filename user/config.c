@@ -58,14 +58,12 @@ static bool ends_with(const char *s, const char *tail)
 	return n >= t && !strcmp(s + n - t, tail);
 }
 
-/* 0 if path is dir, trailing slashes aside. */
-static int strncmp_slashes(const char *path, const char *dir)
+/* Is path the directory dir, trailing slashes aside? */
+static bool same_dir(const char *path, const char *dir)
 {
 	size_t n = strlen(dir);
 
-	if (strncmp(path, dir, n))
-		return 1;
-	return path[n + strspn(path + n, "/")] != 0;
+	return !strncmp(path, dir, n) && !path[n + strspn(path + n, "/")];
 }
 
 /* What is wrong with a pin_path value, NULL if nothing. */
@@ -79,7 +77,7 @@ static const char *pin_path_problem(const char *value)
 	/* A directory of its own: detach removes it, and the CLI finds the pins by it. */
 	if (strstr(value, "/./") || strstr(value, "/../") || ends_with(value, "/.") || ends_with(value, "/.."))
 		return "has . or .. components";
-	if (strspn(value, "/") == strlen(value) || !strncmp_slashes(value, "/sys/fs/bpf"))
+	if (strspn(value, "/") == strlen(value) || same_dir(value, "/sys/fs/bpf"))
 		return "is not a directory of its own (e.g. /sys/fs/bpf/failsteer)";
 	return NULL;
 }
