@@ -470,6 +470,7 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 	flow_endpoint(&rev.nat, fkey, true);
 	rev.dir = FS_DIR_REV;
 	rev.state = FS_ST_SYN_SENT;
+	fwd.flags |= FS_FL_SYN_ONLY;
 
 	flow_rev_key(&rkey, fkey, &t->ep);
 	g = gstats();
@@ -952,8 +953,12 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 		bool near = seq_near(p->seq, f->snd_nxt, rst ? RST_WINDOW : SEQ_WINDOW);
 		__u32 end = p->seq + p->payload_len + (fin ? 1 : 0);
 
-		if (near)
+		if (near) {
 			f->last_ns = bpf_ktime_get_coarse_ns();
+			/* The client acknowledges: it was answered. */
+			if ((f->flags & FS_FL_SYN_ONLY) && (p->tcp_flags & TCP_FL_ACK))
+				f->flags &= ~FS_FL_SYN_ONLY;
+		}
 		if (rst) {
 			/* Not deleted: a spoofed reset must not tear the flow out from under a
 			 * live connection. One near the client's next sequence (RFC 5961 spirit;

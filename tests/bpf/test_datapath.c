@@ -1334,10 +1334,11 @@ static void test_clean_close_frees_entries(void **state)
 	assert_int_equal(count_flows(), 2);
 }
 
-/* Every entry in the table goes by the daemon's sweep FLOW_CLOSE_LINGER_NS after its own
- * last packet, not before (flags as the data path left them, the daemon's own rule); or, if
- * !closing, none goes before the idle timeout. */
-static void expect_swept_after_close_linger(int entries, bool closing)
+/* Every entry in the table of direction dir (FS_DIR_*, 0: any) goes by the daemon's sweep
+ * linger_ns after its own last packet, not before (flags as the data path left them, the
+ * daemon's own rule); or, if linger_ns is 0, none goes before the idle timeout. There are
+ * that many entries of dir. */
+static void expect_swept_after(int entries, __u8 dir, __u64 linger_ns)
 {
 	const __u64 idle = 3600ull * 1000000000ull, s = 1000000000ull;
 	struct fs_flow_key key, next;
@@ -1346,13 +1347,14 @@ static void expect_swept_after_close_linger(int entries, bool closing)
 
 	for (err = bpf_map__get_next_key(E.skel->maps.flows, NULL, &key, sizeof(key)); !err;
 	     err = bpf_map__get_next_key(E.skel->maps.flows, &key, &next, sizeof(key)), key = next) {
-		if (bpf_map__lookup_elem(E.skel->maps.flows, &key, sizeof(key), &val, sizeof(val), 0))
+		if (bpf_map__lookup_elem(E.skel->maps.flows, &key, sizeof(key), &val, sizeof(val), 0) ||
+		    (dir && val.dir != dir))
 			continue;
 		n++;
-		if (!closing)
+		if (!linger_ns)
 			assert_false(flow_sweepable(&val, val.last_ns + idle - s, idle));
-		else if (flow_sweepable(&val, val.last_ns + FLOW_CLOSE_LINGER_NS + s, idle))
-			assert_false(flow_sweepable(&val, val.last_ns + FLOW_CLOSE_LINGER_NS - s, idle));
+		else if (flow_sweepable(&val, val.last_ns + linger_ns + s, idle))
+			assert_false(flow_sweepable(&val, val.last_ns + linger_ns - s, idle));
 		else
 			fail_msg("a %s entry (flags 0x%x) would stay until the idle timeout",
 				 val.dir == FS_DIR_FWD ? "FWD" : "REV", val.flags);
@@ -1360,6 +1362,11 @@ static void expect_swept_after_close_linger(int entries, bool closing)
 	assert_int_equal(n, entries);
 }
 
+/* The same for a connection that closed (closing) or lives on. */
+static void expect_swept_after_close_linger(int entries, bool closing)
+{
+	expect_swept_after(entries, 0, closing ? FLOW_CLOSE_LINGER_NS : 0);
+}
 
 static void clear_flows(void)
 {
@@ -1405,6 +1412,35 @@ static void test_unclean_close_swept_both_ways(void **state)
 	expect_swept_after_close_linger(2, true);
 }
 
+/* A connection attempt never answered leaves its entries to the sweep FLOW_UNANSWERED_LINGER_NS
+ * after their last packets (timed out or not: a blackholed or refused SYN, a spoofed one),
+ * not to the idle timeout. Answered, the REV entry is an ordinary connection's at once, the
+ * FWD one once the client acknowledges in its window; a blind ACK does not make it one. */
+static void test_unanswered_attempt_swept(void **state)
+{
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42150, 100, 9000 };
+	__u32 i = c.isn, s = c.srv_isn;
+	struct pkt_spec in;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, SHORT_TIMEOUT_MS);
+	in = c_syn(&c, VIP4_VIRT, PORT);
+	expect_verdict(&in, 0);
+	expect_swept_after(2, 0, FLOW_UNANSWERED_LINGER_NS);
+	wait_timeouts(11, 1);
+	expect_swept_after(2, 0, FLOW_UNANSWERED_LINGER_NS);
+	expect_verdict(&in, 0); /* the client retransmits: the same attempt */
+	expect_swept_after(2, 0, FLOW_UNANSWERED_LINGER_NS);
+
+	/* Answered late: the client's blind ACK changes nothing, its real one ends it. */
+	backup_to_client(&c, TH_SYN | TH_ACK, s, i + 1, 0);
+	client_to_backup(&c, TH_ACK, i + 1 + 100000000, s + 1);
+	expect_swept_after(1, FS_DIR_FWD, FLOW_UNANSWERED_LINGER_NS);
+	expect_swept_after(1, FS_DIR_REV, 0);
+	client_to_backup(&c, TH_ACK, i + 1, s + 1);
+	expect_swept_after_close_linger(2, false);
+}
+
 /* Sum of the entries' last packet times. */
 static __u64 flows_last_ns(void)
 {
@@ -1434,6 +1470,7 @@ static void test_blind_segments_change_nothing(void **state)
 	(void)state;
 	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, 0);
 	open_on_backup(&c);
+	client_to_backup(&c, TH_ACK, i + 1, s + 1);
 	last = flows_last_ns();
 	usleep(20000); /* the coarse clock moves on */
 	client_to_backup(&c, TH_ACK | TH_FIN, i + 1 + far, s + 1);
@@ -2429,6 +2466,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_flow_table_evicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_close_frees_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclean_close_swept_both_ways, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unanswered_attempt_swept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blind_segments_change_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blind_segments_cannot_walk_the_sequence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_behind_sent_data_counts, setup, teardown),

@@ -38,7 +38,8 @@ static struct fs_flow_key key_of(int i)
 }
 
 /* Entry i: one in five closed 31 s ago, one in seven idle for longer than IDLE_NS, one in
- * eleven a moved-away tombstone older than its linger; the rest in use. */
+ * eleven a moved-away tombstone older than its linger, one in thirteen an attempt never
+ * answered, older than its linger; the rest in use. */
 static struct fs_flow flow_of(int i, bool *sweepable)
 {
 	struct fs_flow f = { .dir = FS_DIR_FWD, .syn_ns = NOW_NS - 40 * S_NS };
@@ -53,10 +54,21 @@ static struct fs_flow flow_of(int i, bool *sweepable)
 		f.dir = FS_DIR_REV;
 		f.state = FS_ST_MOVED;
 		f.last_ns = NOW_NS - 121 * S_NS;
+	} else if (i % 13 == 0) {
+		/* A connection attempt never answered, each way. */
+		f.dir = i % 2 ? FS_DIR_REV : FS_DIR_FWD;
+		f.state = i % 2 ? FS_ST_SYN_SENT : 0;
+		f.flags = i % 2 ? FS_FL_TIMED_OUT : FS_FL_SYN_ONLY;
+		f.last_ns = NOW_NS - 131 * S_NS;
 	} else {
 		*sweepable = false;
 		f.flags = i % 2 ? FS_FL_FIN : 0; /* closing, but not long enough ago */
 		f.last_ns = NOW_NS - (__u64)(i % 29) * S_NS;
+		if (i % 3 == 0) { /* still waiting for an answer */
+			f.dir = FS_DIR_REV;
+			f.state = FS_ST_SYN_SENT;
+			f.flags = FS_FL_TIMED_OUT;
+		}
 	}
 	return f;
 }

@@ -32,9 +32,38 @@ static void test_live_connection_stays_until_idle(void **state)
 	fwd.last_ns = rev.last_ns = NOW - IDLE - 1;
 	assert_true(flow_sweepable(&fwd, NOW, IDLE));
 	assert_true(flow_sweepable(&rev, NOW, IDLE));
-	/* A connection still waiting for its SYN-ACK is no different. */
-	rev = entry(FS_DIR_REV, FS_ST_SYN_SENT, FS_FL_RETRY, 119 * S);
-	assert_false(flow_sweepable(&rev, NOW, IDLE));
+}
+
+/* An attempt never answered (REV still in SYN_SENT, FWD with no ACK from the client yet),
+ * timed out or not, goes 130 s after its last packet, past the client's SYN retries; once
+ * answered the connection is an ordinary one. A FWD entry without the flag (answered, or
+ * written by an older data path) waits for the idle timeout. */
+static void test_unanswered_attempt_goes_after_130s(void **state)
+{
+	const __u8 rev_flags[] = { 0, FS_FL_RETRY, FS_FL_TIMED_OUT, FS_FL_TIMED_OUT | FS_FL_RETRY };
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(rev_flags); i++) {
+		struct fs_flow fwd = entry(FS_DIR_FWD, 0, FS_FL_SYN_ONLY | (rev_flags[i] & FS_FL_RETRY), 130 * S);
+		struct fs_flow rev = entry(FS_DIR_REV, FS_ST_SYN_SENT, rev_flags[i], 130 * S);
+
+		assert_false(flow_sweepable(&fwd, NOW, IDLE));
+		assert_false(flow_sweepable(&rev, NOW, IDLE));
+		fwd.last_ns = rev.last_ns = NOW - 130 * S - 1;
+		assert_true(flow_sweepable(&fwd, NOW, IDLE));
+		assert_true(flow_sweepable(&rev, NOW, IDLE));
+		/* The short idle timeout still comes first. */
+		fwd.last_ns = rev.last_ns = NOW - 61 * S;
+		assert_true(flow_sweepable(&fwd, NOW, 60 * S));
+		assert_true(flow_sweepable(&rev, NOW, 60 * S));
+	}
+	for (__u64 age = 131 * S; age < IDLE; age += 600 * S) {
+		struct fs_flow fwd = entry(FS_DIR_FWD, 0, FS_FL_RETRY, age);
+		struct fs_flow rev = entry(FS_DIR_REV, FS_ST_ESTABLISHED, FS_FL_TIMED_OUT, age);
+
+		assert_false(flow_sweepable(&fwd, NOW, IDLE));
+		assert_false(flow_sweepable(&rev, NOW, IDLE));
+	}
 }
 
 static void test_unclean_close_lingers_30s(void **state)
@@ -93,6 +122,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_live_connection_stays_until_idle),
 		cmocka_unit_test(test_unclean_close_lingers_30s),
+		cmocka_unit_test(test_unanswered_attempt_goes_after_130s),
 		cmocka_unit_test(test_moved_entry_outlives_synack_retries),
 		cmocka_unit_test(test_short_idle_timeout_wins),
 		cmocka_unit_test(test_clock_ahead_is_age_zero),
