@@ -21,7 +21,7 @@ int fs_baseline(struct __sk_buff *skb)
 	struct pkt p = {};
 	__u64 *v;
 
-	if (parse_packet(data, data_end, &p, &c) != 0)
+	if (parse_packet(skb, data, data_end, &p, &c) != 0)
 		return TC_ACT_OK;
 	v = bpf_map_lookup_elem(&baseline_table, &p.key);
 	if (v)

@@ -1298,7 +1298,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry
 	struct fs_flow *f;
 	int kind, verdict;
 
-	kind = parse_packet(data, data_end, &p, &c);
+	kind = parse_packet(skb, data, data_end, &p, &c);
 	if ((kind < 0 || kind == 1) && data_end - data < skb->len && data_end - data < 256) {
 		/* Headers (an ICMP error's quote too) may sit outside the linear area; pull
 		 * them in and try again. */
@@ -1307,7 +1307,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry
 		data = (void *)(long)skb->data;
 		data_end = (void *)(long)skb->data_end;
 		__builtin_memset(&p, 0, sizeof(p));
-		kind = parse_packet(data, data_end, &p, &c);
+		kind = parse_packet(skb, data, data_end, &p, &c);
 	}
 	if (kind < 0)
 		return TC_ACT_OK;

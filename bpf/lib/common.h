@@ -27,6 +27,12 @@
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1FFF
 
+/* IPv4 option types */
+#define IPOPT_END 0
+#define IPOPT_NOOP 1
+#define IPOPT_LSRR 131
+#define IPOPT_SSRR 137
+
 #define TCP_FL_FIN 0x01
 #define TCP_FL_SYN 0x02
 #define TCP_FL_RST 0x04

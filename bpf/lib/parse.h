@@ -57,8 +57,60 @@ static __always_inline int parse_eth(struct cursor *c)
 	return bpf_ntohs(proto);
 }
 
-/* Fills addresses; returns the L4 protocol, or -1 for truncated, malformed or fragmented. */
-static __always_inline int parse_ipv4(struct cursor *c, __u32 *src, __u32 *dst, __u32 *l3_len)
+/* A walk of IPv4 options (ipv4_opts_unsteerable), one option a step. Small: it and the
+ * step sit on top of the programs' deepest stack. */
+struct ipv4_opt_walk {
+	struct __sk_buff *skb;
+	__u32 off; /* where the options start in skb */
+	__u32 n;   /* bytes of options */
+	__u32 i;   /* where the next option starts */
+	int bad;
+};
+
+static long ipv4_opt_step(__u64 k, struct ipv4_opt_walk *w)
+{
+	__u32 i = w->i;
+	__u8 type, len = 0; /* 0: none, refused below */
+
+	if (i >= w->n)
+		return 1;
+	if (bpf_skb_load_bytes(w->skb, w->off + i, &type, 1))
+		goto bad;
+	if (type == IPOPT_END)
+		return 1;
+	if (type == IPOPT_NOOP) {
+		w->i = i + 1;
+		return 0;
+	}
+	if (i + 1 < w->n && bpf_skb_load_bytes(w->skb, w->off + i + 1, &len, 1))
+		goto bad;
+	if (type == IPOPT_LSRR || type == IPOPT_SSRR || len < 2 || i + len > w->n)
+		goto bad;
+	w->i = i + len;
+	return 0;
+bad:
+	w->bad = 1;
+	return 1;
+}
+
+/* 1 if the n bytes of IPv4 options at off in skb hold a source route (LSRR, SSRR: daddr is
+ * the next waypoint, neither the service the client connected to nor what its TCP checksum
+ * covers) or cannot be walked, else 0. Only headers with options pay for it. A global
+ * function stepping with bpf_loop: the verifier checks one step, once. */
+__noinline int ipv4_opts_unsteerable(struct __sk_buff *skb, __u32 off, __u32 n)
+{
+	struct ipv4_opt_walk w = { .skb = skb, .off = off, .n = n };
+
+	if (!skb || n > 40)
+		return 1;
+	bpf_loop(40, ipv4_opt_step, &w, 0);
+	return w.bad;
+}
+
+/* Fills addresses; returns the L4 protocol, or -1 for truncated, malformed or fragmented,
+ * or (skb given: the frame at data in it) a source-routed packet. */
+static __always_inline int parse_ipv4(struct cursor *c, __u32 *src, __u32 *dst, __u32 *l3_len,
+				      struct __sk_buff *skb, void *data)
 {
 	struct iphdr *ip = c->pos;
 	__u32 hl;
@@ -71,6 +123,9 @@ static __always_inline int parse_ipv4(struct cursor *c, __u32 *src, __u32 *dst, 
 	if (c->pos + hl > c->end)
 		return -1;
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return -1;
+	if (skb && hl > sizeof(*ip) &&
+	    ipv4_opts_unsteerable(skb, (__u32)((void *)(ip + 1) - data), hl - sizeof(*ip)))
 		return -1;
 	src[0] = ip->saddr;
 	dst[0] = ip->daddr;
@@ -121,13 +176,14 @@ static __always_inline int parse_ipv6(struct cursor *c, __u32 *src, __u32 *dst, 
 	return nexthdr;
 }
 
-/* Parses L3 after the Ethernet header; returns the L4 protocol or -1. */
+/* Parses L3 after the Ethernet header (IPv4 options walked if skb is given: the frame at
+ * data in it); returns the L4 protocol or -1. */
 static __always_inline int parse_l3(struct cursor *c, int ethertype, __u32 *src, __u32 *dst,
-				    __u8 *family, __u32 *l3_len)
+				    __u8 *family, __u32 *l3_len, struct __sk_buff *skb, void *data)
 {
 	if (ethertype == ETH_P_IP) {
 		*family = FS_AF_INET;
-		return parse_ipv4(c, src, dst, l3_len);
+		return parse_ipv4(c, src, dst, l3_len, skb, data);
 	}
 	if (ethertype == ETH_P_IPV6) {
 		*family = FS_AF_INET6;
@@ -138,8 +194,8 @@ static __always_inline int parse_l3(struct cursor *c, int ethertype, __u32 *src,
 
 /* Parses a whole TCP/IP packet into p. Returns 0 for TCP, 1 for an ICMP error worth
  * a look (cursor left at the ICMP header), -1 for anything else. */
-static __always_inline int parse_packet(void *data, void *data_end, struct pkt *p,
-					struct cursor *c)
+static __always_inline int parse_packet(struct __sk_buff *skb, void *data, void *data_end,
+					struct pkt *p, struct cursor *c)
 {
 	struct tcphdr *th;
 	__u32 thl;
@@ -151,7 +207,7 @@ static __always_inline int parse_packet(void *data, void *data_end, struct pkt *
 	if (ethertype < 0)
 		return -1;
 	p->l3_off = c->pos - data;
-	proto = parse_l3(c, ethertype, p->key.src, p->key.dst, &p->key.family, &p->l3_len);
+	proto = parse_l3(c, ethertype, p->key.src, p->key.dst, &p->key.family, &p->l3_len, skb, data);
 	if (proto < 0)
 		return -1;
 	p->family = p->key.family;
@@ -219,7 +275,9 @@ static __always_inline int parse_icmp_quote(struct cursor *c, void *data, struct
 	__builtin_memset(k, 0, sizeof(*k));
 	k->family = family;
 	if (family == FS_AF_INET)
-		proto = parse_ipv4(c, k->src, k->dst, &quoted_len);
+		/* Options not walked: a source-routed packet never got a flow, so its
+		 * quote matches none. */
+		proto = parse_ipv4(c, k->src, k->dst, &quoted_len, NULL, NULL);
 	else
 		proto = parse_ipv6(c, k->src, k->dst, &quoted_len);
 	if (proto != IPPROTO_TCP)

@@ -1254,6 +1254,44 @@ static void test_ipv6_routing_header(void **state)
 	assert_int_equal(backend(ID_BAK6).attempts, 1);
 }
 
+/* IPv4 options: a source route (loose or strict) makes the destination a waypoint, not
+ * the service: passed as it is, as are options that cannot be walked. Any other option
+ * (record route, timestamps, padding) is steered with the header kept as it is. */
+static void test_ipv4_source_route_passes(void **state)
+{
+	static const uint8_t lsrr[8] = { 131, 7, 4, 198, 18, 9, 9, 0 },
+			     ssrr[8] = { 1, 137, 7, 4, 198, 18, 9, 9 },
+			     bad_len[4] = { 7, 1, 0, 0 },                   /* length below 2 */
+			     past_end[4] = { 1, 68, 12, 5 },                /* longer than the header */
+			     rr[8] = { 7, 7, 4, 0, 0, 0, 0, 0 },     /* record route */
+			     ts_pad[12] = { 1, 1, 68, 8, 5, 0, 0, 0, 0, 0, 0, 131 }; /* after the end */
+	const struct { const uint8_t *opt; uint8_t len; bool steered; } cases[] = {
+		{ lsrr, 8, false }, { ssrr, 8, false }, { bad_len, 4, false }, { past_end, 4, false },
+		{ rr, 8, true }, { ts_pad, 12, true },
+	};
+	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42800, 100, 9000 };
+	struct pkt_spec in, want;
+
+	(void)state;
+	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, 0);
+	for (unsigned k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		c.cport = (uint16_t)(42800 + k);
+		in = c_syn(&c, VIP4_VIRT, PORT);
+		in.ip_opt = cases[k].opt;
+		in.ip_opt_len = cases[k].len;
+		if (!cases[k].steered) {
+			expect_unchanged(&in);
+			continue;
+		}
+		want = c_syn(&c, BAK4, BAK_PORT);
+		want.ip_opt = cases[k].opt;
+		want.ip_opt_len = cases[k].len;
+		expect_rewrite(&in, &want);
+	}
+	assert_int_equal(backend(11).attempts, 2);
+	assert_int_equal(count_flows(), 4);
+}
+
 /* A reload that lists the same backend at another index while a SYN waits: the client's
  * retransmission follows the service's choice, which is the backend the flow is on. Its
  * answer must reach the client (the entry is not the tombstone of a backend left). */
@@ -2474,6 +2512,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_icmp_errors_reach_the_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_errors_reach_the_backend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_routing_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv4_source_route_passes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_to_the_same_backend_after_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evidence_only_from_the_backend_side, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_reuse_new_connection, setup, teardown),

@@ -75,7 +75,7 @@ size_t pkt_tcp(uint8_t *b, const struct pkt_spec *s)
 	off = put_eth(b, s->vlan, fam == 4 ? 0x0800 : 0x86dd);
 	l3 = off;
 	if (fam == 4) {
-		size_t hl = 20 + (s->ip_options ? 4 : 0);
+		size_t hl = 20 + (s->ip_opt ? s->ip_opt_len : s->ip_options ? 4 : 0);
 
 		iplen = hl + thl + s->payload_len;
 		b[l3] = 0x40 | (uint8_t)(hl / 4);
@@ -87,7 +87,9 @@ size_t pkt_tcp(uint8_t *b, const struct pkt_spec *s)
 		b[l3 + 9] = 6;
 		memcpy(b + l3 + 12, src, 4);
 		memcpy(b + l3 + 16, dst, 4);
-		if (s->ip_options)
+		if (s->ip_opt)
+			memcpy(b + l3 + 20, s->ip_opt, s->ip_opt_len);
+		else if (s->ip_options)
 			memset(b + l3 + 20, 1, 4); /* NOPs */
 		l4 = l3 + hl;
 		uint16_t c = fold(sum16(b + l3, hl, 0));

@@ -23,6 +23,8 @@ struct pkt_spec {
 	uint16_t payload_len;   /* bytes of 'x' */
 	bool vlan;              /* one 802.1Q tag */
 	bool ip_options;        /* IPv4: 4 bytes of NOP options; IPv6: an 8-byte destination-options header */
+	const uint8_t *ip_opt;  /* IPv4: these options instead (ip_opt_len bytes, a multiple of 4) */
+	uint8_t ip_opt_len;
 	bool mss_option;        /* the 20 bytes of TCP options a Linux SYN carries (MSS, SACK
 				 * permitted, timestamps, window scale) */
 	uint8_t hops;           /* IPv4 TTL / IPv6 hop limit; 0 = 64 */
