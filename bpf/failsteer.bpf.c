@@ -458,8 +458,10 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 	fwd.syn_ns = now;
 	fwd.last_ns = now;
 	fwd.oif = svc->backend_ifindex[idx];
+	/* Both entries are swept as unanswered until the client acknowledges its backend. */
+	fwd.flags = FS_FL_SYN_ONLY;
 	if (svc->flags & FS_SVC_F_RETRY)
-		fwd.flags = FS_FL_RETRY;
+		fwd.flags |= FS_FL_RETRY;
 
 	rev = fwd;
 	/* Where the client's side is (from_backend_side). */
@@ -470,7 +472,6 @@ static __noinline int flow_steer(const struct fs_flow_key *fkey, __u32 isn,
 	flow_endpoint(&rev.nat, fkey, true);
 	rev.dir = FS_DIR_REV;
 	rev.state = FS_ST_SYN_SENT;
-	fwd.flags |= FS_FL_SYN_ONLY;
 
 	flow_rev_key(&rkey, fkey, &t->ep);
 	g = gstats();
@@ -937,6 +938,24 @@ static __always_inline void seq_advance(struct fs_flow *f, __u32 end, __u32 len)
 		f->snd_nxt += lead < cap ? lead : cap;
 }
 
+/* The client's ACK of a connection still flagged unanswered (FS_FL_SYN_ONLY): if it
+ * acknowledges what its backend sent through here (the SYN-ACK, some data: at most
+ * RST_WINDOW behind the backend's next sequence), the connection was answered and both
+ * entries become an ordinary connection's. An ACK alone proves nothing: whoever sent the SYN
+ * knows its own sequence numbers, a spoofer not the backend's. */
+static __noinline void flow_answered(const struct pkt *p, struct fs_flow *f)
+{
+	struct fs_flow_key rkey;
+	struct fs_flow *r;
+
+	flow_rev_key(&rkey, &p->key, &f->nat);
+	r = bpf_map_lookup_elem(&flows, &rkey);
+	if (!r || r->state != FS_ST_ESTABLISHED || r->snd_nxt - p->ack_seq > RST_WINDOW)
+		return;
+	r->flags &= ~FS_FL_SYN_ONLY;
+	f->flags &= ~FS_FL_SYN_ONLY;
+}
+
 /* A client packet of a tracked connection. */
 static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f,
 				      bool egress, bool retry)
@@ -955,9 +974,8 @@ static __noinline int handle_fwd(struct __sk_buff *skb, struct pkt *p, struct fs
 
 		if (near) {
 			f->last_ns = bpf_ktime_get_coarse_ns();
-			/* The client acknowledges: it was answered. */
 			if ((f->flags & FS_FL_SYN_ONLY) && (p->tcp_flags & TCP_FL_ACK))
-				f->flags &= ~FS_FL_SYN_ONLY;
+				flow_answered(p, f);
 		}
 		if (rst) {
 			/* Not deleted: a spoofed reset must not tear the flow out from under a

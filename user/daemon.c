@@ -1052,15 +1052,15 @@ static int sweep_batches_per_tick(const struct cfg *cfg)
 }
 
 /* One tick's share of the walk of the flow table (flow_sweep_step), which deletes the
- * entries flow_sweepable() gives up (closed a while ago, moved, idle); a walk starts every
- * SWEEP_INTERVAL_S. What a whole walk left is counted so that flow-table evictions can be
- * told apart from closes. Under load, entries come and go while the table is walked: the
- * entries lost (neither deleted, swept nor left) are counted from those created before the
- * walk began and those deleted by its end, which can only miss some, and the same count the
- * other way round (created by its end, deleted before it began) can only find too many.
- * What was lost before this daemon started (a previous daemon's sweeps, evictions) is taken
- * from its first walk counted the second way, so that the evictions since are a lower bound:
- * never one that did not happen. */
+ * entries flow_sweepable() gives up (closed a while ago, moved, never answered, idle); a
+ * walk starts every SWEEP_INTERVAL_S. What a whole walk left is counted so that flow-table
+ * evictions can be told apart from closes. Under load, entries come and go while the table
+ * is walked: the entries lost (neither deleted, swept nor left) are counted from those
+ * created before the walk began and those deleted by its end, which can only miss some, and
+ * the same count the other way round (created by its end, deleted before it began) can only
+ * find too many. What was lost before this daemon started (a previous daemon's sweeps,
+ * evictions) is taken from its first walk counted the second way, so that the evictions
+ * since are a lower bound: never one that did not happen. */
 static void sweep_flows(struct daemon *d, double now)
 {
 	struct fs_maps *m = &d->ld.maps;

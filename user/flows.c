@@ -16,8 +16,9 @@ bool flow_sweepable(const struct fs_flow *f, __u64 now_ns, __u64 idle_ns)
 		return age > FLOW_CLOSE_LINGER_NS;
 	if (f->dir == FS_DIR_REV && f->state == FS_ST_MOVED)
 		return age > FLOW_MOVED_LINGER_NS;
-	/* Entries written before FS_FL_SYN_ONLY existed lack it: judged as answered. */
-	if (f->dir == FS_DIR_REV ? f->state == FS_ST_SYN_SENT : !!(f->flags & FS_FL_SYN_ONLY))
+	/* A REV entry in SYN_SENT is unanswered whatever wrote it (a data path from before
+	 * FS_FL_SYN_ONLY, which leaves the flag off: judged as answered otherwise). */
+	if ((f->flags & FS_FL_SYN_ONLY) || (f->dir == FS_DIR_REV && f->state == FS_ST_SYN_SENT))
 		return age > FLOW_UNANSWERED_LINGER_NS;
 	return false;
 }

@@ -14,10 +14,12 @@
  * backend's late answers: longer than a server retransmits its SYN-ACK (63 s with Linux's
  * default tcp_synack_retries of 5). */
 #define FLOW_MOVED_LINGER_NS (120ull * 1000000000ull)
-/* A connection attempt never answered (a blackholed or refused SYN, a spoofed one): each
- * entry goes this long after its own last packet, longer than a client retransmits its SYN
- * (127 s with Linux's default tcp_syn_retries of 6), instead of after the idle timeout, so
- * that a dead backend's failed attempts do not crowd live connections out of the table. */
+/* A connection attempt never answered (a blackholed or refused SYN, a spoofed one even if
+ * a backend answered it: FS_FL_SYN_ONLY): each entry goes this long after its own last
+ * packet (for the FWD one the SYN that created or moved it: retransmissions of that SYN do
+ * not refresh it), longer than a client retransmits its SYN (127 s with Linux's default
+ * tcp_syn_retries of 6), instead of after the idle timeout, so that a dead backend's failed
+ * attempts and spoofed SYNs do not crowd live connections out of the table. */
 #define FLOW_UNANSWERED_LINGER_NS (130ull * 1000000000ull)
 
 /* True if entry f, last used at f->last_ns, is to be swept at now_ns (both CLOCK_MONOTONIC)

@@ -78,8 +78,8 @@ _Static_assert(sizeof(struct fs_flow_key) == 40, "fs_flow_key layout");
 #define FS_FL_PEER_FIN (1u << 4)  /* the other way sent a FIN that this way has not acked yet */
 #define FS_FL_FIN_ACKED (1u << 5) /* the FIN that went this way was acknowledged */
 #define FS_FL_PEER_CLOSED (1u << 6) /* a FIN or a reset went the other way: swept as closing */
-#define FS_FL_SYN_ONLY (1u << 7)  /* FWD: no in-window ACK from the client yet (it was never
-				   * answered): swept as unanswered, as is its REV in SYN_SENT */
+#define FS_FL_SYN_ONLY (1u << 7)  /* the client has not acknowledged its backend's SYN-ACK
+				   * yet (never answered, or spoofed): swept as unanswered */
 /* A connection whose two FINs were both acknowledged is deleted by the data path at once;
  * one that closed otherwise (reset, a FIN one way only) is swept after the close linger. */
 

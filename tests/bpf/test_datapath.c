@@ -1264,15 +1264,18 @@ static void test_ipv4_source_route_passes(void **state)
 			     bad_len[4] = { 7, 1, 0, 0 },                   /* length below 2 */
 			     past_end[4] = { 1, 68, 12, 5 },                /* longer than the header */
 			     rr[8] = { 7, 7, 4, 0, 0, 0, 0, 0 },     /* record route */
-			     ts_pad[12] = { 1, 1, 68, 8, 5, 0, 0, 0, 0, 0, 0, 131 }; /* after the end */
+			     ts_pad[12] = { 1, 1, 68, 8, 5, 0, 0, 0, 0, 0, 0, 131 }, /* after the end */
+			     no_len[4] = { 1, 1, 1, 68 };          /* a type, its length cut off */
+	static uint8_t nops[40]; /* the longest header: the walk's every step */
 	const struct { const uint8_t *opt; uint8_t len; bool steered; } cases[] = {
 		{ lsrr, 8, false }, { ssrr, 8, false }, { bad_len, 4, false }, { past_end, 4, false },
-		{ rr, 8, true }, { ts_pad, 12, true },
+		{ no_len, 4, false }, { rr, 8, true }, { ts_pad, 12, true }, { nops, 40, true },
 	};
 	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42800, 100, 9000 };
 	struct pkt_spec in, want;
 
 	(void)state;
+	memset(nops, 1, sizeof(nops));
 	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, 0);
 	for (unsigned k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		c.cport = (uint16_t)(42800 + k);
@@ -1288,8 +1291,8 @@ static void test_ipv4_source_route_passes(void **state)
 		want.ip_opt_len = cases[k].len;
 		expect_rewrite(&in, &want);
 	}
-	assert_int_equal(backend(11).attempts, 2);
-	assert_int_equal(count_flows(), 4);
+	assert_int_equal(backend(11).attempts, 3);
+	assert_int_equal(count_flows(), 6);
 }
 
 /* A reload that lists the same backend at another index while a SYN waits: the client's
@@ -1452,8 +1455,9 @@ static void test_unclean_close_swept_both_ways(void **state)
 
 /* A connection attempt never answered leaves its entries to the sweep FLOW_UNANSWERED_LINGER_NS
  * after their last packets (timed out or not: a blackholed or refused SYN, a spoofed one),
- * not to the idle timeout. Answered, the REV entry is an ordinary connection's at once, the
- * FWD one once the client acknowledges in its window; a blind ACK does not make it one. */
+ * not to the idle timeout. Both become an ordinary connection's only when the client, in its
+ * window, acknowledges what the backend sent: not with an ACK before the SYN-ACK (a spoofer
+ * knows its own sequence numbers), nor one acknowledging something else. */
 static void test_unanswered_attempt_swept(void **state)
 {
 	struct conn c = { CLI4, VIP4_VIRT, PRI4, BAK4, 42150, 100, 9000 };
@@ -1469,12 +1473,18 @@ static void test_unanswered_attempt_swept(void **state)
 	expect_swept_after(2, 0, FLOW_UNANSWERED_LINGER_NS);
 	expect_verdict(&in, 0); /* the client retransmits: the same attempt */
 	expect_swept_after(2, 0, FLOW_UNANSWERED_LINGER_NS);
+	/* The ACK of a handshake this node never saw (a spoofer's next step). */
+	client_to_backup(&c, TH_ACK, i + 1, s + 1);
+	expect_swept_after(2, 0, FLOW_UNANSWERED_LINGER_NS);
 
-	/* Answered late: the client's blind ACK changes nothing, its real one ends it. */
+	/* Answered late: the client's blind ACK, or one acknowledging what the backend did
+	 * not send, changes nothing (a live backend answering a spoofed SYN leaves both
+	 * entries unanswered); its real one ends it. */
 	backup_to_client(&c, TH_SYN | TH_ACK, s, i + 1, 0);
 	client_to_backup(&c, TH_ACK, i + 1 + 100000000, s + 1);
-	expect_swept_after(1, FS_DIR_FWD, FLOW_UNANSWERED_LINGER_NS);
-	expect_swept_after(1, FS_DIR_REV, 0);
+	client_to_backup(&c, TH_ACK, i + 1, s + 1 + 100000);
+	client_to_backup(&c, TH_ACK, i + 1, s + 1 - 100000);
+	expect_swept_after(2, 0, FLOW_UNANSWERED_LINGER_NS);
 	client_to_backup(&c, TH_ACK, i + 1, s + 1);
 	expect_swept_after_close_linger(2, false);
 }

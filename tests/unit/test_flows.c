@@ -34,18 +34,23 @@ static void test_live_connection_stays_until_idle(void **state)
 	assert_true(flow_sweepable(&rev, NOW, IDLE));
 }
 
-/* An attempt never answered (REV still in SYN_SENT, FWD with no ACK from the client yet),
- * timed out or not, goes 130 s after its last packet, past the client's SYN retries; once
- * answered the connection is an ordinary one. A FWD entry without the flag (answered, or
- * written by an older data path) waits for the idle timeout. */
+/* An attempt never answered (REV still in SYN_SENT, both flagged until the client
+ * acknowledges its backend; a spoofed SYN a live backend answered: REV established but
+ * still flagged), timed out or not, goes 130 s after its last packet, past the client's SYN
+ * retries; once answered the connection is an ordinary one. An entry without the flag
+ * (answered, or written by an older data path) waits for the idle timeout, but a REV one in
+ * SYN_SENT is unanswered whatever wrote it. */
 static void test_unanswered_attempt_goes_after_130s(void **state)
 {
-	const __u8 rev_flags[] = { 0, FS_FL_RETRY, FS_FL_TIMED_OUT, FS_FL_TIMED_OUT | FS_FL_RETRY };
+	const __u8 rev_flags[] = { 0, FS_FL_RETRY, FS_FL_TIMED_OUT, FS_FL_TIMED_OUT | FS_FL_RETRY,
+				   FS_FL_SYN_ONLY, FS_FL_SYN_ONLY | FS_FL_TIMED_OUT };
+	const __u8 rev_state[] = { FS_ST_SYN_SENT, FS_ST_SYN_SENT, FS_ST_SYN_SENT, FS_ST_SYN_SENT,
+				   FS_ST_SYN_SENT, FS_ST_ESTABLISHED };
 
 	(void)state;
 	for (unsigned i = 0; i < sizeof(rev_flags); i++) {
 		struct fs_flow fwd = entry(FS_DIR_FWD, 0, FS_FL_SYN_ONLY | (rev_flags[i] & FS_FL_RETRY), 130 * S);
-		struct fs_flow rev = entry(FS_DIR_REV, FS_ST_SYN_SENT, rev_flags[i], 130 * S);
+		struct fs_flow rev = entry(FS_DIR_REV, rev_state[i], rev_flags[i], 130 * S);
 
 		assert_false(flow_sweepable(&fwd, NOW, IDLE));
 		assert_false(flow_sweepable(&rev, NOW, IDLE));
