@@ -1372,11 +1372,19 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress, bool retry
 	return steer_out(skb, &p, &t, egress);
 }
 
+/* A packet passed on (rewritten or not) goes on to what follows on the hook, other tools'
+ * tcx programs and clsact filters, as it would without failsteer: TC_ACT_OK would end the
+ * chain there (under tcx, every clsact filter of the device). */
+static __always_inline int pass_on(int verdict)
+{
+	return verdict == TC_ACT_OK ? TC_ACT_UNSPEC : verdict;
+}
+
 /* Gateway mode (and replies in host mode): before routing, on every configured interface. */
 SEC("tc")
 int fs_tc_ingress(struct __sk_buff *skb)
 {
-	return handle(skb, false, false);
+	return pass_on(handle(skb, false, false));
 }
 
 /* Host mode: connections of local processes (forwarded packets were handled at ingress,
@@ -1387,12 +1395,12 @@ int fs_tc_egress(struct __sk_buff *skb)
 	bool retry = skb->mark == FS_RETRY_MARK;
 
 	if (skb->ingress_ifindex || skb->mark == FS_PROBE_MARK)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	/* Handled once: after a redirect or a neighbour resolution the packet passes an
 	 * egress hook again, as the SYN to the new backend it now is. */
 	if (retry)
 		skb->mark = 0;
-	return handle(skb, true, retry);
+	return pass_on(handle(skb, true, retry));
 }
 
 /* Run once by the loader (bpf_prog_test_run, process context) to start the sweeping timer,

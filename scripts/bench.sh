@@ -106,7 +106,11 @@ start_failsteer() { # CONFIG
 	nsenter --net="/run/netns/${P}edge" "$FS" run -c "$1" >>"$WORK/failsteer.log" 2>&1 &
 	FS_PID=$!
 	for i in $(seq 300); do
-		grep -q "attached to" "$WORK/failsteer.log" && return 0
+		if grep -q "attached to" "$WORK/failsteer.log"; then
+			# How it hooked in (tc_attach = auto: tcx links on Linux 6.6+), for the report.
+			grep -o "(tcx links)\|(clsact filters)" "$WORK/failsteer.log" | head -n 1 | tr -d '()' >"$WORK/hook"
+			return 0
+		fi
 		kill -0 "$FS_PID" 2>/dev/null || break
 		sleep 0.1
 	done

@@ -57,6 +57,9 @@ struct bench {
 	unsigned repeat, rounds, syns;
 };
 
+/* The programs' verdict for a packet passed on (TC_ACT_UNSPEC). */
+#define TC_PASS (-1)
+
 static void die(const char *fmt, ...)
 {
 	va_list ap;
@@ -185,10 +188,10 @@ static void check_pingpong(struct bench *b, const struct pkt_spec *in, const str
 	int v;
 
 	run_prog(b->ingress_fd, a, alen, 1, out, &olen, &v);
-	if (v != 0 || olen != wlen || memcmp(out, w, wlen))
+	if (v != TC_PASS || olen != wlen || memcmp(out, w, wlen))
 		die("%s: the program did not rewrite the packet as expected (verdict %d)", what, v);
 	run_prog(b->ingress_fd, out, olen, 1, back, &blen, &v);
-	if (v != 0 || blen != alen || memcmp(back, a, alen))
+	if (v != TC_PASS || blen != alen || memcmp(back, a, alen))
 		die("%s: the mirror flow did not rewrite the packet back (verdict %d)", what, v);
 }
 
@@ -204,7 +207,7 @@ static void check_counted(struct bench *b, const struct pkt_spec *s, bool to_bac
 	one(b, s, NULL, NULL, &v);
 	if (stats_read_traffic(fd, ID_BAK, &after))
 		die("reading backend counters");
-	if (v != 0 || (to_backend ? after.pkts_to - before.pkts_to : after.pkts_from - before.pkts_from) != 1)
+	if (v != TC_PASS || (to_backend ? after.pkts_to - before.pkts_to : after.pkts_from - before.pkts_from) != 1)
 		die("%s: the packet did not go through its flow entry", what);
 }
 
@@ -330,7 +333,7 @@ static void bench_syn(struct bench *b, const char *name, int services, int clien
 			int v;
 
 			ts[i] = run_prog(b->ingress_fd, in, len, 1, out, &olen, &v);
-			if (i == 0 && (v != 0 || olen != len || !memcmp(out, in, len)))
+			if (i == 0 && (v != TC_PASS || olen != len || !memcmp(out, in, len)))
 				die("%s: the SYN was not steered (verdict %d)", name, v);
 			tb[i] = run_prog(b->base_fd, in, len, 1, NULL, NULL, NULL);
 		}

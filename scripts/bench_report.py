@@ -214,6 +214,8 @@ def report(a):
         prm.update(json.load(open(os.path.join(work, "params.json"))))
     res, mapmem = load_results(work)
     bpf = load_bpf(work)
+    hook_path = os.path.join(work, "hook")
+    hook = open(hook_path).read().strip() if os.path.exists(hook_path) else "tcx links"
     runs = []
     fo_path = os.path.join(work, "failover.jsonl")
     if os.path.exists(fo_path):
@@ -247,7 +249,8 @@ def report(a):
                "counted), measured from each connection's scheduled start to the end of the answer. "
                "`direct` connects to the primary with nothing attached on the edge; `failsteer` "
                "connects to the service address (the primary's own address, 198.18.2.10:8080) with "
-               "`failsteer run` attached to the edge's three interfaces; HAProxy listens on the "
+               f"`failsteer run` attached to the edge's three interfaces (as {hook}, tc_attach = "
+               "auto); HAProxy listens on the "
                "edge (198.18.1.1:8080) in TCP mode with the primary as server and the backup as "
                "`backup` server. Probes: SYNs from the edge's own addresses to the sites during the "
                "latency run (nftables counters in the site namespaces); at the backup nothing else "
@@ -305,14 +308,21 @@ def report(a):
                 txt += (f"; the programs alone are {100 * bs['bpf_cpu_share']:.1f}% of the machine, against a "
                         f"measured gap of {100 * (1 - worst):.0f}% (the ranges show this VM's run-to-run "
                         "noise)")
-            txt += (". What would close it: a cheaper hook and a cheaper new connection. The "
-                    "programs run as cls_bpf filters, twice per forwarded packet (the egress run "
-                    "only to pass it on), and the classifier layer around them costs about 1.5% of "
-                    "the machine here; tcx links (Linux 6.6 and later; libbpf 1.1's "
-                    "bpf_link_create can make them) skip it: a prototype measured 0.94x against "
-                    "0.92x with cls_bpf (12 paired runs of this figure's 4-worker load on "
-                    "2026-11-28), not enough alone; the rest is the new connection's two LRU inserts "
-                    "and two deletes at its close (figure 4's notes)")
+            if hook == "tcx links":
+                txt += (". What would close it: a cheaper new connection. The programs already run "
+                        "as tcx links, without the classifier layer of cls_bpf filters (about 1.5% "
+                        "of the machine here: 0.94x against 0.92x in 12 paired runs of this "
+                        "figure's 4-worker load on 2026-11-28), twice per forwarded packet (the "
+                        "egress run only to pass it on); the rest is the new connection's two LRU "
+                        "inserts and two deletes at its close (figure 4's notes)")
+            else:
+                txt += (". What would close it: a cheaper hook and a cheaper new connection. The "
+                        f"programs ran as {hook}, twice per forwarded packet (the egress run only "
+                        "to pass it on), and the classifier layer around them costs about 1.5% of "
+                        "the machine here; tcx links (tc_attach = auto on Linux 6.6 and later) "
+                        "skip it (0.94x against 0.92x in 12 paired runs on 2026-11-28), not enough "
+                        "alone; the rest is the new connection's two LRU inserts and two deletes "
+                        "at its close (figure 4's notes)")
         elif bs["bpf_cpu_share"] is not None and worst > 1 - bs["bpf_cpu_share"]:
             txt += (f". Read with care: under this load the programs alone take "
                     f"{100 * bs['bpf_cpu_share']:.1f}% of the machine, so about "

@@ -319,6 +319,7 @@ int cli_detach(const char *pin_path, bool force)
 		fprintf(stderr, "failsteer: %s\n", err);
 		return EXIT_RUNTIME;
 	}
-	printf("removed %d TC filter(s) in this network namespace and the pins under %s\n", n, pin_path);
+	printf("removed %d failsteer program(s) from the TC hooks of this network namespace (tcx links, "
+	       "clsact filters) and the pins under %s\n", n, pin_path);
 	return EXIT_OK;
 }

@@ -287,6 +287,15 @@ static int global_key(struct parse_ctx *ctx, const char *name, const char *value
 				return fail(ctx, "metrics_listen: '%s' is %s", value, why);
 		}
 		strcpy(cfg->metrics_listen, strcmp(value, "off") ? value : "");
+	} else if (!strcmp(name, "tc_attach")) {
+		enum cfg_tc_attach a;
+
+		for (a = CFG_TC_AUTO; a <= CFG_TC_CLSACT; a++)
+			if (!strcmp(value, cfg_tc_attach_name(a)))
+				break;
+		if (a > CFG_TC_CLSACT)
+			return fail(ctx, "tc_attach: '%s' is not auto, tcx or clsact", value);
+		cfg->tc_attach = a;
 	} else {
 		return fail(ctx, "unknown key '%s' in [global]", name);
 	}
@@ -510,6 +519,11 @@ const struct cfg_service *cfg_find_service(const struct cfg *cfg, const char *na
 	return NULL;
 }
 
+const char *cfg_tc_attach_name(enum cfg_tc_attach a)
+{
+	return a == CFG_TC_TCX ? "tcx" : a == CFG_TC_CLSACT ? "clsact" : "auto";
+}
+
 static void set_defaults(struct cfg *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -717,9 +731,11 @@ void cfg_print(const struct cfg *cfg, FILE *out)
 	for (int i = 0, col = 12; i < cfg->n_interfaces; i++)
 		col = print_list_item(out, cfg->interfaces[i], col);
 	fprintf(out, "\ntick_ms = %u\nflow_table_size = %u\nflow_idle_timeout_s = %u\n"
-		     "max_services = %u\nmax_backends = %u\npin_path = %s\nmetrics_listen = %s\n",
+		     "max_services = %u\nmax_backends = %u\npin_path = %s\nmetrics_listen = %s\n"
+		     "tc_attach = %s\n",
 		cfg->tick_ms, cfg->flow_table_size, cfg->flow_idle_timeout_s, cfg->max_services,
-		cfg->max_backends, cfg->pin_path, cfg->metrics_listen[0] ? cfg->metrics_listen : "off");
+		cfg->max_backends, cfg->pin_path, cfg->metrics_listen[0] ? cfg->metrics_listen : "off",
+		cfg_tc_attach_name(cfg->tc_attach));
 	for (int i = 0; i < cfg->n_services; i++) {
 		const struct cfg_service *s = &cfg->services[i];
 

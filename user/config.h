@@ -29,6 +29,13 @@ struct cfg_service {
 	bool has_address;
 };
 
+/* How the programs attach to the interfaces' TC hooks. */
+enum cfg_tc_attach {
+	CFG_TC_AUTO,   /* tcx links where the kernel has them (Linux 6.6+), else clsact filters */
+	CFG_TC_TCX,    /* tcx links only: an error on an older kernel */
+	CFG_TC_CLSACT, /* cls_bpf filters on a clsact qdisc */
+};
+
 struct cfg {
 	char path[CFG_PATH_MAX];
 	char interfaces[CFG_MAX_IFACES][IF_NAMESIZE];
@@ -40,6 +47,7 @@ struct cfg {
 	unsigned max_backends;
 	char pin_path[CFG_PATH_MAX];
 	char metrics_listen[64];         /* "" = metrics off */
+	enum cfg_tc_attach tc_attach;
 	int n_services;
 	struct cfg_service *services;
 };
@@ -51,6 +59,9 @@ void cfg_free(struct cfg *cfg);
  * holds: the commands that work on the pinned state still run while the config is being
  * edited. Returns -1 with the problem in err if the file is unreadable or pin_path wrong. */
 int cfg_read_pin_path(const char *path, char *out, size_t len, char *err, size_t errlen);
+
+/* The config file's word for a tc_attach setting. */
+const char *cfg_tc_attach_name(enum cfg_tc_attach a);
 
 /* Parses "198.18.2.10:8080" or "[2001:db8::10]:8080". Returns 0 or -1. */
 int cfg_parse_endpoint(const char *text, struct fs_endpoint *ep);

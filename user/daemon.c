@@ -1140,7 +1140,8 @@ static int reload(struct daemon *d)
 	 * 'failsteer detach' (removing them here could break flows steered through them). */
 	rc = loader_attach(&d->ld, &fresh, err, sizeof(err));
 	if (rc) {
-		log_warn("reload: %s; keeping the running configuration", err);
+		log_warn("reload: %s; keeping the running configuration (the hooks attached before "
+			 "the error, or moved to the other tc_attach kind, stay so)", err);
 		cfg_free(&fresh);
 		return -1;
 	}
@@ -1245,8 +1246,9 @@ int daemon_run(const char *cfg_path)
 		rc = loader_attach(&d.ld, &d.cfg, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "failsteer: %s\n", err);
-		/* A pinned map the config does not fit: restarting cannot fix it. */
-		if (d.ld.pin_conflict)
+		/* A pinned map the config does not fit, tcx asked of a kernel without:
+		 * restarting cannot fix it. */
+		if (d.ld.pin_conflict || d.ld.no_tcx)
 			code = 2;
 		goto out;
 	}
@@ -1254,7 +1256,8 @@ int daemon_run(const char *cfg_path)
 	d.hb.tick_ms = d.cfg.tick_ms;
 	d.hb.started_ms = realtime_ms();
 	heartbeat(&d, mono_s(), 0);
-	log_info("attached to %d interface(s), %s pinned state under %s, tick %u ms", d.cfg.n_interfaces,
+	log_info("attached to %d interface(s) (%s), %s pinned state under %s, tick %u ms",
+		 d.cfg.n_interfaces, d.ld.tcx ? "tcx links" : "clsact filters",
 		 d.ld.adopted ? "adopted" : "created", d.cfg.pin_path, d.cfg.tick_ms);
 
 	/* Probes take a socket each, thousands when a site of many services is down: the soft

@@ -20,6 +20,16 @@
 
 #define PROG_PIN_INGRESS "prog_tc_ingress"
 #define PROG_PIN_EGRESS "prog_tc_egress"
+/* The tcx links, one per interface and direction: link_tc_ingress_IFINDEX (bpffs allows no
+ * dots, which interface names may hold). */
+#define LINK_PIN_PREFIX "link_tc_"
+
+/* tcx (Linux 6.6 and later): attach types and link type, newer than libbpf 1.1's headers. */
+#define TCX_INGRESS 46
+#define TCX_EGRESS 47
+#define LINK_TYPE_TCX 11
+/* Programs one tcx hook is asked for at most (ours is one; others share the hook). */
+#define TCX_QUERY_MAX 64
 
 static const char *const map_names[] = {
 	FS_MAP_SERVICES, FS_MAP_FLOWS, FS_MAP_BACKEND_STATS, FS_MAP_BACKEND_TRAFFIC,
@@ -262,7 +272,7 @@ static __u32 prog_id_of(int fd)
 /* The id of the program pinned at pin_path/name, 0 if there is none. */
 static __u32 pinned_prog_id(const char *pin_path, const char *name)
 {
-	char path[CFG_PATH_MAX + 300];
+	char path[CFG_PATH_MAX + 600]; /* pin_path may be a directory beside ours, name and all */
 	__u32 id;
 	int fd;
 
@@ -304,6 +314,18 @@ static bool pinned_beside(const char *pin_path, __u32 id, char *other, size_t le
 	return found;
 }
 
+/* The ids of the programs attached to ifindex's tcx hook (egress or ingress), the first max
+ * of them; 0 where the kernel has no tcx. */
+static __u32 tcx_prog_ids(int ifindex, bool egress, __u32 *ids, __u32 max)
+{
+	LIBBPF_OPTS(bpf_prog_query_opts, q, .prog_ids = ids, .prog_cnt = max);
+
+	/* ENOSPC: more than max, the first max given and prog_cnt set to them all. */
+	if (bpf_prog_query_opts(ifindex, egress ? TCX_EGRESS : TCX_INGRESS, &q) && errno != ENOSPC)
+		return 0;
+	return q.prog_cnt < max ? q.prog_cnt : max;
+}
+
 int loader_check_filters(const struct loader *l, const struct cfg *cfg, char *err, size_t len)
 {
 	/* Ours: the programs pinned here (a daemon before this one) and this one's, once
@@ -317,6 +339,7 @@ int loader_check_filters(const struct loader *l, const struct cfg *cfg, char *er
 		l->skel ? prog_id_of(bpf_program__fd(l->skel->progs.fs_tc_egress)) : 0,
 	};
 	char other[CFG_PATH_MAX + 300];
+	__u32 ids[TCX_QUERY_MAX + 1];
 
 	for (int i = 0; i < cfg->n_interfaces; i++) {
 		int ifindex = (int)if_nametoindex(cfg->interfaces[i]);
@@ -325,38 +348,215 @@ int loader_check_filters(const struct loader *l, const struct cfg *cfg, char *er
 			LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
 				    .attach_point = p ? BPF_TC_EGRESS : BPF_TC_INGRESS);
 			LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE, .priority = FS_TC_PRIORITY);
+			/* The tcx hook's programs, then the clsact filter's (none: no clsact yet). */
+			__u32 n = tcx_prog_ids(ifindex, p, ids, TCX_QUERY_MAX);
 
-			if (bpf_tc_query(&hook, &opts))
-				continue; /* none there (or no clsact yet) */
-			if (opts.prog_id == ours[0] || opts.prog_id == ours[1] || opts.prog_id == ours[2] ||
-			    opts.prog_id == ours[3] || !pinned_beside(cfg->pin_path, opts.prog_id, other,
-								      sizeof(other)))
-				continue;
-			snprintf(err, len, "interface %s %s: the failsteer data path pinned under %s "
-				 "steers through it (another pin_path; stopped or not, its filters stay): "
-				 "'failsteer detach -p %s' first, or leave the interface to it",
-				 cfg->interfaces[i], p ? "egress" : "ingress", other, other);
-			return -EEXIST;
+			if (!bpf_tc_query(&hook, &opts))
+				ids[n++] = opts.prog_id;
+			for (__u32 k = 0; k < n; k++) {
+				if (ids[k] == ours[0] || ids[k] == ours[1] || ids[k] == ours[2] ||
+				    ids[k] == ours[3] || !pinned_beside(cfg->pin_path, ids[k], other, sizeof(other)))
+					continue;
+				snprintf(err, len, "interface %s %s: the failsteer data path pinned under %s "
+					 "steers through it (another pin_path; stopped or not, its programs "
+					 "stay attached): 'failsteer detach -p %s' first, or leave the interface "
+					 "to it", cfg->interfaces[i], p ? "egress" : "ingress", other, other);
+				return -EEXIST;
+			}
 		}
 	}
 	return 0;
 }
 
+/* The pin of the tcx link on ifindex's egress or ingress hook. */
+static void link_pin(char *buf, size_t n, const char *pin_path, int ifindex, bool egress)
+{
+	snprintf(buf, n, "%s/" LINK_PIN_PREFIX "%s_%d", pin_path, egress ? "egress" : "ingress", ifindex);
+}
+
+struct tcx_link {
+	__u32 prog_id, ifindex, attach_type;
+};
+
+/* The tcx link fd refers to: 1 if attached, 0 if detached (its device went), -1 if fd is no
+ * tcx link or cannot be read. */
+static int tcx_link_of(int fd, struct tcx_link *out)
+{
+	struct bpf_link_info info = { 0 };
+	__u32 info_len = sizeof(info);
+
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &info_len) || info.type != LINK_TYPE_TCX)
+		return -1;
+	/* tcx's part of the info, {ifindex, attach_type}, is laid out as netns's. */
+	out->prog_id = info.prog_id;
+	out->ifindex = info.netns.netns_ino;
+	out->attach_type = info.netns.attach_type;
+	return out->ifindex != 0;
+}
+
+/* Is program prog_id attached to ifindex's hook in this network namespace? */
+static bool tcx_has_prog(int ifindex, bool egress, __u32 prog_id)
+{
+	__u32 ids[TCX_QUERY_MAX], n = tcx_prog_ids(ifindex, egress, ids, TCX_QUERY_MAX);
+
+	for (__u32 i = 0; i < n; i++)
+		if (ids[i] == prog_id)
+			return true;
+	return false;
+}
+
+/* Does this kernel have tcx? (A query of lo's hook, which is refused without.) */
+static bool tcx_supported(void)
+{
+	LIBBPF_OPTS(bpf_prog_query_opts, q);
+
+	return !bpf_prog_query_opts(1, TCX_INGRESS, &q) || errno == ENOSPC;
+}
+
+/* Attaches prog_fd to ifindex's hook as a tcx link pinned under pin_path, or moves the
+ * link pinned there by a daemon before this one over to it (atomically: every packet meets
+ * one program or the other). */
+static int tcx_attach(const char *pin_path, int ifindex, bool egress, int prog_fd)
+{
+	__u32 type = egress ? TCX_EGRESS : TCX_INGRESS, prog_id = prog_id_of(prog_fd);
+	char path[CFG_PATH_MAX + 64];
+	struct tcx_link li;
+	int fd, rc;
+
+	link_pin(path, sizeof(path), pin_path, ifindex, egress);
+	fd = bpf_obj_get(path);
+	/* The pinned link must be this hook's in this network namespace (the pins are shared
+	 * by all: a daemon moved to another one finds its predecessor's link there). */
+	if (tcx_link_of(fd, &li) == 1 && li.ifindex == (__u32)ifindex && li.attach_type == type &&
+	    tcx_has_prog(ifindex, egress, li.prog_id)) {
+		rc = li.prog_id == prog_id ? 0 : bpf_link_update(fd, prog_fd, NULL);
+		close(fd);
+		return rc < 0 ? -errno : 0;
+	}
+	if (fd >= 0) {
+		close(fd);
+		unlink(path); /* its device went, with the link, or it is another namespace's */
+	}
+	fd = bpf_link_create(prog_fd, ifindex, (enum bpf_attach_type)type, NULL);
+	if (fd < 0)
+		return -errno;
+	rc = bpf_obj_pin(fd, path) ? -errno : 0;
+	close(fd); /* unpinned, that detaches it */
+	return rc;
+}
+
+/* Detaches the tcx link pinned for ifindex's hook, if any, and removes its pin. */
+static void tcx_remove_pinned(const char *pin_path, int ifindex, bool egress)
+{
+	char path[CFG_PATH_MAX + 64];
+	int fd;
+
+	link_pin(path, sizeof(path), pin_path, ifindex, egress);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return;
+	bpf_link_detach(fd); /* at once, whoever else holds the link */
+	close(fd);
+	unlink(path);
+}
+
+/* Removes the pins of tcx links that went with their devices. */
+static void prune_link_pins(const char *pin_path)
+{
+	char path[CFG_PATH_MAX + 300];
+	struct tcx_link li;
+	struct dirent *e;
+	DIR *dir = opendir(pin_path);
+	int fd;
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir))) {
+		if (strncmp(e->d_name, LINK_PIN_PREFIX, strlen(LINK_PIN_PREFIX)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_path, e->d_name);
+		fd = bpf_obj_get(path);
+		if (tcx_link_of(fd, &li) == 0)
+			unlink(path);
+		if (fd >= 0)
+			close(fd);
+	}
+	closedir(dir);
+}
+
+/* Is the program with this id one of ours? (Same handle/priority could be someone else's.)
+ * 1 if it is one of the n known ones (pinned, loaded), which needs no privilege to tell, or runs under
+ * our name; 0 if not; -errno if it cannot be opened by id to look (that takes
+ * CAP_SYS_ADMIN). */
+static int is_failsteer_prog(__u32 id, const __u32 *known, int n)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 info_len = sizeof(info);
+	int fd, ours = 0;
+
+	for (int i = 0; i < n; i++)
+		if (id && id == known[i])
+			return 1;
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno; /* ENOENT: gone meanwhile */
+	if (!bpf_obj_get_info_by_fd(fd, &info, &info_len))
+		ours = !strncmp(info.name, "fs_tc_", 6);
+	close(fd);
+	return ours;
+}
+
+/* Removes the clsact filter of failsteer (by its handle and priority) from ifindex's hook,
+ * if there is one and it runs one of our programs (one of the n known, or by name). */
+static void clsact_remove_ours(int ifindex, bool egress, const __u32 *known, int n)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE, .priority = FS_TC_PRIORITY);
+
+	if (bpf_tc_query(&hook, &opts) || is_failsteer_prog(opts.prog_id, known, n) != 1)
+		return;
+	opts.prog_id = 0;
+	opts.prog_fd = 0;
+	opts.flags = 0;
+	bpf_tc_detach(&hook, &opts);
+}
+
+static int clsact_attach(int ifindex, bool egress, int prog_fd)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE, .priority = FS_TC_PRIORITY,
+		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	/* The clsact qdisc may exist already (ours from before, or another tool's). */
+	int rc = bpf_tc_hook_create(&hook);
+
+	if (rc && rc != -EEXIST)
+		return rc;
+	return bpf_tc_attach(&hook, &opts);
+}
+
 int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len)
 {
-	const struct {
-		enum bpf_tc_attach_point point;
-		struct bpf_program *prog;
-	} hooks[] = {
-		{ BPF_TC_INGRESS, l->skel->progs.fs_tc_ingress },
-		{ BPF_TC_EGRESS, l->skel->progs.fs_tc_egress },
-	};
+	struct bpf_program *progs[2] = { l->skel->progs.fs_tc_ingress, l->skel->progs.fs_tc_egress };
+	/* Ours without CAP_SYS_ADMIN (which telling by name takes): the programs still pinned
+	 * (the daemon before this one's) and this one's. */
+	const __u32 known[4] = { pinned_prog_id(cfg->pin_path, PROG_PIN_INGRESS),
+				 pinned_prog_id(cfg->pin_path, PROG_PIN_EGRESS),
+				 prog_id_of(bpf_program__fd(progs[0])), prog_id_of(bpf_program__fd(progs[1])) };
 	int rc = loader_check_interfaces(cfg, err, len); /* all or none */
 
 	if (!rc)
 		rc = loader_check_filters(l, cfg, err, len);
 	if (rc)
 		return rc;
+	l->tcx = cfg->tc_attach != CFG_TC_CLSACT && tcx_supported();
+	l->no_tcx = cfg->tc_attach == CFG_TC_TCX && !l->tcx;
+	if (l->no_tcx) {
+		snprintf(err, len, "tc_attach = tcx: this kernel has no tcx (Linux 6.6 or later); "
+			 "tc_attach = auto or clsact attach clsact filters");
+		return -EOPNOTSUPP;
+	}
 	for (int i = 0; i < cfg->n_interfaces; i++) {
 		int ifindex = (int)if_nametoindex(cfg->interfaces[i]);
 
@@ -364,28 +564,27 @@ int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len
 			snprintf(err, len, "interface %s: %s", cfg->interfaces[i], strerror(errno));
 			return -ENODEV;
 		}
-		for (size_t h = 0; h < sizeof(hooks) / sizeof(hooks[0]); h++) {
-			LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = hooks[h].point);
-			LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE, .priority = FS_TC_PRIORITY,
-				    .prog_fd = bpf_program__fd(hooks[h].prog), .flags = BPF_TC_F_REPLACE);
+		/* The new hook first, then the other kind goes (a change of tc_attach, an
+		 * older daemon's filter): no packet passes unsteered meanwhile. */
+		for (int e = 0; e < 2; e++) {
+			int fd = bpf_program__fd(progs[e]);
 
-			/* The clsact qdisc may exist already (ours from before, or another tool's). */
-			rc = bpf_tc_hook_create(&hook);
-			if (rc && rc != -EEXIST) {
-				snprintf(err, len, "creating clsact on %s: %s", cfg->interfaces[i], strerror(-rc));
-				return rc;
-			}
-			rc = bpf_tc_attach(&hook, &opts);
+			rc = l->tcx ? tcx_attach(cfg->pin_path, ifindex, e, fd) : clsact_attach(ifindex, e, fd);
 			if (rc) {
-				snprintf(err, len, "attaching to %s %s: %s", cfg->interfaces[i],
-					 hooks[h].point == BPF_TC_INGRESS ? "ingress" : "egress", strerror(-rc));
+				snprintf(err, len, "attaching to %s %s (%s): %s", cfg->interfaces[i],
+					 e ? "egress" : "ingress", l->tcx ? "tcx" : "clsact", strerror(-rc));
 				return rc;
 			}
+			if (l->tcx)
+				clsact_remove_ours(ifindex, e, known, 4);
+			else
+				tcx_remove_pinned(cfg->pin_path, ifindex, e);
 		}
 	}
-	rc = pin_prog(cfg->pin_path, PROG_PIN_INGRESS, l->skel->progs.fs_tc_ingress, err, len);
+	prune_link_pins(cfg->pin_path);
+	rc = pin_prog(cfg->pin_path, PROG_PIN_INGRESS, progs[0], err, len);
 	if (!rc)
-		rc = pin_prog(cfg->pin_path, PROG_PIN_EGRESS, l->skel->progs.fs_tc_egress, err, len);
+		rc = pin_prog(cfg->pin_path, PROG_PIN_EGRESS, progs[1], err, len);
 	return rc;
 }
 
@@ -398,27 +597,6 @@ void loader_close(struct loader *l)
 	if (l->lock_fd >= 0)
 		close(l->lock_fd);
 	l->lock_fd = -1;
-}
-
-/* Is the program with this id one of ours? (Same handle/priority could be someone else's.)
- * 1 if it is one of the pinned programs, which needs no privilege to tell, or runs under
- * our name; 0 if not; -errno if it cannot be opened by id to look (that takes
- * CAP_SYS_ADMIN). */
-static int is_failsteer_prog(__u32 id, const __u32 pinned[2])
-{
-	struct bpf_prog_info info = { 0 };
-	__u32 info_len = sizeof(info);
-	int fd, ours = 0;
-
-	if (id == pinned[0] || id == pinned[1])
-		return 1;
-	fd = bpf_prog_get_fd_by_id(id);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno; /* ENOENT: gone meanwhile */
-	if (!bpf_obj_get_info_by_fd(fd, &info, &info_len))
-		ours = !strncmp(info.name, "fs_tc_", 6);
-	close(fd);
-	return ours;
 }
 
 /* Does pin_path hold any of failsteer's pins (programs or maps)? */
@@ -454,7 +632,7 @@ static int detach_lock(const char *pin_path, bool force, int *lock_fd, char *err
 			return 0;
 		if (err_no == ENOENT)
 			snprintf(err, len, "no pins under %s (the daemon's pin_path?); nothing removed ('detach "
-				 "--force' removes every failsteer TC filter in this network namespace)",
+				 "--force' removes every failsteer program on the TC hooks of this network namespace)",
 				 pin_path);
 		else
 			snprintf(err, len, "%s: %s; nothing removed", pin_path, strerror(err_no));
@@ -486,7 +664,8 @@ static int detach_lock(const char *pin_path, bool force, int *lock_fd, char *err
 	 * pin path's): only with --force. */
 	if (!force && !has_pins(pin_path)) {
 		snprintf(err, len, "no failsteer pins under %s (the daemon's pin_path?); nothing removed "
-			 "('detach --force' removes every failsteer TC filter in this network namespace)",
+			 "('detach --force' removes every failsteer program on the TC hooks of this network "
+			 "namespace)",
 			 pin_path);
 		close(*lock_fd);
 		*lock_fd = -1;
@@ -495,21 +674,86 @@ static int detach_lock(const char *pin_path, bool force, int *lock_fd, char *err
 	return 0;
 }
 
-/* Removes the filters and the pins; pin_path is locked (or absent). */
+/* Detaches the tcx link of program prog_id on ifindex's hook: the one pinned under pin_path
+ * for it, else found among all links (that takes CAP_SYS_ADMIN; a program attached to a hook
+ * here is attached in this network namespace, by its own daemon). */
+static int tcx_detach_prog(const char *pin_path, __u32 prog_id, int ifindex, bool egress)
+{
+	__u32 id = 0, type = egress ? TCX_EGRESS : TCX_INGRESS;
+	char path[CFG_PATH_MAX + 64];
+	struct tcx_link li;
+	int fd, rc = -ENOENT;
+
+	link_pin(path, sizeof(path), pin_path, ifindex, egress);
+	fd = bpf_obj_get(path);
+	if (tcx_link_of(fd, &li) == 1 && li.prog_id == prog_id && li.ifindex == (__u32)ifindex &&
+	    li.attach_type == type) {
+		rc = bpf_link_detach(fd) ? -errno : 0;
+		close(fd);
+		return rc;
+	}
+	if (fd >= 0)
+		close(fd);
+	while (!bpf_link_get_next_id(id, &id)) {
+		fd = bpf_link_get_fd_by_id(id);
+		if (fd < 0)
+			continue; /* gone meanwhile */
+		if (tcx_link_of(fd, &li) == 1 && li.prog_id == prog_id && li.ifindex == (__u32)ifindex &&
+		    li.attach_type == type)
+			rc = bpf_link_detach(fd) ? -errno : 0;
+		close(fd);
+	}
+	return errno == ENOENT ? rc : -errno; /* ENOENT: the end of the links */
+}
+
+/* The ids of the programs pinned under pin_path and of those its pinned links run, into
+ * known (at most max); returns how many. */
+static int known_prog_ids(const char *pin_path, __u32 *known, int max)
+{
+	char path[CFG_PATH_MAX + 300];
+	struct tcx_link li;
+	struct dirent *e;
+	DIR *dir;
+	int n = 0, fd;
+
+	known[n++] = pinned_prog_id(pin_path, PROG_PIN_INGRESS);
+	known[n++] = pinned_prog_id(pin_path, PROG_PIN_EGRESS);
+	dir = opendir(pin_path);
+	while (dir && n < max && (e = readdir(dir))) {
+		if (strncmp(e->d_name, LINK_PIN_PREFIX, strlen(LINK_PIN_PREFIX)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_path, e->d_name);
+		fd = bpf_obj_get(path);
+		if (tcx_link_of(fd, &li) >= 0)
+			known[n++] = li.prog_id;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (dir)
+		closedir(dir);
+	return n;
+}
+
+/* Removes the programs attached (tcx links, clsact filters) and the pins; pin_path is
+ * locked (or absent). */
 static int detach_locked(const char *pin_path, char *err, size_t len)
 {
 	struct if_nameindex *ifs = if_nameindex(), *it;
-	const __u32 pinned[2] = { pinned_prog_id(pin_path, PROG_PIN_INGRESS),
-				  pinned_prog_id(pin_path, PROG_PIN_EGRESS) };
-	char path[CFG_PATH_MAX + 64];
+	__u32 known[2 + 2 * 64];
+	int n_known = known_prog_ids(pin_path, known, 2 + 2 * 64);
+	bool pinned = known[0] || known[1] || n_known > 2;
+	char path[CFG_PATH_MAX + 300];
+	__u32 ids[TCX_QUERY_MAX + 1];
 	int removed = 0, rc;
+	struct dirent *e;
+	DIR *dir;
 
 	if (!ifs) {
 		snprintf(err, len, "listing interfaces: %s", strerror(errno));
 		return -errno;
 	}
-	/* Two passes: if any filter cannot be told apart, nothing is removed, the pins least
-	 * of all (without them, only its id would lead to the program). */
+	/* Two passes: if any program attached cannot be told apart, nothing is removed, the
+	 * pins least of all (without them, only its id would lead to the program). */
 	for (int pass = 0; pass < 2; pass++) {
 		for (it = ifs; it->if_index; it++) {
 			for (int p = 0; p < 2; p++) {
@@ -517,30 +761,43 @@ static int detach_locked(const char *pin_path, char *err, size_t len)
 					    .attach_point = p ? BPF_TC_EGRESS : BPF_TC_INGRESS);
 				LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE,
 					    .priority = FS_TC_PRIORITY);
+				/* The tcx hook's programs, then the clsact filter's (last). */
+				__u32 n = tcx_prog_ids((int)it->if_index, p, ids, TCX_QUERY_MAX), clsact = n;
 
-				if (bpf_tc_query(&hook, &opts))
-					continue;
-				rc = is_failsteer_prog(opts.prog_id, pinned);
-				if (rc < 0) {
-					snprintf(err, len, "cannot tell whether the TC filter on %s %s (program id %u) "
-						 "is failsteer's: opening a program by id needs CAP_SYS_ADMIN, and it "
-						 "is not the one pinned under %s; nothing removed",
-						 it->if_name, p ? "egress" : "ingress", opts.prog_id, pin_path);
-					if_freenameindex(ifs);
-					return rc;
+				if (!bpf_tc_query(&hook, &opts))
+					ids[n++] = opts.prog_id;
+				for (__u32 k = 0; k < n; k++) {
+					rc = is_failsteer_prog(ids[k], known, n_known);
+					/* With our programs pinned, a tcx program that is none of them is
+					 * another tool's; only the filter at our handle, or anything when
+					 * there are no pins to go by (--force), must be told apart. */
+					if (rc < 0 && k < clsact && pinned)
+						rc = 0;
+					if (rc < 0) {
+						snprintf(err, len, "cannot tell whether the program on %s %s (id %u) "
+							 "is failsteer's: opening a program by id needs CAP_SYS_ADMIN, "
+							 "and it is not the one pinned under %s; nothing removed",
+							 it->if_name, p ? "egress" : "ingress", ids[k], pin_path);
+						if_freenameindex(ifs);
+						return rc;
+					}
+					if (!rc || !pass)
+						continue;
+					if (k < clsact) {
+						rc = tcx_detach_prog(pin_path, ids[k], (int)it->if_index, p);
+					} else {
+						opts.prog_id = 0;
+						opts.prog_fd = 0;
+						opts.flags = 0;
+						rc = bpf_tc_detach(&hook, &opts);
+					}
+					if (rc && rc != -ENOENT) {
+						snprintf(err, len, "detaching from %s: %s", it->if_name, strerror(-rc));
+						if_freenameindex(ifs);
+						return rc;
+					}
+					removed++;
 				}
-				if (!rc || !pass)
-					continue;
-				opts.prog_id = 0;
-				opts.prog_fd = 0;
-				opts.flags = 0;
-				rc = bpf_tc_detach(&hook, &opts);
-				if (rc && rc != -ENOENT) {
-					snprintf(err, len, "detaching from %s: %s", it->if_name, strerror(-rc));
-					if_freenameindex(ifs);
-					return rc;
-				}
-				removed++;
 			}
 		}
 	}
@@ -553,6 +810,16 @@ static int detach_locked(const char *pin_path, char *err, size_t len)
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/%s", pin_path, PROG_PIN_EGRESS);
 	unlink(path);
+	/* Links of interfaces gone from the namespace (or from another one) go with their pins. */
+	dir = opendir(pin_path);
+	while (dir && (e = readdir(dir))) {
+		if (strncmp(e->d_name, LINK_PIN_PREFIX, strlen(LINK_PIN_PREFIX)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_path, e->d_name);
+		unlink(path);
+	}
+	if (dir)
+		closedir(dir);
 	if (rmdir(pin_path) && errno != ENOENT) {
 		snprintf(err, len, "removing %s: %s", pin_path, strerror(errno));
 		return -errno;

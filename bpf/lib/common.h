@@ -19,6 +19,7 @@
 #define CHECKSUM_COMPLETE 2
 #define CHECKSUM_PARTIAL 3
 
+#define TC_ACT_UNSPEC (-1) /* tcx: TCX_NEXT; cls_bpf: on to the next filter, then pass */
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 #define TC_ACT_REDIRECT 7

@@ -55,6 +55,8 @@ static __u16 svc_flags; /* flags put_service gives new services */
 static __u32 run_flags; /* test_run flags of every run (BPF_F_TEST_SKB_CHECKSUM_COMPLETE) */
 
 #define TC_ACT_SHOT 2
+/* Passed on (TC_ACT_UNSPEC): to what follows on the hook, then on its way. */
+#define TC_PASS (-1)
 
 static void endpoint(struct fs_endpoint *ep, const char *addr, uint16_t port)
 {
@@ -187,7 +189,7 @@ static void expect_rewrite(const struct pkt_spec *in_spec, const struct pkt_spec
 	uint8_t in[PKT_MAX], out[PKT_MAX], want[PKT_MAX];
 	size_t len = pkt_tcp(in, in_spec), out_len, want_len = pkt_tcp(want, expect_spec);
 
-	assert_int_equal(run(in, len, out, &out_len), 0 /* TC_ACT_OK */);
+	assert_int_equal(run(in, len, out, &out_len), TC_PASS);
 	assert_int_equal(out_len, want_len);
 	assert_true(pkt_csums_ok(out, out_len));
 	assert_memory_equal(out, want, want_len);
@@ -207,7 +209,7 @@ static void expect_unchanged_frame(const uint8_t *in, size_t len)
 	size_t out_len;
 
 	int r = run(in, len, out, &out_len);
-	assert_int_equal(r, 0);
+	assert_int_equal(r, TC_PASS);
 	assert_int_equal(out_len, len);
 	assert_memory_equal(out, in, len);
 }
@@ -554,7 +556,7 @@ static void test_evidence_flags_backend(void **state)
 	expect_rewrite(&in, &in);
 	assert_int_equal(take_pending(ID_PRI), 1); /* established */
 	in = c_data(&c, VIP4, PORT, TH_ACK);
-	expect_verdict(&in, 0);
+	expect_verdict(&in, TC_PASS);
 	in = s_pkt(&c, PRI4, PORT, TH_ACK, c.srv_isn + 1, c.isn + 1);
 	expect_rewrite(&in, &in);
 	assert_int_equal(take_pending(ID_PRI), 0); /* packets are not evidence */
@@ -664,13 +666,13 @@ static void test_egress_steers_local_only(void **state)
 	in = c_syn(&c, VIP4, PORT);
 	len = pkt_tcp(f_in, &in);
 	/* Forwarded (has an ingress interface): untouched. */
-	assert_int_equal(run_ctx(E.egress_fd, f_in, len, out, &out_len, 1), 0);
+	assert_int_equal(run_ctx(E.egress_fd, f_in, len, out, &out_len, 1), TC_PASS);
 	assert_memory_equal(out, f_in, len);
 	assert_int_equal(backend(ID_BAK).attempts, 0);
 	/* Local: rewritten to the backup (no route to it here, so not redirected). */
 	want = c_syn(&c, BAK4, BAK_PORT);
 	pkt_tcp(f_want, &want);
-	assert_int_equal(run_ctx(E.egress_fd, f_in, len, out, &out_len, 0), 0);
+	assert_int_equal(run_ctx(E.egress_fd, f_in, len, out, &out_len, 0), TC_PASS);
 	assert_int_equal(out_len, len);
 	assert_memory_equal(out, f_want, len);
 	assert_int_equal(backend(ID_BAK).attempts, 1);
@@ -905,7 +907,7 @@ static void test_full_flow_table_evicts(void **state)
 		c.cport = (uint16_t)(20000 + i);
 		in = c_syn(&c, VIP4, PORT);
 		len = pkt_tcp(frame, &in);
-		assert_int_equal(run(frame, len, out, &out_len), 0);
+		assert_int_equal(run(frame, len, out, &out_len), TC_PASS);
 	}
 	struct fs_global_stats g = global();
 	assert_int_equal(g.flows_created - g0.flows_created, 2 * conns);
@@ -1033,7 +1035,7 @@ static void expect_icmp_translated_trailer(const char *router, uint8_t type, uin
 	memset(want + want_len, 0xab, trailer);
 	ilen += trailer;
 	want_len += trailer;
-	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
+	assert_int_equal(run(icmp, ilen, out, &out_len), TC_PASS);
 	assert_int_equal(out_len, want_len);
 	assert_true(pkt_csums_ok(out, out_len));
 	assert_memory_equal(out, want, want_len);
@@ -1178,7 +1180,7 @@ static void test_icmp_errors_reach_the_backend(void **state)
 		want_len = pkt_icmp_error(want, "198.18.1.1", sent.src, 3, 4, 1400, frame,
 					  pkt_tcp(frame, &sent), 1000);
 		assert_int_equal(bpf_prog_test_run_opts(E.egress_fd, &opts), 0);
-		assert_int_equal(opts.retval, 0);
+		assert_int_equal((int)opts.retval, TC_PASS);
 		assert_int_equal(opts.data_size_out, want_len);
 		assert_memory_equal(out + 12, want + 12, want_len - 12); /* MACs: the route's */
 		assert_int_equal(ctx_out.mark, FS_PROBE_MARK);
@@ -1248,7 +1250,7 @@ static void test_ipv6_routing_header(void **state)
 	want.dport = BAK_PORT;
 	pkt_tcp(w, &want);
 	make_routing_header(w, 0);
-	assert_int_equal(run(f, len, out, &out_len), 0);
+	assert_int_equal(run(f, len, out, &out_len), TC_PASS);
 	assert_int_equal(out_len, len);
 	assert_memory_equal(out, w, len);
 	assert_int_equal(backend(ID_BAK6).attempts, 1);
@@ -1370,7 +1372,7 @@ static void test_clean_close_frees_entries(void **state)
 	c.cport = 42002;
 	open_on_backup(&c);
 	ack = c_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, i + 1, s + 1);
-	expect_verdict(&ack, 0);
+	expect_verdict(&ack, TC_PASS);
 	backup_to_client(&c, TH_RST, s + 1, 0, 0);
 	assert_int_equal(count_flows(), 2);
 }
@@ -1433,10 +1435,10 @@ static void test_unclean_close_swept_both_ways(void **state)
 	/* A blind reset in the client's name (far from its next sequence, i+1 after that
 	 * empty segment): passed on, marks nothing; the connection lives on. */
 	rst = c_pkt(&c, VIP4_VIRT, PORT, TH_RST, i + 1 + 3000000, 0);
-	expect_verdict(&rst, 0);
+	expect_verdict(&rst, TC_PASS);
 	expect_swept_after_close_linger(2, false);
 	rst = c_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, i + 1, s + 1); /* the client resets */
-	expect_verdict(&rst, 0);
+	expect_verdict(&rst, TC_PASS);
 	expect_swept_after_close_linger(2, true);
 
 	clear_flows();
@@ -1467,11 +1469,11 @@ static void test_unanswered_attempt_swept(void **state)
 	(void)state;
 	put_service(VIP4_VIRT, PRI4, BAK4, 10, 11, 1, SHORT_TIMEOUT_MS);
 	in = c_syn(&c, VIP4_VIRT, PORT);
-	expect_verdict(&in, 0);
+	expect_verdict(&in, TC_PASS);
 	expect_swept_after(2, 0, FLOW_UNANSWERED_LINGER_NS);
 	wait_timeouts(11, 1);
 	expect_swept_after(2, 0, FLOW_UNANSWERED_LINGER_NS);
-	expect_verdict(&in, 0); /* the client retransmits: the same attempt */
+	expect_verdict(&in, TC_PASS); /* the client retransmits: the same attempt */
 	expect_swept_after(2, 0, FLOW_UNANSWERED_LINGER_NS);
 	/* The ACK of a handshake this node never saw (a spoofer's next step). */
 	client_to_backup(&c, TH_ACK, i + 1, s + 1);
@@ -1634,7 +1636,7 @@ static void test_port_reuse_new_connection(void **state)
 	/* The client answers the backend's challenge ACK with a reset: now the ports are free,
 	 * and its SYN again is a new connection. */
 	in = c_pkt(&c, VIP4_VIRT, PORT, TH_RST, c.isn + 1, 0);
-	expect_verdict(&in, 0);
+	expect_verdict(&in, TC_PASS);
 	c.isn = 77777;
 	c.srv_isn = 88888;
 	in = c_syn(&c, VIP4_VIRT, PORT);
@@ -1705,7 +1707,7 @@ static void test_port_reuse_keeps_deadlines_apart(void **state)
 	expect_rewrite(&in, &want);
 	usleep(500000);
 	in = c_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, c.isn + 1, c.srv_isn + 1); /* closed */
-	expect_verdict(&in, 0);
+	expect_verdict(&in, TC_PASS);
 	c.isn = 66666; /* same ports, a new connection, still handshaking at the old deadline */
 	in = c_syn(&c, VIP4_VIRT, PORT);
 	want = c_syn(&c, PRI4, PORT);
@@ -1738,7 +1740,7 @@ static void retry_reset_becomes_syn(const struct conn *c, const char *vip, __u32
 	/* Expected: the client's SYN as it came (options and all), to the backup. */
 	want = c_syn(c, c->bak, BAK_PORT);
 	want_len = pkt_tcp(fwant, &want);
-	assert_int_equal(run(fin, len, out, &out_len), 0);
+	assert_int_equal(run(fin, len, out, &out_len), TC_PASS);
 	assert_int_equal(out_len, want_len);
 	assert_true(pkt_csums_ok(out, out_len));
 	assert_memory_equal(out, fwant, want_len);
@@ -1882,7 +1884,7 @@ static void retry_icmp_becomes_syn(const struct conn *conn, const char *vip, con
 	ilen = pkt_icmp_unreach(icmp, router, c.cli, frame, flen);
 	want = c_syn(&c, c.bak, BAK_PORT);
 	want_len = pkt_tcp(fwant, &want);
-	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
+	assert_int_equal(run(icmp, ilen, out, &out_len), TC_PASS);
 	assert_int_equal(out_len, want_len);
 	assert_true(pkt_csums_ok(out, out_len));
 	assert_memory_equal(out, fwant, want_len);
@@ -1894,7 +1896,7 @@ static void retry_icmp_becomes_syn(const struct conn *conn, const char *vip, con
 	 * its SYN as it sent it (to the service) so that it can match it. */
 	ilen = pkt_icmp_unreach(icmp, router, c.cli, fwant, want_len);
 	want_len = pkt_icmp_unreach(fwant, router, c.cli, frame, pkt_tcp(frame, &in));
-	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
+	assert_int_equal(run(icmp, ilen, out, &out_len), TC_PASS);
 	assert_int_equal(out_len, want_len);
 	assert_memory_equal(out, fwant, want_len);
 	assert_int_equal(backend(id_bak).icmp_errors, 1);
@@ -1954,7 +1956,7 @@ static void test_retry_mark_moves_timed_out_syn(void **state)
 	pkt_tcp(fwant, &(struct pkt_spec){ .src = CLI4, .dst = BAK4, .sport = c.cport, .dport = BAK_PORT,
 					   .flags = TH_SYN, .seq = c.isn, .mss_option = true });
 	wait_timeouts(ID_PRI, 1);
-	assert_int_equal(run_retry_mark(fin, len, out), 0);
+	assert_int_equal(run_retry_mark(fin, len, out), TC_PASS);
 	assert_memory_equal(out, fwant, len);
 	assert_int_equal(backend(ID_PRI).retried, 1);
 	assert_int_equal(backend(ID_BAK).attempts, 1);
@@ -2328,7 +2330,7 @@ static void retry_same_length(const struct conn *c, const char *vip, __u32 id_pr
 	want.mss_option = false;
 	want_len = pkt_tcp(fwant, &want);
 	assert_int_equal(len, want_len);
-	assert_int_equal(run(rst, len, out, &out_len), 0);
+	assert_int_equal(run(rst, len, out, &out_len), TC_PASS);
 	assert_int_equal(out_len, want_len);
 	assert_true(pkt_csums_ok(out, out_len));
 	assert_memory_equal(out, fwant, want_len);
@@ -2377,7 +2379,7 @@ static void test_reset_after_failure_not_counted_twice(void **state)
 	sent = c_syn(&c, PRI4, PORT);
 	expect_rewrite(&in, &sent);
 	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, pkt_tcp(frame, &sent));
-	assert_int_equal(run(icmp, ilen, frame, &ilen), 0);
+	assert_int_equal(run(icmp, ilen, frame, &ilen), TC_PASS);
 	assert_int_equal(backend(10).icmp_errors, 1);
 	expect_rewrite(&in, &sent);
 	in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
@@ -2444,7 +2446,7 @@ static void test_evidence_only_from_the_backend_side(void **state)
 	expect_rewrite(&in, &want);
 	sent = c_syn(&c, PRI4, PORT);
 	ilen = pkt_icmp_unreach(icmp, "198.18.2.1", CLI4, frame, pkt_tcp(frame, &sent));
-	assert_int_equal(run(icmp, ilen, out, &out_len), 0);
+	assert_int_equal(run(icmp, ilen, out, &out_len), TC_PASS);
 	assert_int_equal(backend(10).resets, 0);
 	assert_int_equal(backend(10).icmp_errors, 0);
 	assert_int_equal(backend(10).retried, 0);
@@ -2458,7 +2460,7 @@ static void test_evidence_only_from_the_backend_side(void **state)
 	expect_rewrite(&in, &want);
 	assert_int_equal(backend(10).established, 0);
 	/* Made by this node (egress): counted, and retried. */
-	assert_int_equal(run_ctx(E.egress_fd, icmp, ilen, out, &out_len, 0), 0);
+	assert_int_equal(run_ctx(E.egress_fd, icmp, ilen, out, &out_len, 0), TC_PASS);
 	assert_int_equal(backend(10).icmp_errors, 1);
 	assert_int_equal(backend(10).retried, 1);
 	/* The client's side is still known on the backup the SYN moved to. */
@@ -2473,7 +2475,7 @@ static void test_evidence_only_from_the_backend_side(void **state)
 	in = c_syn(&c, VIP4_VIRT, PORT);
 	expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
 	wait_timeouts(10, 1);
-	assert_int_equal(run_retry_mark(frame, pkt_tcp(frame, &in), out), 0);
+	assert_int_equal(run_retry_mark(frame, pkt_tcp(frame, &in), out), TC_PASS);
 	assert_int_equal(backend(11).attempts, 2);
 	in = s_pkt(&c, BAK4, BAK_PORT, TH_RST | TH_ACK, 0, c.isn + 1);
 	want = s_pkt(&c, VIP4_VIRT, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
@@ -2487,7 +2489,7 @@ static void test_evidence_only_from_the_backend_side(void **state)
 		c.cport = (uint16_t)(42802 + k);
 		expect_syn_steered(&c, VIP4_VIRT, PRI4, PORT);
 		in = s_pkt(&c, PRI4, PORT, TH_RST | TH_ACK, 0, c.isn + 1);
-		assert_int_equal(run(frame, pkt_tcp(frame, &in), out, &out_len), 0);
+		assert_int_equal(run(frame, pkt_tcp(frame, &in), out, &out_len), TC_PASS);
 		assert_int_equal(backend(10).resets, 1 + k);
 		assert_int_equal(backend(10).retried, 3 + k);
 	}

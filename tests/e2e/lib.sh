@@ -105,6 +105,7 @@ flow_table_size = ${FLOW_TABLE_SIZE:-65536}
 flow_idle_timeout_s = ${FLOW_IDLE_TIMEOUT_S:-3600}
 pin_path = $PIN
 metrics_listen = ${METRICS_LISTEN:-off}
+tc_attach = ${TC_ATTACH:-auto}
 
 [service classifier]
 address = ${SVC_ADDR:-$PRI4:$SVC_PORT}
@@ -119,6 +120,15 @@ EOF
 
 edge() { nsenter --net="/run/netns/${P}edge" "$@"; }
 fsctl() { edge "$FS" "$@" -p "$PIN"; }
+# What the kernel has on the edge's DEV, hook ingress or egress: "KIND ID" for each program
+# (KIND tcx for a tcx link, clsact for the filter at failsteer's handle), "" for none.
+hooked() { # DEV [ingress|egress]
+	edge $PY "$E2E_ROOT/tests/e2e/hook_progs.py" "$1" "${2:-ingress}" |
+		awk '{ for (i = 2; i <= NF; i++) printf "%s%s %s", (n++ ? " " : ""), $1, $i }'
+}
+# The id of the program pinned for the ingress (or egress) hook.
+pinned_prog() { bpftool prog show pinned "$PIN/prog_tc_${1:-ingress}" 2>/dev/null | head -n 1 | cut -d: -f1; }
+link_pins() { find "$PIN" -maxdepth 1 -name 'link_tc_*' 2>/dev/null | wc -l; }
 
 e2e_start_daemon() {
 	local i before

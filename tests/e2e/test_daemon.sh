@@ -41,6 +41,9 @@ start_site "$P" primary
 start_site "$P" backup
 e2e_start_daemon
 e2e_check "fresh start creates the pins" test -e "$PIN/flows" -a -e "$PIN/services" -a -e "$PIN/prog_tc_ingress"
+# (tc_attach = auto, and this kernel has tcx: a link per interface and direction, pinned.)
+e2e_check "fresh start attaches the pinned programs as tcx links, pinned too" \
+	eq "$(hooked "${P}e0"):$(hooked "${P}e2" egress):$(link_pins)" "tcx $(pinned_prog):tcx $(pinned_prog egress):6"
 
 # Load with long-lived connections across everything that follows.
 load_start "${P}cli" run "$PRI4:$SVC_PORT" 50 14 --long-lived 2 --long-interval-ms 100
@@ -66,6 +69,7 @@ evidence() {
 }
 evidence_before=$(evidence)
 killed_pid=$E2E_DAEMON_PID
+killed_prog=$(pinned_prog)
 kill -KILL "$E2E_DAEMON_PID"
 wait "$E2E_DAEMON_PID" 2>/dev/null || true
 E2E_DAEMON_PID=""
@@ -74,13 +78,16 @@ e2e_check "daemon gone: new connections still go to the backup" eq "$(site_of "$
 daemon_json() { fsctl status --json | $PY -c 'import json,sys; d=json.load(sys.stdin)["daemon"]; print(d["state"], d["pid"])'; }
 e2e_check "daemon gone: status says it is silent (killed), naming its pid" \
 	eq "$(daemon_json):$(fsctl status | grep -c "^daemon pid $killed_pid  SILENT")" "silent $killed_pid:1"
-e2e_check "daemon gone: filters stay attached" bash -c "edge() { nsenter --net=/run/netns/${P}edge \"\$@\"; }; edge tc filter show dev ${P}e0 ingress | grep -q fs_tc_ingress"
+e2e_check "daemon gone: its programs stay attached" eq "$(hooked "${P}e0")" "tcx $killed_prog"
 
 e2e_start_daemon
 evidence_after=$(evidence) # at once: a model started afresh has only a tick or two
 e2e_check "restart adopts the pinned state" grep -q "adopted pinned state" "$DLOG"
 e2e_check "restart: status says the new daemon ticks" eq "$(daemon_json)" "ticking $E2E_DAEMON_PID"
 e2e_check "restart keeps the active backend (forced backup)" eq "$(active_backend)" 1
+e2e_check "restart moves the pinned tcx links over to its own programs" \
+	eq "$(hooked "${P}e0"):$(hooked "${P}e1" egress):$(link_pins):$([ "$(pinned_prog)" != "$killed_prog" ] && echo new)" \
+	"tcx $(pinned_prog):tcx $(pinned_prog egress):6:new"
 e2e_check "restart keeps the operator's override" bash -c "$(declare -f edge fsctl); FS=$FS P=$P PIN=$PIN; fsctl status classifier | grep -q FORCED"
 flows_after=$(bpftool map dump pinned "$PIN/flows" 2>/dev/null | grep -c '"dir"')
 report "flow entries before kill -9: $flows_before, after restart: $flows_after"
@@ -143,6 +150,22 @@ e2e_check "SIGHUP: reload done" reload_and_wait
 e2e_check "a backend added by reload in place of another starts at zero attempts" eq "$(extra_attempts)" 0
 e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
 e2e_check "SIGHUP: reload done" reload_and_wait
+# -- tc_attach changed under the load, by reload and by restart, both ways: each hook gets
+# the new kind before the old one goes (no request may fail: checked below)
+TC_ATTACH=clsact e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
+e2e_check "SIGHUP: reload done" reload_and_wait
+e2e_check "SIGHUP with tc_attach = clsact: filters in place of the tcx links, whose pins go" \
+	eq "$(hooked "${P}e0"):$(hooked "${P}e2" egress):$(link_pins)" "clsact $(pinned_prog):clsact $(pinned_prog egress):0"
+prog_before=$(pinned_prog)
+e2e_stop_daemon
+e2e_start_daemon
+e2e_check "restart with tc_attach = clsact: the filters run its own programs" \
+	eq "$(hooked "${P}e0"):$(hooked "${P}e1" egress):$([ "$(pinned_prog)" != "$prog_before" ] && echo new)" \
+	"clsact $(pinned_prog):clsact $(pinned_prog egress):new"
+e2e_config "[service extra]" "address = 198.18.9.9:80" "backends = $BAK4:$SVC_PORT"
+e2e_check "SIGHUP: reload done" reload_and_wait
+e2e_check "SIGHUP back to tc_attach = auto: tcx links again, the filters gone" \
+	eq "$(hooked "${P}e0"):$(hooked "${P}e2" egress):$(link_pins)" "tcx $(pinned_prog):tcx $(pinned_prog egress):6"
 cp "$WORK/bad.conf" "$CFG"
 kill -HUP "$E2E_DAEMON_PID"
 e2e_check "SIGHUP with a bad file: warning with file:line, daemon keeps running" \
@@ -158,7 +181,7 @@ e2e_check "no request failed through kill -9, restart and reloads" eq "$failed" 
 e2e_check "long-lived connections kept working" ge "$long" 150
 
 # -- detach refuses what is not an idle failsteer pin directory, and removes nothing
-filters() { edge tc filter show dev "${P}e0" ingress 2>/dev/null | grep -c "fs_tc_ingress" || true; }
+filters() { hooked "${P}e0" | wc -w | awk '{ print $1 / 2 }'; }
 out=$(fsctl detach 2>&1) && rc=0 || rc=$?
 e2e_check "detach while the daemon runs: exit 1, says why; filters, pins and daemon kept" \
 	eq "$rc:$(grep -c 'daemon is running with this pin_path' <<<"$out"):$(filters):$(test -e "$PIN/flows" && kill -0 "$E2E_DAEMON_PID" && echo kept)" \
@@ -182,7 +205,7 @@ e2e_check "detach on a bpffs directory without failsteer pins: exit 1 without --
 rmdir "$PIN-second"
 # A second daemon with another pin_path on the same interfaces would silently replace the
 # first one's filters: refused before it creates anything.
-filter_prog() { edge tc filter show dev "${P}e0" ingress 2>/dev/null | grep -o 'id [0-9]*' | head -n 1; }
+filter_prog() { hooked "${P}e0"; }
 prog_before=$(filter_prog)
 e2e_config # (the running daemon's file held the bad config: it is read on a reload only)
 # (On lo: the daemon's interfaces carry its filters, which another pin_path may not take.)
@@ -234,8 +257,10 @@ e2e_check "detach without CAP_SYS_ADMIN, other pins: exit 1, says why, removes n
 	eq "$rc:$(grep -c 'needs CAP_SYS_ADMIN' <<<"$out"):$(filters)" "1:1:1"
 e2e_check "... and the pins are still there" test -e "$PIN/flows"
 out=$(nocap "$FS" detach -p "$PIN" 2>&1)
-e2e_check "detach (without CAP_SYS_ADMIN) removes the 6 filters" grep -q "removed 6 TC filter" <<<"$out"
+e2e_check "detach (without CAP_SYS_ADMIN) removes the programs from the 6 hooks" \
+	grep -q "removed 6 failsteer program(s) from the TC hooks" <<<"$out"
 e2e_check "detach removes the pins" test ! -e "$PIN"
+e2e_check "... and the links: nothing is left on the hooks" eq "$(hooked "${P}e0"):$(hooked "${P}e2" egress)" ":"
 e2e_check "after detach the primary answers directly" eq "$(site_of "${P}cli" "http://$PRI4:$SVC_PORT/classify")" primary
 
 # -- no eviction is reported that did not happen: the daemon starts in the middle of a

@@ -336,13 +336,13 @@ btc() { # DESCRIPTION COMMAND PATTERN...
 	shift
 	e2e_check "inspection: $what: $1" bt_has "$@"
 }
-btc "programs on every interface" 'bpftool net show' \
-	"${P}e0(.*clsact/ingress fs_tc_ingress" "${P}e0(.*clsact/egress fs_tc_egress" "${P}e2(.*clsact/egress fs_tc_egress"
-btc "the TC filter, handle 0xf5 prio 0xf5" 'tc filter show dev $IF ingress' "pref 245 bpf" "handle 0xf5 fs_tc_ingress" "direct-action"
-btc "the egress TC filter" 'tc filter show dev $IF egress' "pref 245 bpf" "handle 0xf5 fs_tc_egress"
 btc "pinned ingress program" 'bpftool prog show pinned $PIN/prog_tc_ingress' "sched_cls  name fs_tc_ingress" "btf_id"
 btc "pinned egress program" 'bpftool prog show pinned $PIN/prog_tc_egress' "sched_cls  name fs_tc_egress"
 btc "the pinned maps" 'ls $PIN' services flows backend_stats backend_traffic backend_pending global_stats service_ctl service_state backend_model daemon_state
+# (tc_attach = auto on a kernel with tcx: links, pinned.)
+btc "the tcx links, pinned per interface and direction" 'ls $PIN' "^link_tc_ingress_[0-9]" "^link_tc_egress_[0-9]"
+btc "the interface's ingress link runs the pinned program" \
+	'bpftool link show pinned $PIN/link_tc_ingress_$(ip -o link show dev $IF | cut -d: -f1)' "type 11  prog $(pinned_prog)\\b"
 btc "services (on the backup)" 'bpftool map dump pinned $PIN/services' '"svc_id": 0' '"n_backends": 2' '"active": 1' \
 	'"flags"' '"connect_timeout_ms": 300' '"backend_ids": \[0,1,' '"backends"' '"backend_ifindex"' '"addr"' '"port": 36895' '"family": 4'
 btc "services, decoded by the docs' jq program" \
@@ -374,6 +374,17 @@ btc "global_stats" 'bpftool map lookup pinned $PIN/global_stats key 0 0 0 0' \
 btc "connections in the flow table" "bpftool map dump pinned \$PIN/flows | grep -c '\"dir\": 1'" '^[1-9][0-9]*$'
 btc "flows" 'bpftool map dump pinned $PIN/flows' '"src"' '"dst"' '"sport"' '"dport"' '"syn_ns"' '"last_ns"' '"nat"' \
 	'"backend_id"' '"client_isn"' '"snd_nxt"' '"dir": 1' '"dir": 2' '"state": 2' '"backend_idx": 1' '"tried"' '"oif"'
+# The same data path as clsact filters (a reload with tc_attach = clsact, under the unit's
+# capabilities): what bpftool net and tc show of them.
+TC_ATTACH=clsact METRICS_LISTEN=127.0.0.1:$METRICS_PORT e2e_config
+kill -HUP "$E2E_DAEMON_PID"
+e2e_check "reload with tc_attach = clsact, without CAP_SYS_ADMIN: done" \
+	wait_until 5 grep -q "reloaded $CFG" "$DLOG"
+btc "clsact: programs on every interface" 'bpftool net show' \
+	"${P}e0(.*clsact/ingress fs_tc_ingress" "${P}e0(.*clsact/egress fs_tc_egress" "${P}e2(.*clsact/egress fs_tc_egress"
+btc "clsact: the TC filter, handle 0xf5 prio 0xf5" 'tc filter show dev $IF ingress' "pref 245 bpf" "handle 0xf5 fs_tc_ingress" "direct-action"
+btc "clsact: the egress TC filter" 'tc filter show dev $IF egress' "pref 245 bpf" "handle 0xf5 fs_tc_egress"
+e2e_check "clsact: no tcx link left on the hooks, nor pinned" eq "$(hooked "${P}e0"):$(link_pins)" "clsact $(pinned_prog):0"
 
 # ---- (5) failsteer status, --json, --watch
 out=$(fsctl status 2>&1) || true

@@ -45,7 +45,7 @@ static void test_full_example_and_defaults(void **state)
 	(void)state;
 	assert_int_equal(load(GOOD_GLOBAL
 			      "tick_ms = 50\nflow_table_size = 1024\npin_path = /sys/fs/bpf/x\n"
-			      "metrics_listen = 127.0.0.1:9999\n\n"
+			      "metrics_listen = 127.0.0.1:9999\ntc_attach = clsact\n\n"
 			      "[service classifier]\naddress = 198.18.2.10:8080\n"
 			      "backends = 198.18.2.10:8080 198.18.3.10:8080\nconnect_timeout_ms = 250\n"
 			      "failover_threshold = 0.95\nfailback_threshold = 0.999\n"
@@ -58,6 +58,7 @@ static void test_full_example_and_defaults(void **state)
 	assert_int_equal(cfg.tick_ms, 50);
 	assert_int_equal(cfg.flow_table_size, 1024);
 	assert_string_equal(cfg.pin_path, "/sys/fs/bpf/x");
+	assert_int_equal(cfg.tc_attach, CFG_TC_CLSACT);
 	assert_int_equal(cfg.n_services, 2);
 	const struct cfg_service *s = cfg_find_service(&cfg, "classifier");
 	assert_non_null(s);
@@ -87,6 +88,7 @@ static void test_full_example_and_defaults(void **state)
 	assert_int_equal(cfg.flow_table_size, 262144);
 	assert_string_equal(cfg.pin_path, "/sys/fs/bpf/failsteer");
 	assert_string_equal(cfg.metrics_listen, "127.0.0.1:9469");
+	assert_int_equal(cfg.tc_attach, CFG_TC_AUTO);
 	cfg_free(&cfg);
 }
 
@@ -167,6 +169,8 @@ static void test_errors_name_line_and_problem(void **state)
 		{ GOOD_GLOBAL "[service a]\naddress = 0.1.2.3:80\n", 4, "'0.1.2.3:80' is in 0.0.0.0/8" },
 		{ GOOD_GLOBAL "[service a]\naddress = [2001:db8::1]:80\nbackends = [2001:db8::2]:80 [fe80::2]:80\n", 5, "'[fe80::2]:80' is a link-local address" },
 		{ GOOD_GLOBAL "metrics_listen =\n", 3, "metrics_listen: '' is not ADDR:PORT or 'off'" },
+		{ GOOD_GLOBAL "tc_attach = xdp\n", 3, "tc_attach: 'xdp' is not auto, tcx or clsact" },
+		{ GOOD_GLOBAL "tc_attach =\n", 3, "tc_attach: '' is not auto, tcx or clsact" },
 		{ GOOD_GLOBAL "metrics_listen = 224.0.0.1:80\n", 3, "metrics_listen: '224.0.0.1:80' is a multicast address" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailover_threshold = 0.9999999999\n", 6, "failover_threshold: '0.9999999999' is not a probability in (0.5, 0.999999999]" },
 		{ GOOD_GLOBAL "[service a]\naddress = 198.18.0.1:80\nbackends = 198.18.0.2:80\nfailback_threshold = 0.9991\n", 6, "failback_threshold: '0.9991' is not a probability in (0.5, 0.999] (a primary heard only by its probes" },
