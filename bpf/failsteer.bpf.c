@@ -1081,6 +1081,20 @@ static __noinline bool reply_too_big(struct __sk_buff *skb, const struct pkt *p,
 	       fib.ifindex == client_if;
 }
 
+/* A REV entry still marked unanswered (FS_FL_SYN_ONLY) whose FWD entry is not: the client's
+ * ACK came under a data path that cleared the FWD entry's mark alone (before both carried
+ * it). Looked up only while the mark is there. */
+static __noinline void rev_answered(const struct pkt *p, struct fs_flow *r)
+{
+	struct fs_flow_key fkey;
+	struct fs_flow *f;
+
+	flow_fwd_key(&fkey, &p->key, &r->nat);
+	f = bpf_map_lookup_elem(&flows, &fkey);
+	if (f && !(f->flags & FS_FL_SYN_ONLY))
+		r->flags &= ~FS_FL_SYN_ONLY;
+}
+
 static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs_flow *f, bool egress)
 {
 	struct fs_backend_traffic *t = btraffic(f->backend_id);
@@ -1149,7 +1163,7 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 			__u64 us = (bpf_ktime_get_ns() - f->syn_ns) / 1000;
 
 			f->state = FS_ST_ESTABLISHED;
-			f->snd_nxt = p->seq + 1;
+			f->snd_nxt = p->seq + 1 + p->payload_len; /* past its data, if it carries any */
 			/* Evidence for the backend only from its side, as against it: a client
 			 * must not keep a dead backend looking alive with SYN-ACKs it forged. The
 			 * connection is answered all the same (a reply that came back by the
@@ -1168,6 +1182,8 @@ static __noinline int handle_rev(struct __sk_buff *skb, struct pkt *p, struct fs
 		__u32 end = p->seq + p->payload_len + (fl & TCP_FL_FIN ? 1 : 0);
 
 		f->last_ns = bpf_ktime_get_coarse_ns();
+		if (f->flags & FS_FL_SYN_ONLY)
+			rev_answered(p, f);
 		seq_advance(f, end, end - p->seq);
 		if (fl & TCP_FL_FIN)
 			f->flags |= FS_FL_FIN;

@@ -20,7 +20,7 @@ int cli_failover(const char *pin_path, const char *name, const char *backend);
 int cli_failback(const char *pin_path, const char *name);
 /* Returns the service to automatic decisions. */
 int cli_auto(const char *pin_path, const char *name);
-/* Removes the filters and pins (see loader_detach). */
+/* Removes the programs from the TC hooks and the pins (see loader_detach). */
 int cli_detach(const char *pin_path, bool force);
 
 /* Renderers, separate so tests can check them without maps. */

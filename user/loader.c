@@ -506,15 +506,16 @@ static int is_failsteer_prog(__u32 id, const __u32 *known, int n)
 	return ours;
 }
 
-/* Removes the clsact filter of failsteer (by its handle and priority) from ifindex's hook,
- * if there is one and it runs one of our programs (one of the n known, or by name). */
-static void clsact_remove_ours(int ifindex, bool egress, const __u32 *known, int n)
+/* Removes the clsact filter at failsteer's handle and priority from ifindex's hook, if any:
+ * what a clsact attach would replace (loader_check_filters has refused another pin path's
+ * there; ours from before, or one pinned nowhere, would otherwise run after the tcx link). */
+static void clsact_remove(int ifindex, bool egress)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
 		    .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE, .priority = FS_TC_PRIORITY);
 
-	if (bpf_tc_query(&hook, &opts) || is_failsteer_prog(opts.prog_id, known, n) != 1)
+	if (bpf_tc_query(&hook, &opts))
 		return;
 	opts.prog_id = 0;
 	opts.prog_fd = 0;
@@ -539,11 +540,6 @@ static int clsact_attach(int ifindex, bool egress, int prog_fd)
 int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len)
 {
 	struct bpf_program *progs[2] = { l->skel->progs.fs_tc_ingress, l->skel->progs.fs_tc_egress };
-	/* Ours without CAP_SYS_ADMIN (which telling by name takes): the programs still pinned
-	 * (the daemon before this one's) and this one's. */
-	const __u32 known[4] = { pinned_prog_id(cfg->pin_path, PROG_PIN_INGRESS),
-				 pinned_prog_id(cfg->pin_path, PROG_PIN_EGRESS),
-				 prog_id_of(bpf_program__fd(progs[0])), prog_id_of(bpf_program__fd(progs[1])) };
 	int rc = loader_check_interfaces(cfg, err, len); /* all or none */
 
 	if (!rc)
@@ -576,7 +572,7 @@ int loader_attach(struct loader *l, const struct cfg *cfg, char *err, size_t len
 				return rc;
 			}
 			if (l->tcx)
-				clsact_remove_ours(ifindex, e, known, 4);
+				clsact_remove(ifindex, e);
 			else
 				tcx_remove_pinned(cfg->pin_path, ifindex, e);
 		}

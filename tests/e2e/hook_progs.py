@@ -4,6 +4,7 @@
 and priority, 0xf5). Run in the interface's network namespace.
 
     hook_progs.py DEV ingress|egress
+    hook_progs.py --has-tcx      (exit 0 if the kernel has tcx, 1 if not)
 
 bpftool 7.1 (Debian 12) predates tcx: it lists neither the hook nor its links' devices, so
 the tests ask the kernel themselves (BPF_PROG_QUERY, the syscall's own layout)."""
@@ -30,7 +31,7 @@ def tcx_progs(ifindex, hook):
     libc.syscall.restype = ctypes.c_long
     if libc.syscall(ctypes.c_long(NR_BPF[platform.machine()]), ctypes.c_long(BPF_PROG_QUERY),
                     attr, ctypes.c_uint(len(attr.raw) - 1)) < 0:
-        return []  # no tcx in this kernel (EINVAL)
+        return None  # no tcx in this kernel (EINVAL)
     count = struct.unpack_from("I", attr.raw, 24)[0]
     return [ids[i] for i in range(min(count, 64))]
 
@@ -42,9 +43,11 @@ def clsact_progs(dev, hook):
 
 
 def main():
+    if sys.argv[1] == "--has-tcx":
+        sys.exit(0 if tcx_progs(1, "ingress") is not None else 1)  # lo is 1 in every namespace
     dev, hook = sys.argv[1], sys.argv[2]
     ifindex = socket.if_nametoindex(dev)
-    print("tcx", *tcx_progs(ifindex, hook))
+    print("tcx", *(tcx_progs(ifindex, hook) or []))
     print("clsact", *clsact_progs(dev, hook))
 
 

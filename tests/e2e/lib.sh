@@ -126,6 +126,8 @@ hooked() { # DEV [ingress|egress]
 	edge $PY "$E2E_ROOT/tests/e2e/hook_progs.py" "$1" "${2:-ingress}" |
 		awk '{ for (i = 2; i <= NF; i++) printf "%s%s %s", (n++ ? " " : ""), $1, $i }'
 }
+# What tc_attach = auto makes here: tcx (links, Linux 6.6+) or clsact (filters).
+auto_kind() { $PY "$E2E_ROOT/tests/e2e/hook_progs.py" --has-tcx && echo tcx || echo clsact; }
 # The id of the program pinned for the ingress (or egress) hook.
 pinned_prog() { bpftool prog show pinned "$PIN/prog_tc_${1:-ingress}" 2>/dev/null | head -n 1 | cut -d: -f1; }
 link_pins() { find "$PIN" -maxdepth 1 -name 'link_tc_*' 2>/dev/null | wc -l; }

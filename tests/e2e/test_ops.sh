@@ -340,9 +340,15 @@ btc "pinned ingress program" 'bpftool prog show pinned $PIN/prog_tc_ingress' "sc
 btc "pinned egress program" 'bpftool prog show pinned $PIN/prog_tc_egress' "sched_cls  name fs_tc_egress"
 btc "the pinned maps" 'ls $PIN' services flows backend_stats backend_traffic backend_pending global_stats service_ctl service_state backend_model daemon_state
 # (tc_attach = auto on a kernel with tcx: links, pinned.)
-btc "the tcx links, pinned per interface and direction" 'ls $PIN' "^link_tc_ingress_[0-9]" "^link_tc_egress_[0-9]"
-btc "the interface's ingress link runs the pinned program" \
-	'bpftool link show pinned $PIN/link_tc_ingress_$(ip -o link show dev $IF | cut -d: -f1)' "type 11  prog $(pinned_prog)\\b"
+ING_PROG=$(pinned_prog)
+e2e_check "the pinned ingress program has an id" test -n "$ING_PROG"
+if [ "$(auto_kind)" = tcx ]; then
+	btc "the tcx links, pinned per interface and direction" 'ls $PIN' "^link_tc_ingress_[0-9]" "^link_tc_egress_[0-9]"
+	btc "the interface's ingress link runs the pinned program" \
+		'bpftool link show pinned $PIN/link_tc_ingress_$(ip -o link show dev $IF | cut -d: -f1)' "type 11  prog $ING_PROG\\b"
+else
+	report "this kernel has no tcx: the tcx inspection commands are not run"
+fi
 btc "services (on the backup)" 'bpftool map dump pinned $PIN/services' '"svc_id": 0' '"n_backends": 2' '"active": 1' \
 	'"flags"' '"connect_timeout_ms": 300' '"backend_ids": \[0,1,' '"backends"' '"backend_ifindex"' '"addr"' '"port": 36895' '"family": 4'
 btc "services, decoded by the docs' jq program" \
