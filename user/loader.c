@@ -394,6 +394,35 @@ static int tcx_link_of(int fd, struct tcx_link *out)
 	return out->ifindex != 0;
 }
 
+/* Is fd a tcx link attached to ifindex's hook of this attach type (its info into li)? */
+static bool tcx_link_on(int fd, int ifindex, __u32 type, struct tcx_link *li)
+{
+	return tcx_link_of(fd, li) == 1 && li->ifindex == (__u32)ifindex && li->attach_type == type;
+}
+
+/* Calls fn(path, fd, ctx) for every link pin under pin_path (fd: the pinned link, -1 if it
+ * cannot be opened; closed after). */
+static void for_each_link_pin(const char *pin_path, void (*fn)(const char *path, int fd, void *ctx),
+			      void *ctx)
+{
+	char path[CFG_PATH_MAX + 300];
+	struct dirent *e;
+	DIR *dir = opendir(pin_path);
+	int fd;
+
+	while (dir && (e = readdir(dir))) {
+		if (strncmp(e->d_name, LINK_PIN_PREFIX, strlen(LINK_PIN_PREFIX)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_path, e->d_name);
+		fd = bpf_obj_get(path);
+		fn(path, fd, ctx);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (dir)
+		closedir(dir);
+}
+
 /* Is program prog_id attached to ifindex's hook in this network namespace? */
 static bool tcx_has_prog(int ifindex, bool egress, __u32 prog_id)
 {
@@ -427,8 +456,7 @@ static int tcx_attach(const char *pin_path, int ifindex, bool egress, int prog_f
 	fd = bpf_obj_get(path);
 	/* The pinned link must be this hook's in this network namespace (the pins are shared
 	 * by all: a daemon moved to another one finds its predecessor's link there). */
-	if (tcx_link_of(fd, &li) == 1 && li.ifindex == (__u32)ifindex && li.attach_type == type &&
-	    tcx_has_prog(ifindex, egress, li.prog_id)) {
+	if (tcx_link_on(fd, ifindex, type, &li) && tcx_has_prog(ifindex, egress, li.prog_id)) {
 		rc = li.prog_id == prog_id ? 0 : bpf_link_update(fd, prog_fd, NULL);
 		close(fd);
 		return rc < 0 ? -errno : 0;
@@ -460,28 +488,19 @@ static void tcx_remove_pinned(const char *pin_path, int ifindex, bool egress)
 	unlink(path);
 }
 
+static void unlink_if_detached(const char *path, int fd, void *ctx)
+{
+	struct tcx_link li;
+
+	(void)ctx;
+	if (tcx_link_of(fd, &li) == 0)
+		unlink(path);
+}
+
 /* Removes the pins of tcx links that went with their devices. */
 static void prune_link_pins(const char *pin_path)
 {
-	char path[CFG_PATH_MAX + 300];
-	struct tcx_link li;
-	struct dirent *e;
-	DIR *dir = opendir(pin_path);
-	int fd;
-
-	if (!dir)
-		return;
-	while ((e = readdir(dir))) {
-		if (strncmp(e->d_name, LINK_PIN_PREFIX, strlen(LINK_PIN_PREFIX)))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", pin_path, e->d_name);
-		fd = bpf_obj_get(path);
-		if (tcx_link_of(fd, &li) == 0)
-			unlink(path);
-		if (fd >= 0)
-			close(fd);
-	}
-	closedir(dir);
+	for_each_link_pin(pin_path, unlink_if_detached, NULL);
 }
 
 /* Is the program with this id one of ours? (Same handle/priority could be someone else's.)
@@ -509,18 +528,18 @@ static int is_failsteer_prog(__u32 id, const __u32 *known, int n)
 /* Removes the clsact filter at failsteer's handle and priority from ifindex's hook, if any:
  * what a clsact attach would replace (loader_check_filters has refused another pin path's
  * there; ours from before, or one pinned nowhere, would otherwise run after the tcx link). */
-static void clsact_remove(int ifindex, bool egress)
+static int clsact_remove(int ifindex, bool egress)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
 		    .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FS_TC_HANDLE, .priority = FS_TC_PRIORITY);
 
 	if (bpf_tc_query(&hook, &opts))
-		return;
+		return -ENOENT;
 	opts.prog_id = 0;
 	opts.prog_fd = 0;
 	opts.flags = 0;
-	bpf_tc_detach(&hook, &opts);
+	return bpf_tc_detach(&hook, &opts);
 }
 
 static int clsact_attach(int ifindex, bool egress, int prog_fd)
@@ -682,8 +701,7 @@ static int tcx_detach_prog(const char *pin_path, __u32 prog_id, int ifindex, boo
 
 	link_pin(path, sizeof(path), pin_path, ifindex, egress);
 	fd = bpf_obj_get(path);
-	if (tcx_link_of(fd, &li) == 1 && li.prog_id == prog_id && li.ifindex == (__u32)ifindex &&
-	    li.attach_type == type) {
+	if (tcx_link_on(fd, ifindex, type, &li) && li.prog_id == prog_id) {
 		rc = bpf_link_detach(fd) ? -errno : 0;
 		close(fd);
 		return rc;
@@ -694,40 +712,35 @@ static int tcx_detach_prog(const char *pin_path, __u32 prog_id, int ifindex, boo
 		fd = bpf_link_get_fd_by_id(id);
 		if (fd < 0)
 			continue; /* gone meanwhile */
-		if (tcx_link_of(fd, &li) == 1 && li.prog_id == prog_id && li.ifindex == (__u32)ifindex &&
-		    li.attach_type == type)
+		if (tcx_link_on(fd, ifindex, type, &li) && li.prog_id == prog_id)
 			rc = bpf_link_detach(fd) ? -errno : 0;
 		close(fd);
 	}
 	return errno == ENOENT ? rc : -errno; /* ENOENT: the end of the links */
 }
 
-/* The ids of the programs pinned under pin_path and of those its pinned links run, into
- * known (at most max); returns how many. */
-static int known_prog_ids(const char *pin_path, __u32 *known, int max)
-{
-	char path[CFG_PATH_MAX + 300];
-	struct tcx_link li;
-	struct dirent *e;
-	DIR *dir;
-	int n = 0, fd;
+/* Programs a pin directory names: pinned, or run by its pinned links. */
+#define KNOWN_MAX (2 + 2 * 64)
+struct known_progs {
+	__u32 ids[KNOWN_MAX];
+	int n;
+};
 
-	known[n++] = pinned_prog_id(pin_path, PROG_PIN_INGRESS);
-	known[n++] = pinned_prog_id(pin_path, PROG_PIN_EGRESS);
-	dir = opendir(pin_path);
-	while (dir && n < max && (e = readdir(dir))) {
-		if (strncmp(e->d_name, LINK_PIN_PREFIX, strlen(LINK_PIN_PREFIX)))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", pin_path, e->d_name);
-		fd = bpf_obj_get(path);
-		if (tcx_link_of(fd, &li) >= 0)
-			known[n++] = li.prog_id;
-		if (fd >= 0)
-			close(fd);
-	}
-	if (dir)
-		closedir(dir);
-	return n;
+static void add_link_prog(const char *path, int fd, void *ctx)
+{
+	struct known_progs *k = ctx;
+	struct tcx_link li;
+
+	(void)path;
+	if (k->n < KNOWN_MAX && tcx_link_of(fd, &li) >= 0)
+		k->ids[k->n++] = li.prog_id;
+}
+
+static void unlink_pin(const char *path, int fd, void *ctx)
+{
+	(void)fd;
+	(void)ctx;
+	unlink(path);
 }
 
 /* Removes the programs attached (tcx links, clsact filters) and the pins; pin_path is
@@ -735,19 +748,19 @@ static int known_prog_ids(const char *pin_path, __u32 *known, int max)
 static int detach_locked(const char *pin_path, char *err, size_t len)
 {
 	struct if_nameindex *ifs = if_nameindex(), *it;
-	__u32 known[2 + 2 * 64];
-	int n_known = known_prog_ids(pin_path, known, 2 + 2 * 64);
-	bool pinned = known[0] || known[1] || n_known > 2;
+	struct known_progs known = { { pinned_prog_id(pin_path, PROG_PIN_INGRESS),
+				       pinned_prog_id(pin_path, PROG_PIN_EGRESS) }, 2 };
 	char path[CFG_PATH_MAX + 300];
 	__u32 ids[TCX_QUERY_MAX + 1];
 	int removed = 0, rc;
-	struct dirent *e;
-	DIR *dir;
+	bool pinned;
 
 	if (!ifs) {
 		snprintf(err, len, "listing interfaces: %s", strerror(errno));
 		return -errno;
 	}
+	for_each_link_pin(pin_path, add_link_prog, &known);
+	pinned = known.ids[0] || known.ids[1] || known.n > 2;
 	/* Two passes: if any program attached cannot be told apart, nothing is removed, the
 	 * pins least of all (without them, only its id would lead to the program). */
 	for (int pass = 0; pass < 2; pass++) {
@@ -763,7 +776,7 @@ static int detach_locked(const char *pin_path, char *err, size_t len)
 				if (!bpf_tc_query(&hook, &opts))
 					ids[n++] = opts.prog_id;
 				for (__u32 k = 0; k < n; k++) {
-					rc = is_failsteer_prog(ids[k], known, n_known);
+					rc = is_failsteer_prog(ids[k], known.ids, known.n);
 					/* With our programs pinned, a tcx program that is none of them is
 					 * another tool's; only the filter at our handle, or anything when
 					 * there are no pins to go by (--force), must be told apart. */
@@ -779,14 +792,8 @@ static int detach_locked(const char *pin_path, char *err, size_t len)
 					}
 					if (!rc || !pass)
 						continue;
-					if (k < clsact) {
-						rc = tcx_detach_prog(pin_path, ids[k], (int)it->if_index, p);
-					} else {
-						opts.prog_id = 0;
-						opts.prog_fd = 0;
-						opts.flags = 0;
-						rc = bpf_tc_detach(&hook, &opts);
-					}
+					rc = k < clsact ? tcx_detach_prog(pin_path, ids[k], (int)it->if_index, p)
+							: clsact_remove((int)it->if_index, p);
 					if (rc && rc != -ENOENT) {
 						snprintf(err, len, "detaching from %s: %s", it->if_name, strerror(-rc));
 						if_freenameindex(ifs);
@@ -807,15 +814,7 @@ static int detach_locked(const char *pin_path, char *err, size_t len)
 	snprintf(path, sizeof(path), "%s/%s", pin_path, PROG_PIN_EGRESS);
 	unlink(path);
 	/* Links of interfaces gone from the namespace (or from another one) go with their pins. */
-	dir = opendir(pin_path);
-	while (dir && (e = readdir(dir))) {
-		if (strncmp(e->d_name, LINK_PIN_PREFIX, strlen(LINK_PIN_PREFIX)))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", pin_path, e->d_name);
-		unlink(path);
-	}
-	if (dir)
-		closedir(dir);
+	for_each_link_pin(pin_path, unlink_pin, NULL);
 	if (rmdir(pin_path) && errno != ENOENT) {
 		snprintf(err, len, "removing %s: %s", pin_path, strerror(errno));
 		return -errno;
