@@ -332,8 +332,10 @@ static __always_inline bool deadline_settle(struct fs_deadline *d, __u64 due, __
 
 struct sweep_ctx {
 	__u64 now;
-	__u64 start;
 	__u64 next_due; /* walk: the first deadline not due yet, 0 if none */
+	__u64 start;    /* slice sweep: first position, in [head - live, head) */
+	__u64 head;     /* slice sweep: the head it was started with */
+	__u64 live;     /* slice sweep: positions between the tail and that head */
 	struct fs_deadline_ctl *ctl;
 };
 
@@ -369,6 +371,15 @@ static long deadline_walk_one(__u64 i, struct sweep_ctx *c)
 	return 0;
 }
 
+/* The ring position i steps after start, wrapped within the live window [head - live,
+ * head) (i < live). */
+static __always_inline __u64 sweep_pos(const struct sweep_ctx *c, __u64 i)
+{
+	__u64 pos = c->start + i;
+
+	return pos >= c->head ? pos - c->live : pos;
+}
+
 /* One slot of the slice sweep: settles a deadline that is due, or no longer needed even
  * if not due (answered behind one still waiting, which holds up the in-order walk: freed
  * here, they do not fill the ring). The context stays the same across iterations (the
@@ -376,7 +387,7 @@ static long deadline_walk_one(__u64 i, struct sweep_ctx *c)
  * converge. */
 static long deadline_sweep_one(__u64 i, struct sweep_ctx *c)
 {
-	__u32 slot = (__u32)((c->start + i) % deadline_slots);
+	__u32 slot = (__u32)(sweep_pos(c, i) % deadline_slots);
 	struct fs_deadline *d;
 	__u64 due;
 
@@ -389,15 +400,44 @@ static long deadline_sweep_one(__u64 i, struct sweep_ctx *c)
 	return 0;
 }
 
+/* Sweeps a slice of the live window, the positions between the tail and the head (no
+ * other slot holds a deadline: the walk frees what it passes, writers claim at the head),
+ * sized by the time since the last slice so that every live slot is seen within
+ * FS_DEADLINE_PASS_NS. The window, not the ring: the ring is sized for the flow table, the
+ * window by the connections waiting now, so an idle-ish node with a big table does not
+ * sweep millions of free slots a second. */
+static __always_inline void deadline_slice(struct sweep_ctx *c, __u64 since)
+{
+	struct fs_deadline_ctl *ctl = c->ctl;
+	__u64 slice, tail = ctl->tail;
+
+	c->head = ctl->head;
+	c->live = c->head > tail ? c->head - tail : 0;
+	if (c->live > deadline_slots)
+		c->live = deadline_slots;
+	ctl->slice_ns = c->now;
+	if (!c->live)
+		return;
+	if (since > FS_DEADLINE_PASS_NS)
+		since = FS_DEADLINE_PASS_NS;
+	slice = c->live * since / FS_DEADLINE_PASS_NS + 1;
+	if (slice > c->live)
+		slice = c->live;
+	/* The cursor goes on where the last slice stopped, unless the window moved past it. */
+	c->start = ctl->cursor;
+	if (c->start < c->head - c->live || c->start >= c->head)
+		c->start = c->head - c->live;
+	bpf_loop((__u32)slice, deadline_sweep_one, c, 0);
+	ctl->cursor = sweep_pos(c, slice % c->live);
+}
+
 /* Walks the due deadlines in order, at least every FS_DEADLINE_PERIOD_NS also sweeps a
- * slice of the ring sized by the time since the last one (so every slot is seen within
- * FS_DEADLINE_PASS_NS), and fires again when the next deadline in order is due. Nothing to
- * do while no deadline is pending. */
+ * slice of the live window (deadline_slice), and fires again when the next deadline in
+ * order is due. Nothing to do while no deadline is pending. */
 static int deadline_timer_cb(void *map, __u32 *key, struct fs_deadline_ctl *ctl)
 {
-	struct sweep_ctx c = { .now = bpf_ktime_get_ns(), .start = ctl->cursor, .ctl = ctl };
+	struct sweep_ctx c = { .now = bpf_ktime_get_ns(), .ctl = ctl };
 	__u64 delay = FS_DEADLINE_PERIOD_NS, since = c.now - ctl->slice_ns;
-	__u32 slice;
 	long walked;
 
 	ctl->sweeps++;
@@ -405,14 +445,8 @@ static int deadline_timer_cb(void *map, __u32 *key, struct fs_deadline_ctl *ctl)
 		walked = bpf_loop(FS_DEADLINE_WALK_MAX, deadline_walk_one, &c, 0);
 		if (walked >= FS_DEADLINE_WALK_MAX)
 			delay = FS_DEADLINE_MIN_NS; /* more are due: come back soon */
-		if (since >= FS_DEADLINE_PERIOD_NS) {
-			if (since > FS_DEADLINE_PASS_NS)
-				since = FS_DEADLINE_PASS_NS;
-			slice = (__u32)(deadline_slots * since / FS_DEADLINE_PASS_NS) + 1;
-			ctl->slice_ns = c.now;
-			bpf_loop(slice, deadline_sweep_one, &c, 0);
-			ctl->cursor = (c.start + slice) % deadline_slots;
-		}
+		if (since >= FS_DEADLINE_PERIOD_NS)
+			deadline_slice(&c, since);
 	}
 	if (c.next_due && c.next_due - c.now < delay)
 		delay = c.next_due - c.now;

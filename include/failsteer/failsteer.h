@@ -115,10 +115,10 @@ _Static_assert(sizeof(struct fs_flow) == 64, "fs_flow layout");
  * order from the tail, frees those of connections answered meanwhile (so that answered
  * connections do not wake it), and fires again when the next connection still waiting is
  * due (at most FS_DEADLINE_MIN_NS late). A deadline that overtakes an earlier, longer one
- * (mixed timeouts) is found by a slice sweep that sees every slot within
- * FS_DEADLINE_PASS_NS. */
+ * (mixed timeouts) is found by a slice sweep that sees every live slot (between the
+ * walk's tail and the head: the others are free) within FS_DEADLINE_PASS_NS. */
 #define FS_DEADLINE_PERIOD_NS (5ull * 1000 * 1000) /* longest timer interval, slice sweep period */
-#define FS_DEADLINE_PASS_NS (50ull * 1000 * 1000)  /* a full slice sweep of the ring takes this */
+#define FS_DEADLINE_PASS_NS (50ull * 1000 * 1000)  /* a slice sweep pass over the live slots */
 #define FS_DEADLINE_MIN_NS (100ull * 1000)         /* shortest timer interval */
 #define FS_DEADLINE_WALK_MAX 8192                   /* deadlines handled in order per timer run */
 
@@ -139,7 +139,7 @@ struct fs_deadline_ctl {
 	struct bpf_timer timer;
 	__u64 head;     /* next slot to write (mod ring size), advanced atomically */
 	__u64 tail;     /* oldest slot the in-order walk has not passed yet */
-	__u64 cursor;   /* next slot the slice sweep looks at */
+	__u64 cursor;   /* next position the slice sweep looks at, in [tail, head) */
 	__u64 pending;  /* occupied slots; nothing to do while zero */
 	__u64 sweeps;   /* timer runs, for inspection */
 	__u64 slice_ns; /* when the last slice sweep ran */

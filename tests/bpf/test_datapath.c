@@ -876,6 +876,36 @@ static void test_answered_deadline_freed_early(void **state)
 	assert_int_equal(deadline_ctl().pending, 0);
 }
 
+/* The slice sweep looks only at the live window of the ring (between the walk's tail and
+ * the head), not at the whole ring sized for the flow table: with a default-sized ring
+ * (16,384 slots) and a few connections, its cursor stays inside the window, and answered
+ * deadlines behind a waiting one are freed all the same, the waiting one counted when due.
+ * A sweep of the whole ring would move the cursor ~1,600 slots per 5 ms. */
+static void test_deadline_sweep_stays_in_live_window(void **state)
+{
+	struct conn w = conn4;
+	struct fs_deadline_ctl ctl;
+	int k;
+
+	(void)state;
+	put_service(VIP4, PRI4, BAK4, ID_PRI, ID_BAK, 0, 400);
+	w.cport = 43400;
+	expect_syn_steered(&w, VIP4, PRI4, PORT); /* waits */
+	for (k = 1; k <= 6; k++)                  /* answered at once, behind it */
+		answered_on_primary((uint16_t)(43400 + k));
+	assert_true(wait_pending(1, 150));
+	for (k = 0; k < 5; k++) {
+		sleep_ms(20);
+		ctl = deadline_ctl();
+		assert_int_equal(ctl.head, 7);
+		assert_true(ctl.tail <= ctl.cursor && ctl.cursor < ctl.head);
+	}
+	assert_int_equal(backend(ID_PRI).timeouts, 0);
+	wait_timeouts(ID_PRI, 1);
+	assert_int_equal(backend(ID_PRI).established, 6);
+	assert_true(wait_pending(0, 100));
+}
+
 /* Entries in the flow table. */
 static int count_flows(void)
 {
@@ -2559,6 +2589,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connect_timeouts_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_answered_deadline_freed_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deadline_ring_counts_only_waiting_ones_lost, setup_small_ring, teardown),
+		cmocka_unit_test_setup_teardown(test_deadline_sweep_stays_in_live_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_flow_table_evicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_close_frees_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclean_close_swept_both_ways, setup, teardown),
